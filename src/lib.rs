@@ -1,1 +1,9 @@
-//! kreflex
+//! kreflex: react to Kubernetes custom-resource changes with sandboxed WebAssembly plugins.
+//!
+//! Data path: `watch` (shared informers) → `dispatch` (routing) → `queue` (per-object order,
+//! coalescing) → `wasm` (sandboxed plugin call) → `actions` (validation) → `apply` (scoped
+//! clients, retry). `apiserver` is the embedded Kubernetes API server used by `kreflex dev`
+//! and the tests.
+#![warn(missing_docs)]
+
+pub mod model;

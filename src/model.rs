@@ -1,0 +1,197 @@
+//! Host-side domain types of the plugin contract (`wit/kreflex.wit`).
+//!
+//! The WIT bindings generated in [`crate::wasm`] are converted into these once, at the
+//! boundary, so that the rest of kreflex (routing, queues, permission checks, apply) works
+//! with plain Rust types that serialize to the JSON `kreflex inspect` prints. Names follow
+//! the WIT names.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A Kubernetes group/version/kind. The core group is `""`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Gvk {
+    /// API group, `""` for core.
+    pub group: String,
+    /// API version, e.g. `v1`.
+    pub version: String,
+    /// Kind, e.g. `Database`.
+    pub kind: String,
+}
+
+impl Gvk {
+    /// Builds a GVK from its parts.
+    pub fn new(
+        group: impl Into<String>,
+        version: impl Into<String>,
+        kind: impl Into<String>,
+    ) -> Self {
+        Self {
+            group: group.into(),
+            version: version.into(),
+            kind: kind.into(),
+        }
+    }
+
+    /// `group/version`, or just `version` for the core group (the `apiVersion` field).
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// Parses an `apiVersion` (`group/version` or `v1`) and a kind.
+    pub fn from_api_version(api_version: &str, kind: &str) -> Self {
+        match api_version.split_once('/') {
+            Some((group, version)) => Self::new(group, version, kind),
+            None => Self::new("", api_version, kind),
+        }
+    }
+}
+
+impl fmt::Display for Gvk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.api_version(), self.kind)
+    }
+}
+
+/// What a plugin wants to be called for (WIT `subscription`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    /// Kind to watch.
+    pub gvk: Gvk,
+    /// Namespaces; empty = all.
+    pub namespaces: Vec<String>,
+    /// Kubernetes label selector.
+    pub label_selector: Option<String>,
+    /// Kubernetes field selector.
+    pub field_selector: Option<String>,
+    /// Deliver `modified` only when `metadata.generation` changed.
+    pub generation_changed_only: bool,
+    /// Host manages the `kreflex.io/<plugin>` finalizer.
+    pub finalizer: bool,
+}
+
+/// One thing a plugin may do (WIT `permission`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Permission {
+    /// API group, `""` for core.
+    pub group: String,
+    /// Resource plural, optionally `plural/subresource`.
+    pub resource: String,
+    /// Kubernetes verbs.
+    pub verbs: Vec<String>,
+    /// Namespaces; empty = all (and cluster-scoped objects).
+    pub namespaces: Vec<String>,
+}
+
+/// Who a plugin is and what it needs (WIT `plugin-info`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginInfo {
+    /// Unique plugin name (DNS label).
+    pub name: String,
+    /// Free-form version.
+    pub version: String,
+    /// What the plugin is called for.
+    pub subscriptions: Vec<Subscription>,
+    /// What it may do beyond reading what it subscribes to.
+    pub permissions: Vec<Permission>,
+}
+
+/// Why a plugin is called (WIT `event-kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// Object appeared.
+    Added,
+    /// Object changed.
+    Modified,
+    /// Object is gone.
+    Deleted,
+    /// Periodic or requested re-delivery.
+    Resync,
+    /// Object is being deleted and carries the plugin's finalizer.
+    Finalizing,
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EventKind::Added => "added",
+            EventKind::Modified => "modified",
+            EventKind::Deleted => "deleted",
+            EventKind::Resync => "resync",
+            EventKind::Finalizing => "finalizing",
+        })
+    }
+}
+
+/// Names one object (WIT `object-ref`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    /// `group/version` or `v1`.
+    pub api_version: String,
+    /// Kind.
+    pub kind: String,
+    /// None for cluster-scoped objects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Object name.
+    pub name: String,
+}
+
+impl ObjectRef {
+    /// The reference to a Kubernetes object given as JSON, if it has `apiVersion`, `kind`
+    /// and `metadata.name`.
+    pub fn of(object: &serde_json::Value) -> Option<Self> {
+        let meta = object.get("metadata")?;
+        Some(Self {
+            api_version: object.get("apiVersion")?.as_str()?.to_owned(),
+            kind: object.get("kind")?.as_str()?.to_owned(),
+            namespace: meta
+                .get("namespace")
+                .and_then(|n| n.as_str())
+                .map(str::to_owned),
+            name: meta.get("name")?.as_str()?.to_owned(),
+        })
+    }
+
+    /// The object's GVK.
+    pub fn gvk(&self) -> Gvk {
+        Gvk::from_api_version(&self.api_version, &self.kind)
+    }
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {}/{}", self.kind, ns, self.name),
+            None => write!(f, "{} {}", self.kind, self.name),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_version_round_trips_core_and_named_groups() {
+        assert_eq!(Gvk::from_api_version("v1", "ConfigMap").api_version(), "v1");
+        let g = Gvk::from_api_version("stable.example.com/v1", "Database");
+        assert_eq!(g.group, "stable.example.com");
+        assert_eq!(g.api_version(), "stable.example.com/v1");
+    }
+
+    #[test]
+    fn object_ref_reads_json_and_names_namespace() {
+        let obj = serde_json::json!({"apiVersion":"stable.example.com/v1","kind":"Database","metadata":{"name":"orders","namespace":"default"}});
+        let r = ObjectRef::of(&obj).expect("complete object");
+        assert_eq!(r.to_string(), "Database default/orders");
+        assert!(ObjectRef::of(&serde_json::json!({"kind":"X"})).is_none());
+    }
+}
