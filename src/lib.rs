@@ -6,4 +6,6 @@
 //! and the tests.
 #![warn(missing_docs)]
 
+pub mod actions;
 pub mod model;
+pub mod wasm;

@@ -1,0 +1,7 @@
+//! Host-side bindings generated from `wit/kreflex.wit`.
+
+wasmtime::component::bindgen!({
+    world: "reactor",
+    path: "wit",
+    additional_derives: [PartialEq],
+});

@@ -1,0 +1,172 @@
+//! The one wasmtime [`Engine`] of the process, configured in one place, and the [`Runtime`]
+//! that loads plugins into it.
+//!
+//! Everything about how plugins are compiled and sandboxed is decided here: component
+//! model on, cranelift, the pooling allocator (instantiation in microseconds, which is what
+//! makes a fresh instance per call affordable), epoch interruption for CPU deadlines, and
+//! the precompiled-artifact cache.
+
+use super::cache::ArtifactCache;
+use super::host::HostState;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch ticks. A call's deadline is measured in ticks, so this is the
+/// resolution of the CPU deadline; 10 ms keeps the ticker thread's cost negligible.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Sandbox limits and engine settings. Every field has a sane default.
+#[derive(Debug, Clone)]
+pub struct WasmConfig {
+    /// Linear memory a single instance may grow to (default 64 MiB).
+    pub memory_limit: usize,
+    /// The largest memory limit any plugin may be given through a per-plugin override;
+    /// it sizes the pooling allocator's slots (default 512 MiB, virtual address space only).
+    pub memory_ceiling: usize,
+    /// CPU deadline of one call (default 1 s).
+    pub call_timeout: Duration,
+    /// Instances alive at once across all plugins (default 64).
+    pub max_instances: u32,
+    /// Bytes of guest stdout/stderr kept per call; the rest is dropped and counted (default 64 KiB).
+    pub max_output: usize,
+    /// Where precompiled artifacts are stored; `None` disables the on-disk cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Use the pooling allocator (default true). Off is slower to instantiate but needs
+    /// no up-front address-space reservation.
+    pub pooling: bool,
+}
+
+impl Default for WasmConfig {
+    fn default() -> Self {
+        Self {
+            memory_limit: 64 << 20,
+            memory_ceiling: 512 << 20,
+            call_timeout: Duration::from_secs(1),
+            max_instances: 64,
+            max_output: 64 << 10,
+            cache_dir: ArtifactCache::default_dir(),
+            pooling: true,
+        }
+    }
+}
+
+/// The process-wide WebAssembly runtime: engine, linker, artifact cache and the epoch
+/// ticker. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Arc<Linker<HostState>>,
+    pub(crate) config: Arc<WasmConfig>,
+    pub(crate) cache: Option<ArtifactCache>,
+    pub(crate) slots: Arc<tokio::sync::Semaphore>,
+    _ticker: Arc<EpochTicker>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Builds the engine and the linker. Fails only if the configuration is impossible on
+    /// this machine (e.g. the pooling allocator cannot reserve its address space).
+    pub fn new(config: WasmConfig) -> wasmtime::Result<Self> {
+        let engine = Engine::new(&engine_config(&config))?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        // WASI p2 is linked because every component built by a real toolchain imports
+        // some of it (std's stdio, clocks, random). The capabilities behind it are
+        // withheld per store in `HostState::new`: no preopens, env, args or sockets.
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        super::bindings::Reactor::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(&mut linker, |s| s)?;
+        let cache = config.cache_dir.clone().map(|dir| ArtifactCache::new(dir, &engine));
+        let ticker = EpochTicker::start(engine.clone());
+        Ok(Self {
+            slots: Arc::new(tokio::sync::Semaphore::new(config.max_instances as usize)),
+            engine,
+            linker: Arc::new(linker),
+            config: Arc::new(config),
+            cache,
+            _ticker: Arc::new(ticker),
+        })
+    }
+
+    /// The sandbox settings in force.
+    pub fn config(&self) -> &WasmConfig {
+        &self.config
+    }
+
+    /// The precompiled-artifact cache, if enabled.
+    pub fn cache(&self) -> Option<&ArtifactCache> {
+        self.cache.as_ref()
+    }
+
+    /// Epoch ticks a call may run for before it is interrupted.
+    pub(crate) fn deadline_ticks(&self, timeout: Duration) -> u64 {
+        timeout.as_micros().div_ceil(EPOCH_TICK.as_micros()).max(1) as u64
+    }
+}
+
+fn engine_config(config: &WasmConfig) -> Config {
+    let mut c = Config::new();
+    c.wasm_component_model(true);
+    c.epoch_interruption(true);
+    c.parallel_compilation(true);
+    // Guests must not be able to exhaust the host's stack.
+    c.max_wasm_stack(1 << 20);
+    if config.pooling {
+        let mut pool = PoolingAllocationConfig::new();
+        let n = config.max_instances;
+        // JS and Python components are made of a dozen or more core modules; size the
+        // per-component limits so that they fit, and the totals for `max_instances` of them.
+        pool.total_component_instances(n)
+            .total_core_instances(n * 32)
+            .max_core_instances_per_component(64)
+            .max_memories_per_component(16)
+            .max_tables_per_component(32)
+            .max_memories_per_module(2)
+            .max_tables_per_module(8)
+            .total_memories(n * 16)
+            .total_tables(n * 32)
+            .total_stacks(n)
+            .table_elements(100_000)
+            .max_memory_size(config.memory_ceiling.max(config.memory_limit))
+            .max_unused_warm_slots(n);
+        c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    c
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a dedicated thread, so that calls
+/// past their deadline trap. Stops when dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        // A plain thread: the tokio runtime may be busy or absent (e.g. `kreflex inspect`).
+        let spawned = std::thread::Builder::new().name("kreflex-epoch".into()).spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the epoch ticker; plugin CPU deadlines will not fire");
+        }
+        Self { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,266 @@
+//! The state of one plugin call (the `Store` data) and the host interface the plugin
+//! imports (`kreflex:plugin/host`): log, get, list-objects, get-config.
+//!
+//! The sandbox is decided here: WASI is linked but given nothing (no preopened
+//! directories, no environment, no arguments, no sockets, no stdin); stdout and stderr are
+//! captured into a bounded buffer and logged with the plugin's name after the call; memory
+//! is capped by a `ResourceLimiter`.
+
+use super::bindings::kreflex::plugin::{host, types};
+use crate::model::{Gvk, ObjectRef};
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use std::sync::Arc;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Where the host's `get` and `list-objects` read from: the informer cache in the engine,
+/// a directory of YAML/JSON objects in `kreflex test`.
+pub trait ObjectSource: Send + Sync {
+    /// One object, or `None` if it does not exist.
+    fn get(&self, target: &ObjectRef) -> Option<Arc<serde_json::Value>>;
+    /// Objects of a kind, optionally in one namespace and matching a label selector.
+    /// `Err` for a malformed selector.
+    fn list(
+        &self,
+        gvk: &Gvk,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<Arc<serde_json::Value>>, String>;
+}
+
+/// An empty object source: every `get` finds nothing, every `list` is empty.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoObjects;
+
+impl ObjectSource for NoObjects {
+    fn get(&self, _: &ObjectRef) -> Option<Arc<serde_json::Value>> {
+        None
+    }
+    fn list(&self, _: &Gvk, _: Option<&str>, _: Option<&str>) -> Result<Vec<Arc<serde_json::Value>>, String> {
+        Ok(Vec::new())
+    }
+}
+
+/// A read the plugin asks the host for, to be checked against its permissions.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadRequest<'a> {
+    /// `get` or `list`.
+    pub verb: &'a str,
+    /// Kind read.
+    pub gvk: &'a Gvk,
+    /// Namespace, if any.
+    pub namespace: Option<&'a str>,
+    /// Name for `get`.
+    pub name: Option<&'a str>,
+}
+
+/// Decides whether the plugin may read what it asks for. `Err` carries the reason given
+/// back to the plugin.
+pub trait AccessPolicy: Send + Sync {
+    /// Checks one read.
+    fn check_read(&self, req: &ReadRequest<'_>) -> Result<(), String>;
+}
+
+/// What a call may reach beyond its event: objects to read, the policy deciding which,
+/// and the plugin's configuration.
+#[derive(Clone)]
+pub struct CallContext {
+    /// Objects visible to `get`/`list-objects`.
+    pub source: Arc<dyn ObjectSource>,
+    /// Permission check for `get`/`list-objects`.
+    pub policy: Arc<dyn AccessPolicy>,
+    /// The plugin's configuration (JSON), returned by `get-config`.
+    pub config: Option<Arc<str>>,
+}
+
+impl std::fmt::Debug for CallContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallContext").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// The data of one `Store`: one plugin call.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limits: super::plugin::Limiter,
+    plugin: Arc<str>,
+    ctx: Option<CallContext>,
+    pub(crate) output: CapturedOutput,
+}
+
+impl HostState {
+    /// A sandboxed store state for `plugin`. `ctx` is `None` while the plugin is being
+    /// described (loading), when no object is in scope.
+    pub(crate) fn new(plugin: Arc<str>, memory_limit: usize, max_output: usize, ctx: Option<CallContext>) -> Self {
+        let output = CapturedOutput::new(max_output);
+        let mut b = WasiCtx::builder();
+        // Nothing is inherited: no env, args, preopens or stdin. Sockets are refused even
+        // though the interfaces are linked (the default address check denies every
+        // address; these make the intent explicit).
+        b.stdout(output.clone())
+            .stderr(output.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        let limits = super::plugin::Limiter::new(memory_limit);
+        Self { wasi: b.build(), table: ResourceTable::new(), limits, plugin, ctx, output }
+    }
+
+    fn call_ctx(&self) -> Result<&CallContext, String> {
+        self.ctx.as_ref().ok_or_else(|| "no objects can be read while the plugin is being described".to_owned())
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl host::Host for HostState {
+    fn log(&mut self, level: types::LogLevel, message: String) {
+        let plugin = &*self.plugin;
+        match level {
+            types::LogLevel::Trace => tracing::trace!(plugin, "{message}"),
+            types::LogLevel::Debug => tracing::debug!(plugin, "{message}"),
+            types::LogLevel::Info => tracing::info!(plugin, "{message}"),
+            types::LogLevel::Warn => tracing::warn!(plugin, "{message}"),
+            types::LogLevel::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+
+    fn get(&mut self, target: types::ObjectRef) -> Result<Option<String>, String> {
+        let target = ObjectRef::from(target);
+        let ctx = self.call_ctx()?;
+        let gvk = target.gvk();
+        ctx.policy.check_read(&ReadRequest {
+            verb: "get",
+            gvk: &gvk,
+            namespace: target.namespace.as_deref(),
+            name: Some(&target.name),
+        })?;
+        Ok(ctx.source.get(&target).map(|o| o.to_string()))
+    }
+
+    fn list_objects(
+        &mut self,
+        gvk: types::Gvk,
+        namespace: Option<String>,
+        label_selector: Option<String>,
+    ) -> Result<Vec<String>, String> {
+        let gvk = Gvk::from(gvk);
+        let ctx = self.call_ctx()?;
+        ctx.policy.check_read(&ReadRequest { verb: "list", gvk: &gvk, namespace: namespace.as_deref(), name: None })?;
+        let objects = ctx.source.list(&gvk, namespace.as_deref(), label_selector.as_deref())?;
+        Ok(objects.iter().map(|o| o.to_string()).collect())
+    }
+
+    fn get_config(&mut self) -> Option<String> {
+        self.ctx.as_ref().and_then(|c| c.config.as_deref().map(str::to_owned))
+    }
+}
+
+/// Guest stdout/stderr for one call, bounded: output past the limit is dropped (and
+/// counted) rather than failing the guest's write, so a chatty plugin cannot crash itself
+/// or flood the host.
+#[derive(Clone)]
+pub(crate) struct CapturedOutput {
+    inner: Arc<Mutex<Captured>>,
+}
+
+struct Captured {
+    buf: BytesMut,
+    capacity: usize,
+    dropped: usize,
+}
+
+impl CapturedOutput {
+    fn new(capacity: usize) -> Self {
+        Self { inner: Arc::new(Mutex::new(Captured { buf: BytesMut::new(), capacity, dropped: 0 })) }
+    }
+
+    /// Logs what the guest printed, line by line, tagged with the plugin name.
+    pub(crate) fn flush_to_log(&self, plugin: &str) {
+        let mut c = self.inner.lock();
+        if c.buf.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&c.buf).into_owned();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            tracing::info!(target: "kreflex::plugin_output", plugin, "{line}");
+        }
+        if c.dropped > 0 {
+            tracing::warn!(plugin, dropped_bytes = c.dropped, "plugin output exceeded the per-call limit");
+        }
+        c.buf.clear();
+        c.dropped = 0;
+    }
+
+    fn append(&self, bytes: &[u8]) {
+        let mut c = self.inner.lock();
+        let room = c.capacity.saturating_sub(c.buf.len());
+        let take = room.min(bytes.len());
+        c.buf.extend_from_slice(&bytes[..take]);
+        c.dropped += bytes.len() - take;
+    }
+}
+
+impl IsTerminal for CapturedOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for CapturedOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for CapturedOutput {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for CapturedOutput {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.append(&bytes);
+        Ok(())
+    }
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+    fn check_write(&mut self) -> Result<usize, StreamError> {
+        Ok(64 << 10)
+    }
+}
+
+impl tokio::io::AsyncWrite for CapturedOutput {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.append(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}

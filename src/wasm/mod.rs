@@ -1,0 +1,23 @@
+//! The WebAssembly host: runs plugins (components of the `reactor` world in
+//! `wit/kreflex.wit`) in a sandbox.
+//!
+//! In the data path this sits between the queues and the action validation: it takes one
+//! event for one plugin and returns that plugin's raw actions. One [`Runtime`] per process
+//! holds the wasmtime `Engine` and a `Linker` built once; each loaded [`Plugin`] holds an
+//! `InstancePre`; every call gets a fresh `Store` with a memory limit and a CPU deadline,
+//! and no filesystem, network, environment or arguments.
+
+#[allow(missing_docs)] // generated from wit/kreflex.wit, where the documentation lives
+mod bindings;
+mod cache;
+mod engine;
+mod host;
+mod plugin;
+
+pub use cache::ArtifactCache;
+pub use engine::{Runtime, WasmConfig};
+pub use host::{AccessPolicy, CallContext, NoObjects, ObjectSource, ReadRequest};
+pub use plugin::{CallError, LoadError, Plugin, RawAction, RawEvent};
+
+/// The generated types of the plugin contract, as the guest sees them.
+pub use bindings::kreflex::plugin::types as wit;
