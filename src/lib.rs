@@ -7,5 +7,9 @@
 #![warn(missing_docs)]
 
 pub mod actions;
+pub mod cli;
 pub mod model;
+pub mod offline;
+pub mod selector;
+pub mod telemetry;
 pub mod wasm;

@@ -39,7 +39,12 @@ impl ObjectSource for NoObjects {
     fn get(&self, _: &ObjectRef) -> Option<Arc<serde_json::Value>> {
         None
     }
-    fn list(&self, _: &Gvk, _: Option<&str>, _: Option<&str>) -> Result<Vec<Arc<serde_json::Value>>, String> {
+    fn list(
+        &self,
+        _: &Gvk,
+        _: Option<&str>,
+        _: Option<&str>,
+    ) -> Result<Vec<Arc<serde_json::Value>>, String> {
         Ok(Vec::new())
     }
 }
@@ -78,7 +83,9 @@ pub struct CallContext {
 
 impl std::fmt::Debug for CallContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallContext").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("CallContext")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -95,7 +102,12 @@ pub struct HostState {
 impl HostState {
     /// A sandboxed store state for `plugin`. `ctx` is `None` while the plugin is being
     /// described (loading), when no object is in scope.
-    pub(crate) fn new(plugin: Arc<str>, memory_limit: usize, max_output: usize, ctx: Option<CallContext>) -> Self {
+    pub(crate) fn new(
+        plugin: Arc<str>,
+        memory_limit: usize,
+        max_output: usize,
+        ctx: Option<CallContext>,
+    ) -> Self {
         let output = CapturedOutput::new(max_output);
         let mut b = WasiCtx::builder();
         // Nothing is inherited: no env, args, preopens or stdin. Sockets are refused even
@@ -107,17 +119,29 @@ impl HostState {
             .allow_udp(false)
             .allow_ip_name_lookup(false);
         let limits = super::plugin::Limiter::new(memory_limit);
-        Self { wasi: b.build(), table: ResourceTable::new(), limits, plugin, ctx, output }
+        Self {
+            wasi: b.build(),
+            table: ResourceTable::new(),
+            limits,
+            plugin,
+            ctx,
+            output,
+        }
     }
 
     fn call_ctx(&self) -> Result<&CallContext, String> {
-        self.ctx.as_ref().ok_or_else(|| "no objects can be read while the plugin is being described".to_owned())
+        self.ctx
+            .as_ref()
+            .ok_or_else(|| "no objects can be read while the plugin is being described".to_owned())
     }
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -156,13 +180,22 @@ impl host::Host for HostState {
     ) -> Result<Vec<String>, String> {
         let gvk = Gvk::from(gvk);
         let ctx = self.call_ctx()?;
-        ctx.policy.check_read(&ReadRequest { verb: "list", gvk: &gvk, namespace: namespace.as_deref(), name: None })?;
-        let objects = ctx.source.list(&gvk, namespace.as_deref(), label_selector.as_deref())?;
+        ctx.policy.check_read(&ReadRequest {
+            verb: "list",
+            gvk: &gvk,
+            namespace: namespace.as_deref(),
+            name: None,
+        })?;
+        let objects = ctx
+            .source
+            .list(&gvk, namespace.as_deref(), label_selector.as_deref())?;
         Ok(objects.iter().map(|o| o.to_string()).collect())
     }
 
     fn get_config(&mut self) -> Option<String> {
-        self.ctx.as_ref().and_then(|c| c.config.as_deref().map(str::to_owned))
+        self.ctx
+            .as_ref()
+            .and_then(|c| c.config.as_deref().map(str::to_owned))
     }
 }
 
@@ -182,7 +215,13 @@ struct Captured {
 
 impl CapturedOutput {
     fn new(capacity: usize) -> Self {
-        Self { inner: Arc::new(Mutex::new(Captured { buf: BytesMut::new(), capacity, dropped: 0 })) }
+        Self {
+            inner: Arc::new(Mutex::new(Captured {
+                buf: BytesMut::new(),
+                capacity,
+                dropped: 0,
+            })),
+        }
     }
 
     /// Logs what the guest printed, line by line, tagged with the plugin name.
@@ -196,7 +235,11 @@ impl CapturedOutput {
             tracing::info!(target: "kreflex::plugin_output", plugin, "{line}");
         }
         if c.dropped > 0 {
-            tracing::warn!(plugin, dropped_bytes = c.dropped, "plugin output exceeded the per-call limit");
+            tracing::warn!(
+                plugin,
+                dropped_bytes = c.dropped,
+                "plugin output exceeded the per-call limit"
+            );
         }
         c.buf.clear();
         c.dropped = 0;
@@ -254,7 +297,10 @@ impl tokio::io::AsyncWrite for CapturedOutput {
         self.append(buf);
         std::task::Poll::Ready(Ok(buf.len()))
     }
-    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
     fn poll_shutdown(
