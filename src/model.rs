@@ -175,6 +175,14 @@ impl fmt::Display for ObjectRef {
     }
 }
 
+/// The resource plural Kubernetes guesses for a kind when discovery is not at hand
+/// (`Database` → `databases`, `Policy` → `policies`, `Ingress` → `ingresses`), as kube's
+/// `ApiResource::from_gvk` does.
+pub fn guess_plural(kind: &str) -> String {
+    let gvk = kube::core::GroupVersionKind::gvk("", "v1", kind);
+    kube::core::ApiResource::from_gvk(&gvk).plural
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,12 +202,4 @@ mod tests {
         assert_eq!(r.to_string(), "Database default/orders");
         assert!(ObjectRef::of(&serde_json::json!({"kind":"X"})).is_none());
     }
-}
-
-/// The resource plural Kubernetes guesses for a kind when discovery is not at hand
-/// (`Database` → `databases`, `Policy` → `policies`, `Ingress` → `ingresses`), as kube's
-/// `ApiResource::from_gvk` does.
-pub fn guess_plural(kind: &str) -> String {
-    let gvk = kube::core::GroupVersionKind::gvk("", "v1", kind);
-    kube::core::ApiResource::from_gvk(&gvk).plural
 }

@@ -297,10 +297,9 @@ mod tests {
                 .matches_object(&o)
         );
         assert!(
-            FieldSelector::parse("metadata.namespace!=ns")
+            !FieldSelector::parse("metadata.namespace!=ns")
                 .expect("ok")
                 .matches_object(&o)
-                == false
         );
         assert!(FieldSelector::parse("spec.x=1").is_err());
     }

@@ -299,13 +299,13 @@ fn check_patch_body(patch_type: PatchType, body: &Value, target: &ObjectRef) -> 
                     target.api_version, target.kind, api_version, kind
                 ));
             }
-            if let Some(name) = obj.get("metadata").and_then(|m| m.get("name")) {
-                if name.as_str() != Some(target.name.as_str()) {
-                    return Err(format!(
-                        "metadata.name {name} in the apply body differs from the target {:?}",
-                        target.name
-                    ));
-                }
+            if let Some(name) = obj.get("metadata").and_then(|m| m.get("name"))
+                && name.as_str() != Some(target.name.as_str())
+            {
+                return Err(format!(
+                    "metadata.name {name} in the apply body differs from the target {:?}",
+                    target.name
+                ));
             }
         }
     }

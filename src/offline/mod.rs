@@ -77,10 +77,10 @@ pub fn skip_reason(info: &PluginInfo, event: &InputEvent) -> Option<String> {
     if sub.generation_changed_only && event.kind == EventKind::Modified {
         let generation =
             |o: &serde_json::Value| o.pointer("/metadata/generation").and_then(|g| g.as_i64());
-        if let Some(old) = &event.old_object {
-            if generation(old) == generation(&event.object) {
-                return Some("metadata.generation did not change (generation-changed-only)".into());
-            }
+        if let Some(old) = &event.old_object
+            && generation(old) == generation(&event.object)
+        {
+            return Some("metadata.generation did not change (generation-changed-only)".into());
         }
     }
     None
@@ -103,11 +103,9 @@ pub fn run(
             let label = object_ref.as_ref().map_or_else(|| "<unnamed object>".to_owned(), ToString::to_string);
             let mut report =
                 Report { index, kind: ev.kind, object: label.clone(), skipped: None, actions: None, error: None };
-            if filter {
-                if let Some(reason) = skip_reason(plugin.info(), ev) {
-                    report.skipped = Some(reason);
-                    return report;
-                }
+            if filter && let Some(reason) = skip_reason(plugin.info(), ev) {
+                report.skipped = Some(reason);
+                return report;
             }
             let raw = RawEvent {
                 kind: ev.kind,

@@ -1,0 +1,39 @@
+//! Builds the guest plugins in `plugins/rust` (SDK, example, fixtures) for wasm32-wasip2,
+//! once per test binary, and hands out their paths.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Directory holding the built `.wasm` components.
+pub fn wasm_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let script = root.join("plugins/rust/build.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .output()
+            .expect("run plugins/rust/build.sh");
+        assert!(
+            out.status.success(),
+            "building the guest plugins failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    })
+}
+
+/// Path of a built component: `database_status`, `fixture_chaos`, ...
+pub fn wasm(name: &str) -> PathBuf {
+    let p = wasm_dir().join(format!("{name}.wasm"));
+    assert!(p.exists(), "{} was not built", p.display());
+    p
+}
+
+/// Bytes of a built component.
+pub fn wasm_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(wasm(name)).expect("read component")
+}
