@@ -5,6 +5,7 @@
 //! Warning Event. The decision is the pure function [`react`], so the benchmark can run the
 //! same logic natively.
 
+pub use kreflex_sdk::EventKind;
 use kreflex_sdk::prelude::*;
 use std::time::Duration;
 
