@@ -10,6 +10,8 @@ pub mod actions;
 pub mod cli;
 pub mod model;
 pub mod offline;
+pub mod ops;
 pub mod selector;
 pub mod telemetry;
 pub mod wasm;
+pub mod watch;

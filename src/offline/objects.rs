@@ -75,8 +75,8 @@ pub(crate) fn parse_documents(text: &str) -> Result<Vec<Value>, String> {
 }
 
 impl ObjectSource for DirObjects {
-    fn get(&self, target: &ObjectRef) -> Option<Arc<Value>> {
-        self.objects.get(target).cloned()
+    fn get(&self, target: &ObjectRef) -> Option<Arc<str>> {
+        self.objects.get(target).map(|o| Arc::from(o.to_string()))
     }
 
     fn list(
@@ -84,7 +84,7 @@ impl ObjectSource for DirObjects {
         gvk: &Gvk,
         namespace: Option<&str>,
         label_selector: Option<&str>,
-    ) -> Result<Vec<Arc<Value>>, String> {
+    ) -> Result<Vec<Arc<str>>, String> {
         let selector = label_selector
             .map(Selector::parse)
             .transpose()
@@ -98,7 +98,7 @@ impl ObjectSource for DirObjects {
                     && namespace.is_none_or(|ns| r.namespace.as_deref() == Some(ns))
                     && selector.matches_object(o)
             })
-            .map(|(_, o)| o.clone())
+            .map(|(_, o)| Arc::from(o.to_string()))
             .collect())
     }
 }

@@ -20,7 +20,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 /// a directory of YAML/JSON objects in `kreflex test`.
 pub trait ObjectSource: Send + Sync {
     /// One object, or `None` if it does not exist.
-    fn get(&self, target: &ObjectRef) -> Option<Arc<serde_json::Value>>;
+    fn get(&self, target: &ObjectRef) -> Option<Arc<str>>;
     /// Objects of a kind, optionally in one namespace and matching a label selector.
     /// `Err` for a malformed selector.
     fn list(
@@ -28,7 +28,7 @@ pub trait ObjectSource: Send + Sync {
         gvk: &Gvk,
         namespace: Option<&str>,
         label_selector: Option<&str>,
-    ) -> Result<Vec<Arc<serde_json::Value>>, String>;
+    ) -> Result<Vec<Arc<str>>, String>;
 }
 
 /// An empty object source: every `get` finds nothing, every `list` is empty.
@@ -36,15 +36,10 @@ pub trait ObjectSource: Send + Sync {
 pub struct NoObjects;
 
 impl ObjectSource for NoObjects {
-    fn get(&self, _: &ObjectRef) -> Option<Arc<serde_json::Value>> {
+    fn get(&self, _: &ObjectRef) -> Option<Arc<str>> {
         None
     }
-    fn list(
-        &self,
-        _: &Gvk,
-        _: Option<&str>,
-        _: Option<&str>,
-    ) -> Result<Vec<Arc<serde_json::Value>>, String> {
+    fn list(&self, _: &Gvk, _: Option<&str>, _: Option<&str>) -> Result<Vec<Arc<str>>, String> {
         Ok(Vec::new())
     }
 }
