@@ -94,10 +94,8 @@ mod tests {
     #[test]
     fn retry_after_is_honoured() {
         let mut s = Status::failure("slow down", "TooManyRequests").with_code(429);
-        s.details = Some(kube::core::response::StatusDetails {
-            retry_after_seconds: 3,
-            ..Default::default()
-        });
+        s.details =
+            serde_json::from_value(serde_json::json!({"retryAfterSeconds": 3})).expect("details");
         assert_eq!(
             classify(&kube::Error::Api(s.boxed())),
             Decision::Retry {
