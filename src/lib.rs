@@ -12,6 +12,7 @@ pub mod cli;
 pub mod model;
 pub mod offline;
 pub mod ops;
+pub mod queue;
 pub mod selector;
 pub mod telemetry;
 pub mod wasm;

@@ -1,0 +1,171 @@
+use super::*;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq)]
+struct Item(Vec<u32>);
+
+impl Coalesce for Item {
+    fn coalesce(mut self, newer: Self) -> Self {
+        self.0.extend(newer.0);
+        self
+    }
+}
+
+fn queue(capacity: usize) -> WorkQueue<&'static str, Item> {
+    WorkQueue::new(
+        capacity,
+        Backoff {
+            min: Duration::from_millis(100),
+            max: Duration::from_secs(10),
+            factor: 2.0,
+            attempts: 3,
+        },
+    )
+}
+
+async fn take(q: &WorkQueue<&'static str, Item>) -> (&'static str, Item) {
+    tokio::time::timeout(Duration::from_secs(3600), q.next())
+        .await
+        .expect("an item in time")
+        .expect("open")
+}
+
+async fn nothing_ready(q: &WorkQueue<&'static str, Item>, within: Duration) -> bool {
+    tokio::time::timeout(within, q.next()).await.is_err()
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_item_per_key_in_flight_and_keys_run_in_parallel() {
+    let q = queue(10);
+    q.push("a", Item(vec![1])).await;
+    q.push("b", Item(vec![2])).await;
+    let (k1, _) = take(&q).await;
+    let (k2, _) = take(&q).await;
+    assert_eq!((k1, k2), ("a", "b"));
+    q.push("a", Item(vec![3])).await;
+    assert!(
+        nothing_ready(&q, Duration::from_secs(1)).await,
+        "a is in flight: its next item waits"
+    );
+    q.done(&"a", Outcome::Completed);
+    assert_eq!(take(&q).await, ("a", Item(vec![3])));
+}
+
+#[tokio::test(start_paused = true)]
+async fn coalesces_updates_while_a_key_is_busy() {
+    let q = queue(10);
+    q.push("a", Item(vec![0])).await;
+    let _ = take(&q).await;
+    for i in 1..=50 {
+        q.push("a", Item(vec![i])).await;
+    }
+    q.done(&"a", Outcome::Completed);
+    let (_, item) = take(&q).await;
+    assert_eq!(
+        item.0,
+        (1..=50).collect::<Vec<_>>(),
+        "one delivery carrying every change in order"
+    );
+    assert_eq!(q.stats().coalesced, 49);
+    assert!(nothing_ready(&q, Duration::from_secs(1)).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn requeue_after_redelivers_unless_a_newer_item_supersedes_it() {
+    let q = queue(10);
+    q.push("a", Item(vec![1])).await;
+    let _ = take(&q).await;
+    q.done(
+        &"a",
+        Outcome::RequeueAfter(Duration::from_secs(5), Item(vec![99])),
+    );
+    assert!(nothing_ready(&q, Duration::from_secs(4)).await);
+    assert_eq!(take(&q).await.1, Item(vec![99]));
+    q.done(
+        &"a",
+        Outcome::RequeueAfter(Duration::from_secs(5), Item(vec![99])),
+    );
+    q.push("a", Item(vec![2])).await;
+    let started = Instant::now();
+    assert_eq!(take(&q).await.1, Item(vec![99, 2]));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the real change did not wait for the timer"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_back_off_exponentially_and_reset_on_success() {
+    let q = queue(10);
+    q.push("a", Item(vec![1])).await;
+    let _ = take(&q).await;
+    let mut waits = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        q.done(&"a", Outcome::Retry(Item(vec![1])));
+        let _ = take(&q).await;
+        waits.push(t.elapsed());
+    }
+    // Full jitter: each wait is within [min, min·2ⁿ].
+    for (n, w) in waits.iter().enumerate() {
+        assert!(
+            *w >= Duration::from_millis(100) && *w <= Duration::from_millis(100 << n),
+            "{n}: {w:?}"
+        );
+    }
+    assert_eq!(q.stats().retries, 3);
+    q.done(&"a", Outcome::Completed);
+    q.push("a", Item(vec![2])).await;
+    let t = Instant::now();
+    let _ = take(&q).await;
+    assert!(
+        t.elapsed() < Duration::from_millis(1),
+        "success reset the backoff"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_key_does_not_delay_others() {
+    let q = queue(10);
+    q.push("bad", Item(vec![1])).await;
+    let _ = take(&q).await;
+    q.done(&"bad", Outcome::Retry(Item(vec![1])));
+    q.push("good", Item(vec![2])).await;
+    let t = Instant::now();
+    assert_eq!(take(&q).await.0, "good");
+    assert!(t.elapsed() < Duration::from_millis(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_queue_applies_backpressure_instead_of_dropping() {
+    let q = queue(2);
+    q.push("a", Item(vec![1])).await;
+    q.push("b", Item(vec![2])).await;
+    // A known key still coalesces when full.
+    q.push("a", Item(vec![3])).await;
+    let pusher = tokio::spawn({
+        let q = q.clone();
+        async move { q.push("c", Item(vec![4])).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!pusher.is_finished(), "push waits for room");
+    let (k, _) = take(&q).await;
+    q.done(&k, Outcome::Completed);
+    assert!(
+        pusher.await.expect("join"),
+        "push completes once room frees up"
+    );
+    assert_eq!(q.len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_stops_intake_and_hand_out() {
+    let q = queue(10);
+    q.push("a", Item(vec![1])).await;
+    let (k, _) = take(&q).await;
+    q.close();
+    assert!(!q.push("b", Item(vec![2])).await);
+    assert!(q.next().await.is_none());
+    q.done(&k, Outcome::Completed);
+    assert_eq!(q.in_flight(), 0);
+}
