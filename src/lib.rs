@@ -13,6 +13,7 @@ pub mod model;
 pub mod offline;
 pub mod ops;
 pub mod queue;
+pub mod rbac;
 pub mod selector;
 pub mod telemetry;
 pub mod wasm;

@@ -140,47 +140,8 @@ pub fn run(
 }
 
 /// The read policy of a plugin outside a cluster: what its subscriptions and declared
-/// permissions allow, with resource plurals guessed from kinds the way Kubernetes does
-/// when no discovery is at hand.
+/// permissions allow ([`crate::rbac::check`]), with resource plurals guessed from kinds the
+/// way Kubernetes does when no discovery is at hand.
 pub fn declared_reads(info: &PluginInfo) -> std::sync::Arc<dyn crate::wasm::AccessPolicy> {
-    std::sync::Arc::new(DeclaredReads(info.clone()))
-}
-
-struct DeclaredReads(PluginInfo);
-
-impl crate::wasm::AccessPolicy for DeclaredReads {
-    fn check_read(&self, req: &crate::wasm::ReadRequest<'_>) -> Result<(), String> {
-        let info = &self.0;
-        let in_ns = |namespaces: &[String]| {
-            namespaces.is_empty()
-                || req
-                    .namespace
-                    .is_some_and(|ns| namespaces.iter().any(|n| n == ns))
-        };
-        let subscribed = info
-            .subscriptions
-            .iter()
-            .any(|s| s.gvk == *req.gvk && in_ns(&s.namespaces));
-        let plural = crate::model::guess_plural(&req.gvk.kind);
-        let permitted = info.permissions.iter().any(|p| {
-            p.group == req.gvk.group
-                && p.resource == plural
-                && p.verbs.iter().any(|v| v == req.verb)
-                && in_ns(&p.namespaces)
-        });
-        if subscribed || permitted {
-            Ok(())
-        } else {
-            Err(format!(
-                "plugin {} may not {} {} ({}{}): declare a permission or a subscription",
-                info.name,
-                req.verb,
-                plural,
-                req.namespace
-                    .map(|n| format!("namespace {n}"))
-                    .unwrap_or_else(|| "all namespaces".into()),
-                req.name.map(|n| format!(", name {n}")).unwrap_or_default()
-            ))
-        }
-    }
+    crate::rbac::ReadPolicy::new(info.clone(), |g| Some(crate::model::guess_plural(&g.kind)))
 }

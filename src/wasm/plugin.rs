@@ -272,10 +272,10 @@ impl Plugin {
                 });
             }
         };
-        validate_info(&info).map_err(|reason| LoadError::InvalidInfo {
+        crate::rbac::validate(&info).map_err(|e| LoadError::InvalidInfo {
             source_name: source_name.to_owned(),
             plugin: info.name.clone(),
-            reason,
+            reason: e.reason,
         })?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -456,39 +456,6 @@ pub(crate) fn object_label(object_json: &str) -> String {
 /// Checks the component-layer header of a wasm binary (version 0x0d, layer 1).
 fn wasmparser_is_component(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes.starts_with(b"\0asm") && bytes[6..8] == [1, 0]
-}
-
-/// What every plugin-info must satisfy before the plugin can run. The permission model's
-/// finer rules live in [`crate::rbac`].
-fn validate_info(info: &PluginInfo) -> Result<(), String> {
-    if info.name.is_empty() {
-        return Err("the name is empty".into());
-    }
-    let dns_label = info.name.len() <= 63
-        && info
-            .name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !info.name.starts_with('-')
-        && !info.name.ends_with('-');
-    if !dns_label {
-        return Err(format!(
-            "the name {:?} must be lowercase letters, digits and '-', at most 63 characters, not starting or ending with '-'",
-            info.name
-        ));
-    }
-    if info.subscriptions.is_empty() {
-        return Err("it subscribes to nothing".into());
-    }
-    for s in &info.subscriptions {
-        if s.gvk.version.is_empty() || s.gvk.kind.is_empty() {
-            return Err(format!(
-                "subscription {} has an empty version or kind",
-                s.gvk
-            ));
-        }
-    }
-    Ok(())
 }
 
 impl From<wit::Gvk> for Gvk {

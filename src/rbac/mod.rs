@@ -1,0 +1,272 @@
+//! What a plugin may do: validation of declared permissions, the host-side check of every
+//! action and every host read before anything leaves the process, and (in [`manifests`])
+//! least-privilege RBAC for the cluster to enforce the same boundary.
+//!
+//! Pure functions, no I/O: the rules are here and only here.
+
+pub mod manifests;
+
+use crate::model::{Gvk, Permission, PluginInfo};
+use std::fmt;
+
+/// Verbs a permission may name.
+pub const VERBS: [&str; 8] = [
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+];
+
+/// One request a plugin wants made (an action or a host read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Kubernetes verb.
+    pub verb: String,
+    /// API group (`""` for core).
+    pub group: String,
+    /// Resource plural.
+    pub resource: String,
+    /// Subresource (`status`), if any.
+    pub subresource: Option<String>,
+    /// Namespace; `None` for cluster-scoped objects or all-namespace lists.
+    pub namespace: Option<String>,
+    /// Object name; `None` for list/create-with-generateName.
+    pub name: Option<String>,
+}
+
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let res = match &self.subresource {
+            Some(s) => format!("{}/{s}", self.resource),
+            None => self.resource.clone(),
+        };
+        let group = if self.group.is_empty() {
+            "core".to_owned()
+        } else {
+            self.group.clone()
+        };
+        write!(f, "{} {res} (group {group})", self.verb)?;
+        match (&self.namespace, &self.name) {
+            (Some(ns), Some(n)) => write!(f, " {ns}/{n}"),
+            (Some(ns), None) => write!(f, " in namespace {ns}"),
+            (None, Some(n)) => write!(f, " {n} (cluster-scoped)"),
+            (None, None) => write!(f, " in all namespaces"),
+        }
+    }
+}
+
+/// A request the plugin is not allowed to make.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("plugin {plugin} may not {request}: {reason}")]
+pub struct Denied {
+    /// Plugin name.
+    pub plugin: String,
+    /// What was asked.
+    pub request: Request,
+    /// Why not.
+    pub reason: String,
+}
+
+/// A malformed `plugin-info`.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("plugin {plugin:?}: {reason}")]
+pub struct PermissionError {
+    /// Plugin name as declared.
+    pub plugin: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Checks what `describe()` declared: a valid name, at least one subscription, known
+/// verbs, well-formed resources, groups and namespaces.
+pub fn validate(info: &PluginInfo) -> Result<(), PermissionError> {
+    let err = |reason: String| PermissionError {
+        plugin: info.name.clone(),
+        reason,
+    };
+    if !is_dns_label(&info.name) {
+        return Err(err(if info.name.is_empty() {
+            "the name is empty".into()
+        } else {
+            format!(
+                "the name {:?} must be a DNS label: lowercase letters, digits and '-', at most 63 characters",
+                info.name
+            )
+        }));
+    }
+    if info.subscriptions.is_empty() {
+        return Err(err("it subscribes to nothing".into()));
+    }
+    for s in &info.subscriptions {
+        if s.gvk.version.is_empty() || s.gvk.kind.is_empty() || !is_group(&s.gvk.group) {
+            return Err(err(format!(
+                "subscription {} is not a valid group/version/kind",
+                s.gvk
+            )));
+        }
+        check_namespaces(&s.namespaces).map_err(|r| err(format!("subscription {}: {r}", s.gvk)))?;
+    }
+    for (i, p) in info.permissions.iter().enumerate() {
+        let at = |r: String| err(format!("permission #{i} ({}/{}): {r}", p.group, p.resource));
+        if !is_group(&p.group) {
+            return Err(at("invalid API group".into()));
+        }
+        let (plural, sub) = split_resource(&p.resource);
+        if !is_dns_label(plural)
+            || sub.is_some_and(|s| !is_dns_label(s))
+            || p.resource.matches('/').count() > 1
+        {
+            return Err(at(
+                "the resource must be a plural, optionally with one /subresource".into(),
+            ));
+        }
+        if p.verbs.is_empty() {
+            return Err(at("no verbs".into()));
+        }
+        if let Some(v) = p.verbs.iter().find(|v| !VERBS.contains(&v.as_str())) {
+            return Err(at(format!(
+                "unknown verb {v:?} (allowed: {})",
+                VERBS.join(", ")
+            )));
+        }
+        check_namespaces(&p.namespaces).map_err(at)?;
+    }
+    Ok(())
+}
+
+/// Checks one request against what the plugin declared. `plural_of` maps a subscribed kind
+/// to its resource plural (from discovery). Subscriptions grant get/list/watch on their
+/// resource in their namespaces; everything else must be declared, with the subresource
+/// matching exactly.
+pub fn check(
+    info: &PluginInfo,
+    req: &Request,
+    plural_of: &dyn Fn(&Gvk) -> Option<String>,
+) -> Result<(), Denied> {
+    let deny = |reason: String| Denied {
+        plugin: info.name.clone(),
+        request: req.clone(),
+        reason,
+    };
+    if let Some(name) = &req.name
+        && !is_object_name(name)
+    {
+        return Err(deny(format!("{name:?} is not a valid object name")));
+    }
+    if let Some(ns) = &req.namespace
+        && !is_dns_label(ns)
+    {
+        return Err(deny(format!("{ns:?} is not a valid namespace")));
+    }
+    let in_scope = |namespaces: &[String]| match &req.namespace {
+        _ if namespaces.is_empty() => true,
+        Some(ns) => namespaces.contains(ns),
+        // A namespace-restricted grant never covers cluster-scoped objects or
+        // all-namespace lists.
+        None => false,
+    };
+    if matches!(req.verb.as_str(), "get" | "list" | "watch") && req.subresource.is_none() {
+        let subscribed = info.subscriptions.iter().any(|s| {
+            s.gvk.group == req.group
+                && plural_of(&s.gvk).is_some_and(|p| p == req.resource)
+                && in_scope(&s.namespaces)
+        });
+        if subscribed {
+            return Ok(());
+        }
+    }
+    let granted = info.permissions.iter().any(|p: &Permission| {
+        let (plural, sub) = split_resource(&p.resource);
+        p.group == req.group
+            && plural == req.resource
+            && sub == req.subresource.as_deref()
+            && p.verbs.iter().any(|v| *v == req.verb)
+            && in_scope(&p.namespaces)
+    });
+    if granted {
+        Ok(())
+    } else {
+        Err(deny(
+            "no declared permission or subscription covers it".into(),
+        ))
+    }
+}
+
+/// The host-read policy of one plugin: [`check`] applied to the host's `get` and
+/// `list-objects`, with plurals resolved by `plural_of`.
+pub struct ReadPolicy<F> {
+    info: PluginInfo,
+    plural_of: F,
+}
+
+impl<F: Fn(&Gvk) -> Option<String> + Send + Sync + 'static> ReadPolicy<F> {
+    /// A shareable policy.
+    pub fn new(info: PluginInfo, plural_of: F) -> std::sync::Arc<dyn crate::wasm::AccessPolicy> {
+        std::sync::Arc::new(Self { info, plural_of })
+    }
+}
+
+impl<F: Fn(&Gvk) -> Option<String> + Send + Sync> crate::wasm::AccessPolicy for ReadPolicy<F> {
+    fn check_read(&self, r: &crate::wasm::ReadRequest<'_>) -> Result<(), String> {
+        let resource =
+            (self.plural_of)(r.gvk).unwrap_or_else(|| crate::model::guess_plural(&r.gvk.kind));
+        let req = Request {
+            verb: r.verb.to_owned(),
+            group: r.gvk.group.clone(),
+            resource,
+            subresource: None,
+            namespace: r.namespace.map(str::to_owned),
+            name: r.name.map(str::to_owned),
+        };
+        check(&self.info, &req, &self.plural_of).map_err(|d| d.to_string())
+    }
+}
+
+/// The identity a plugin's requests carry when impersonating: `template` with
+/// `{namespace}` and `{plugin}` replaced.
+pub fn plugin_user(template: &str, namespace: &str, plugin: &str) -> String {
+    template
+        .replace("{namespace}", namespace)
+        .replace("{plugin}", plugin)
+}
+
+/// The default impersonation template.
+pub const DEFAULT_USER_TEMPLATE: &str = "system:serviceaccount:{namespace}:kreflex-{plugin}";
+
+fn split_resource(r: &str) -> (&str, Option<&str>) {
+    match r.split_once('/') {
+        Some((p, s)) => (p, Some(s)),
+        None => (r, None),
+    }
+}
+
+fn check_namespaces(namespaces: &[String]) -> Result<(), String> {
+    match namespaces.iter().find(|n| !is_dns_label(n)) {
+        Some(n) => Err(format!("{n:?} is not a valid namespace")),
+        None => Ok(()),
+    }
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_group(g: &str) -> bool {
+    g.is_empty() || (g.len() <= 253 && g.split('.').all(is_dns_label))
+}
+
+fn is_object_name(n: &str) -> bool {
+    crate::actions::check_name(n).is_ok()
+}
+
+#[cfg(test)]
+mod tests;
