@@ -1,8 +1,8 @@
 //! Least-privilege RBAC for a set of plugins (`kreflex rbac`): a ServiceAccount per plugin
-//! with exactly its declared permissions (Role + RoleBinding per namespace, or ClusterRole
-//! + ClusterRoleBinding where a permission spans all namespaces), and the ClusterRole
-//! kreflex itself needs (read what plugins subscribe to, manage finalizers where asked,
-//! impersonate the plugins' service accounts, write Events and Leases).
+//! with exactly its declared permissions (a Role and RoleBinding per namespace, or a
+//! ClusterRole and ClusterRoleBinding where a permission spans all namespaces), and the
+//! ClusterRole kreflex itself needs: read what plugins subscribe to, manage finalizers
+//! where asked, impersonate the plugins' service accounts, write Events and Leases.
 
 use crate::model::{Gvk, Permission, PluginInfo};
 use serde_json::{Value, json};

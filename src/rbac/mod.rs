@@ -66,7 +66,7 @@ pub struct Denied {
     /// Plugin name.
     pub plugin: String,
     /// What was asked.
-    pub request: Request,
+    pub request: Box<Request>,
     /// Why not.
     pub reason: String,
 }
@@ -184,7 +184,7 @@ pub fn check(
         p.group == req.group
             && plural == req.resource
             && sub == req.subresource.as_deref()
-            && p.verbs.iter().any(|v| *v == req.verb)
+            && p.verbs.contains(&req.verb)
             && in_scope(&p.namespaces)
     });
     if granted {
