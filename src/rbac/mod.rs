@@ -149,7 +149,7 @@ pub fn check(
 ) -> Result<(), Denied> {
     let deny = |reason: String| Denied {
         plugin: info.name.clone(),
-        request: req.clone(),
+        request: Box::new(req.clone()),
         reason,
     };
     if let Some(name) = &req.name
