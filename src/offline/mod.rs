@@ -143,5 +143,5 @@ pub fn run(
 /// permissions allow ([`crate::rbac::check`]), with resource plurals guessed from kinds the
 /// way Kubernetes does when no discovery is at hand.
 pub fn declared_reads(info: &PluginInfo) -> std::sync::Arc<dyn crate::wasm::AccessPolicy> {
-    crate::rbac::ReadPolicy::new(info.clone(), |g| Some(crate::model::guess_plural(&g.kind)))
+    crate::rbac::ReadPolicy::shared(info.clone(), |g| Some(crate::model::guess_plural(&g.kind)))
 }

@@ -205,7 +205,7 @@ pub struct ReadPolicy<F> {
 
 impl<F: Fn(&Gvk) -> Option<String> + Send + Sync + 'static> ReadPolicy<F> {
     /// A shareable policy.
-    pub fn new(info: PluginInfo, plural_of: F) -> std::sync::Arc<dyn crate::wasm::AccessPolicy> {
+    pub fn shared(info: PluginInfo, plural_of: F) -> std::sync::Arc<dyn crate::wasm::AccessPolicy> {
         std::sync::Arc::new(Self { info, plural_of })
     }
 }

@@ -100,11 +100,12 @@ impl CachedObject {
 }
 
 type Key = (Option<String>, String);
+type Kinds = HashMap<Gvk, HashMap<Key, Arc<CachedObject>>>;
 
 /// Every cached object of every watched kind. Cheap to clone (shared).
 #[derive(Debug, Clone, Default)]
 pub struct Cache {
-    kinds: Arc<RwLock<HashMap<Gvk, HashMap<Key, Arc<CachedObject>>>>>,
+    kinds: Arc<RwLock<Kinds>>,
 }
 
 impl Cache {
