@@ -9,9 +9,12 @@
 pub mod actions;
 pub mod apply;
 pub mod cli;
+pub mod dispatch;
+pub mod engine;
 pub mod model;
 pub mod offline;
 pub mod ops;
+pub mod plugins;
 pub mod queue;
 pub mod rbac;
 pub mod selector;

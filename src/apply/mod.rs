@@ -10,4 +10,4 @@ pub mod backoff;
 pub mod classify;
 mod client;
 
-pub use client::{Applied, Applier, ApplyError, EventTarget, ScopedClients};
+pub use client::{Applied, Applier, ApplyError, EventTarget, ScopedClients, record_event};

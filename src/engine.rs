@@ -1,0 +1,281 @@
+//! The reaction engine assembled: plugins loaded into a registry, shared informers for
+//! what they subscribe to, the dispatcher between them, admin endpoints, and a graceful
+//! drain on shutdown. `kreflex run` and `kreflex dev` are thin shells over [`Engine`].
+
+use crate::apply::backoff::Backoff;
+use crate::apply::{Applier, ScopedClients};
+use crate::dispatch::{Dispatcher, DispatcherConfig};
+use crate::ops::{Health, Metrics, ReloadLabels};
+use crate::plugins::{LoadedPlugin, Registry, SharedRegistry};
+use crate::wasm::{Runtime, WasmConfig};
+use crate::watch::{Cache, Informers, Resources};
+use arc_swap::ArcSwap;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Directory of plugins (`*.wasm`, optional `*.json`).
+    pub plugins_dir: PathBuf,
+    /// Sandbox settings.
+    pub wasm: WasmConfig,
+    /// Queues and workers.
+    pub dispatcher: DispatcherConfig,
+    /// Periodic re-delivery of every object as `resync` (None = off).
+    pub resync: Option<Duration>,
+    /// Impersonate `system:serviceaccount:<namespace>:kreflex-<plugin>` (template) for
+    /// each plugin's writes.
+    pub impersonation: Option<(String, String)>,
+    /// Where `/healthz`, `/readyz`, `/metrics`, `/plugins` are served (None = not served).
+    pub admin_addr: Option<SocketAddr>,
+    /// How long in-flight work may take to finish on shutdown.
+    pub drain_timeout: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            plugins_dir: PathBuf::from("plugins.d"),
+            wasm: WasmConfig::default(),
+            dispatcher: DispatcherConfig::default(),
+            resync: Some(Duration::from_secs(600)),
+            impersonation: None,
+            admin_addr: None,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A running engine.
+pub struct Engine {
+    /// Metrics of this engine.
+    pub metrics: Metrics,
+    /// Health and readiness.
+    pub health: Health,
+    /// The loaded plugins.
+    pub registry: SharedRegistry,
+    /// The shared cache.
+    pub cache: Cache,
+    /// The bound admin address, if served.
+    pub admin_addr: Option<SocketAddr>,
+    runtime: Runtime,
+    scoped: ScopedClients,
+    resources: Resources,
+    informers: Arc<Mutex<Informers>>,
+    dispatcher: Dispatcher,
+    cancel: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    config: EngineConfig,
+}
+
+impl Engine {
+    /// Starts everything: loads the plugins in `config.plugins_dir` (a bad file is
+    /// reported and skipped), starts informers, router, workers and the admin endpoint.
+    pub async fn start(kube_config: kube::Config, config: EngineConfig) -> anyhow::Result<Self> {
+        let metrics = Metrics::new();
+        let health = Health::default();
+        health.set_live(true);
+        health.set_ready(false, "starting");
+        let runtime = Runtime::new(config.wasm.clone())
+            .map_err(|e| anyhow::anyhow!("cannot start the WebAssembly runtime: {e:#}"))?;
+        let scoped = match &config.impersonation {
+            Some((template, ns)) => {
+                ScopedClients::impersonating(kube_config.clone(), template, ns, Vec::new())
+            }
+            None => ScopedClients::unscoped(kube_config.clone()),
+        };
+        let own_client = scoped.own_client()?;
+        let resources = Resources::new(own_client.clone());
+        let cache = Cache::default();
+        let cancel = CancellationToken::new();
+        // Informer → router channel: small, so that a busy router applies backpressure to
+        // the watches instead of buffering the cluster in memory.
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let informers = Informers::new(
+            own_client.clone(),
+            resources.clone(),
+            cache.clone(),
+            tx,
+            config.resync,
+            cancel.child_token(),
+            metrics.clone(),
+        );
+        let registry: SharedRegistry = Arc::new(ArcSwap::from_pointee(Registry::default()));
+        let dispatcher = Dispatcher::new(
+            registry.clone(),
+            cache.clone(),
+            resources.clone(),
+            own_client,
+            metrics.clone(),
+            config.dispatcher.clone(),
+        );
+        let admin_addr = match config.admin_addr {
+            Some(addr) => Some(
+                crate::ops::serve(addr, health.clone(), metrics.clone(), cancel.child_token())
+                    .await?,
+            ),
+            None => None,
+        };
+        let mut engine = Self {
+            metrics,
+            health,
+            registry,
+            cache,
+            admin_addr,
+            runtime,
+            scoped,
+            resources,
+            informers: Arc::new(Mutex::new(informers)),
+            dispatcher: dispatcher.clone(),
+            cancel: cancel.clone(),
+            tasks: Vec::new(),
+            config,
+        };
+        let router_cancel = cancel.child_token();
+        engine.tasks.push(tokio::spawn({
+            let d = dispatcher.clone();
+            async move { d.route_events(rx, router_cancel).await }
+        }));
+        engine
+            .tasks
+            .push(tokio::spawn(async move { dispatcher.run_workers().await }));
+
+        let dir = engine.config.plugins_dir.clone();
+        let rt = engine.runtime.clone();
+        let (loaded, errors) =
+            tokio::task::spawn_blocking(move || crate::plugins::load_dir(&rt, &dir)).await?;
+        for e in &errors {
+            tracing::error!(error = %e, "plugin not loaded");
+            engine
+                .metrics
+                .reloads
+                .get_or_create(&ReloadLabels {
+                    result: "error".into(),
+                })
+                .inc();
+        }
+        engine.install(loaded).await?;
+        engine.watch_readiness();
+        Ok(engine)
+    }
+
+    /// Replaces the whole set of plugins with `loaded` (atomically), then starts and stops
+    /// informers to match what they subscribe to.
+    pub async fn install(&self, loaded: Vec<LoadedPlugin>) -> anyhow::Result<()> {
+        let mut plugins = BTreeMap::new();
+        for mut lp in loaded {
+            let client = self.scoped.client_for(lp.name())?;
+            lp.applier = Some(Applier::new(
+                lp.name(),
+                client,
+                self.resources.clone(),
+                Backoff::default(),
+                self.metrics.clone(),
+            ));
+            tracing::info!(plugin = lp.name(), version = %lp.plugin.info().version, hash = %&lp.plugin.hash()[..12], from_cache = lp.plugin.loaded_from_cache(), "plugin loaded");
+            self.metrics
+                .reloads
+                .get_or_create(&ReloadLabels {
+                    result: "ok".into(),
+                })
+                .inc();
+            plugins.insert(lp.name().to_owned(), Arc::new(lp));
+        }
+        let registry = Registry { plugins };
+        let kinds = registry.kinds();
+        self.metrics
+            .plugins_loaded
+            .set(registry.plugins.len() as i64);
+        self.health.set_plugins(serde_json::Value::Array(
+            registry.plugins.values().map(|p| p.summary()).collect(),
+        ));
+        self.registry.store(Arc::new(registry));
+        let failed = self.informers.lock().await.reconcile(&kinds).await;
+        for (gvk, e) in failed {
+            tracing::error!(%gvk, error = %e, "subscribed kind is not served by the API server");
+        }
+        Ok(())
+    }
+
+    /// Waits until every informer has listed its kind once.
+    pub async fn wait_synced(&self) {
+        self.informers.lock().await.wait_synced().await;
+    }
+
+    fn watch_readiness(&mut self) {
+        let informers = self.informers.clone();
+        let health = self.health.clone();
+        let cancel = self.cancel.clone();
+        self.tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let inf = informers.lock().await;
+                let dead = inf.dead();
+                if !dead.is_empty() {
+                    tracing::error!(?dead, "informers died; kreflex is not live");
+                    health.set_live(false);
+                }
+                if inf.all_synced() {
+                    health.set_ready(true, "");
+                } else {
+                    health.set_ready(false, "informer caches not yet synced");
+                }
+            }
+        }));
+    }
+
+    /// Stops intake, lets in-flight plugin calls and applies finish (bounded by
+    /// `drain_timeout`), and returns.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down: draining in-flight work");
+        self.health.set_ready(false, "shutting down");
+        self.cancel.cancel();
+        let drain = futures::future::join_all(self.tasks);
+        if tokio::time::timeout(self.config.drain_timeout, drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!(timeout = ?self.config.drain_timeout, "in-flight work did not finish in time");
+        }
+        tracing::info!("stopped");
+    }
+
+    /// The dispatcher (queue statistics).
+    pub fn dispatcher(&self) -> &Dispatcher {
+        &self.dispatcher
+    }
+}
+
+/// Resolves when the process receives SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
