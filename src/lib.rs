@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod actions;
+pub mod apiserver;
 pub mod apply;
 pub mod cli;
 pub mod dispatch;
