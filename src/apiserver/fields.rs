@@ -296,9 +296,11 @@ pub fn apply(
         }
     }
     deep_merge(&mut merged, config);
+    // Fields applied with the value they already had are co-owned; fields whose value
+    // changed (only possible with force) move to this manager.
     for e in entries.iter_mut() {
         if !(e.manager == manager && e.operation == "Apply") {
-            e.fields.retain(|p| !wanted.contains(p));
+            e.fields.retain(|p| !(wanted.contains(p) && get(live, p) != get(config, p)));
         }
     }
     let api_version = config
