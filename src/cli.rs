@@ -88,6 +88,121 @@ pub enum Command {
     /// Run events (one, a stream, or a recorded `kubectl get -w --output-watch-events -o json`)
     /// through a plugin offline and print the resulting actions as JSON.
     Test(TestArgs),
+    /// Run the engine against a cluster (kubeconfig or in-cluster config).
+    Run(RunArgs),
+    /// Try kreflex with no cluster: embedded API server, example CRD and objects, example
+    /// plugins, engine; prints a kubeconfig for kubectl.
+    Dev(DevArgs),
+    /// Run the embedded Kubernetes API server on its own.
+    Apiserver(crate::apiserver::cli::ApiserverArgs),
+    /// Print least-privilege RBAC (YAML) for plugins and for kreflex itself.
+    Rbac(RbacArgs),
+}
+
+/// Engine options shared by `run` and `dev`.
+#[derive(Debug, Args, Clone)]
+pub struct EngineArgs {
+    /// Concurrent plugin calls and applies.
+    #[arg(long, default_value_t = 16, env = "KREFLEX_WORKERS")]
+    pub workers: usize,
+    /// Re-deliver every object as a `resync` event this often (0 = never).
+    #[arg(long, default_value_t = 600, env = "KREFLEX_RESYNC_SECONDS")]
+    pub resync_seconds: u64,
+    /// Remove a plugin's finalizer anyway after it failed to finalize for this long.
+    #[arg(long, default_value_t = 300, env = "KREFLEX_FINALIZER_TIMEOUT_SECONDS")]
+    pub finalizer_timeout_seconds: u64,
+    /// Serve /healthz, /readyz, /metrics and /plugins here.
+    #[arg(long, env = "KREFLEX_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Impersonate each plugin's service account for its writes.
+    #[arg(long, env = "KREFLEX_IMPERSONATE")]
+    pub impersonate: bool,
+    /// Namespace of the plugin service accounts (for impersonation and `kreflex rbac`).
+    #[arg(long, default_value = "kreflex-system", env = "KREFLEX_NAMESPACE")]
+    pub namespace: String,
+    /// Impersonated user of a plugin; `{namespace}` and `{plugin}` are replaced.
+    #[arg(long, default_value = crate::rbac::DEFAULT_USER_TEMPLATE, env = "KREFLEX_IMPERSONATE_TEMPLATE")]
+    pub impersonate_template: String,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+}
+
+impl EngineArgs {
+    /// The engine configuration for plugins in `dir`.
+    pub fn engine_config(&self, dir: PathBuf) -> crate::engine::EngineConfig {
+        crate::engine::EngineConfig {
+            plugins_dir: dir,
+            wasm: self.sandbox.wasm_config(),
+            dispatcher: crate::dispatch::DispatcherConfig {
+                workers: self.workers,
+                finalizer_timeout: Duration::from_secs(self.finalizer_timeout_seconds),
+                ..Default::default()
+            },
+            resync: (self.resync_seconds > 0).then(|| Duration::from_secs(self.resync_seconds)),
+            impersonation: self
+                .impersonate
+                .then(|| (self.impersonate_template.clone(), self.namespace.clone())),
+            admin_addr: self.metrics_addr,
+            ..Default::default()
+        }
+    }
+}
+
+/// `kreflex run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Directory of plugins (`*.wasm`, optional `*.json` next to each).
+    #[arg(long, env = "KREFLEX_PLUGINS")]
+    pub plugins: PathBuf,
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context.
+    #[arg(long, env = "KREFLEX_CONTEXT")]
+    pub context: Option<String>,
+    /// Engine options.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// `kreflex dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Directory of plugins; default: the example plugins, built from `plugins/rust`.
+    #[arg(long, env = "KREFLEX_PLUGINS")]
+    pub plugins: Option<PathBuf>,
+    /// Port of the embedded API server.
+    #[arg(long, default_value_t = 6443, env = "KREFLEX_DEV_PORT")]
+    pub port: u16,
+    /// Where to write the kubeconfig.
+    #[arg(
+        long,
+        default_value = "kreflex-dev.kubeconfig",
+        env = "KREFLEX_KUBECONFIG_OUT"
+    )]
+    pub kubeconfig_out: PathBuf,
+    /// Keep the API server's objects in this file across runs.
+    #[arg(long, env = "KREFLEX_STATE")]
+    pub state: Option<PathBuf>,
+    /// Stop after this many seconds (for scripted demos and tests); default: until Ctrl-C.
+    #[arg(long, env = "KREFLEX_DEV_SECONDS")]
+    pub seconds: Option<u64>,
+    /// Engine options.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// `kreflex rbac`.
+#[derive(Debug, Args)]
+pub struct RbacArgs {
+    /// Plugin components.
+    #[arg(required = true)]
+    pub plugins: Vec<PathBuf>,
+    /// Namespace of kreflex and the plugin service accounts.
+    #[arg(long, default_value = "kreflex-system", env = "KREFLEX_NAMESPACE")]
+    pub namespace: String,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
 }
 
 /// `kreflex inspect`.
@@ -128,7 +243,74 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Inspect(args) => inspect(args),
         Command::Test(args) => test(args),
+        Command::Run(args) => tokio_main(run_engine(args)),
+        Command::Dev(args) => tokio_main(crate::dev::run(args)),
+        Command::Apiserver(args) => tokio_main(async move {
+            let cancel = tokio_util::sync::CancellationToken::new();
+            let c = cancel.clone();
+            tokio::spawn(async move {
+                crate::engine::shutdown_signal().await;
+                c.cancel();
+            });
+            crate::apiserver::cli::run(args, cancel).await
+        }),
+        Command::Rbac(args) => rbac(args),
     }
+}
+
+fn tokio_main(
+    f: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(f)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a kubeconfig (or the in-cluster configuration).
+pub async fn kube_config(
+    path: Option<&Path>,
+    context: Option<&str>,
+) -> anyhow::Result<kube::Config> {
+    let options = kube::config::KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..Default::default()
+    };
+    Ok(match path {
+        Some(p) => {
+            let kc = kube::config::Kubeconfig::read_from(p)
+                .with_context(|| format!("cannot read kubeconfig {}", p.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &options).await?
+        }
+        None => kube::Config::infer().await?,
+    })
+}
+
+async fn run_engine(args: RunArgs) -> anyhow::Result<()> {
+    let config = kube_config(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+    let engine =
+        crate::engine::Engine::start(config, args.engine.engine_config(args.plugins.clone()))
+            .await?;
+    crate::engine::shutdown_signal().await;
+    engine.shutdown().await;
+    Ok(())
+}
+
+fn rbac(args: RbacArgs) -> anyhow::Result<ExitCode> {
+    let mut infos = Vec::new();
+    for p in &args.plugins {
+        infos.push(load_plugin(p, &args.sandbox)?.info().clone());
+    }
+    print!(
+        "{}",
+        crate::rbac::manifests::rbac_yaml(
+            &infos,
+            &args.namespace,
+            &|g| crate::model::guess_plural(&g.kind)
+        )
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load_plugin(path: &Path, sandbox: &SandboxArgs) -> anyhow::Result<Plugin> {

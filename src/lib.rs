@@ -10,6 +10,7 @@ pub mod actions;
 pub mod apiserver;
 pub mod apply;
 pub mod cli;
+pub mod dev;
 pub mod dispatch;
 pub mod engine;
 pub mod model;

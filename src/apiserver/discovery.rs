@@ -165,13 +165,20 @@ pub fn openapi_doc(store: &Store, rest: &[&str]) -> Option<Value> {
         };
         let gvk = json!({"group": group, "version": version, "kind": d.kind});
         let ok = |r: String| json!({"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{r}")}}}}});
+        // kubectl looks for these query parameters on the write operations to decide that
+        // the server validates fields (and does dry runs) itself.
+        let q = |names: &[&str]| -> Value {
+            names.iter().map(|n| json!({"name": n, "in": "query", "schema": {"type": "string", "uniqueItems": true}})).collect()
+        };
+        let write_params = q(&["dryRun", "fieldManager", "fieldValidation"]);
+        let patch_params = q(&["dryRun", "fieldManager", "fieldValidation", "force"]);
         paths.insert(collection.clone(), json!({
             "get": {"operationId": format!("list{}", d.kind), "responses": ok(format!("{name}List")), "x-kubernetes-action": "list", "x-kubernetes-group-version-kind": gvk},
-            "post": {"operationId": format!("create{}", d.kind), "responses": ok(name.clone()), "x-kubernetes-action": "post", "x-kubernetes-group-version-kind": gvk}}));
+            "post": {"operationId": format!("create{}", d.kind), "parameters": write_params, "responses": ok(name.clone()), "x-kubernetes-action": "post", "x-kubernetes-group-version-kind": gvk}}));
         paths.insert(format!("{collection}/{{name}}"), json!({
             "get": {"operationId": format!("read{}", d.kind), "responses": ok(name.clone()), "x-kubernetes-action": "get", "x-kubernetes-group-version-kind": gvk},
-            "put": {"operationId": format!("replace{}", d.kind), "responses": ok(name.clone()), "x-kubernetes-action": "put", "x-kubernetes-group-version-kind": gvk},
-            "patch": {"operationId": format!("patch{}", d.kind), "responses": ok(name.clone()), "x-kubernetes-action": "patch", "x-kubernetes-group-version-kind": gvk},
+            "put": {"operationId": format!("replace{}", d.kind), "parameters": write_params, "responses": ok(name.clone()), "x-kubernetes-action": "put", "x-kubernetes-group-version-kind": gvk},
+            "patch": {"operationId": format!("patch{}", d.kind), "parameters": patch_params, "responses": ok(name.clone()), "x-kubernetes-action": "patch", "x-kubernetes-group-version-kind": gvk},
             "delete": {"operationId": format!("delete{}", d.kind), "responses": ok(name.clone()), "x-kubernetes-action": "delete", "x-kubernetes-group-version-kind": gvk}}));
     }
     Some(

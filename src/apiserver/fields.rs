@@ -300,7 +300,8 @@ pub fn apply(
     // changed (only possible with force) move to this manager.
     for e in entries.iter_mut() {
         if !(e.manager == manager && e.operation == "Apply") {
-            e.fields.retain(|p| !(wanted.contains(p) && get(live, p) != get(config, p)));
+            e.fields
+                .retain(|p| !(wanted.contains(p) && get(live, p) != get(config, p)));
         }
     }
     let api_version = config

@@ -977,9 +977,21 @@ impl Ctx {
     }
 
     fn access_review(&self) -> Response {
-        let body = match self.body_json() {
-            Ok(b) => b,
-            Err(e) => return error(&e),
+        let body = if self.body.starts_with(b"k8s\0") {
+            // kubectl sends built-in kinds as protobuf.
+            match super::proto::access_review(&self.body) {
+                Some(b) => b,
+                None => {
+                    return error(&ApiError::bad_request(
+                        "cannot decode the SelfSubjectAccessReview",
+                    ));
+                }
+            }
+        } else {
+            match self.body_json() {
+                Ok(b) => b,
+                Err(e) => return error(&e),
+            }
         };
         let ra = body
             .pointer("/spec/resourceAttributes")

@@ -17,11 +17,13 @@ mod discovery;
 mod faults;
 mod fields;
 mod http;
+mod proto;
 mod resources;
 mod schema;
 mod status;
 mod store;
 mod table;
+mod tls;
 
 pub use auth::User;
 pub use faults::{FaultConfig, FaultHandle};
@@ -81,6 +83,9 @@ pub enum ApiServerError {
         /// Cause.
         source: std::io::Error,
     },
+    /// The serving certificate could not be made.
+    #[error("cannot create the serving certificate: {0}")]
+    Tls(String),
     /// The state file could not be read.
     #[error("cannot load state from {path}: {reason}")]
     State {
@@ -141,6 +146,8 @@ impl RequestStats {
 /// dropped.
 pub struct ApiServer {
     shared: http::Shared,
+    ca_der: Vec<u8>,
+    ca_pem: String,
     url: String,
     admin_token: String,
     state_file: Option<PathBuf>,
@@ -184,20 +191,18 @@ impl ApiServer {
         let app = axum::Router::new()
             .fallback(http::handle)
             .with_state(shared.clone());
+        let cert = tls::ServingCert::generate().map_err(ApiServerError::Tls)?;
+        let (ca_der, ca_pem) = (cert.der.clone(), cert.pem.clone());
         let cancel = CancellationToken::new();
         let token = cancel.clone();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(token.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "embedded API server stopped");
-            }
-        });
-        tracing::info!(url = %format!("http://{addr}"), "embedded API server listening");
+        let task = tokio::spawn(async move { tls::serve(listener, &cert, app, token).await });
+        let url = format!("https://{addr}");
+        tracing::info!(%url, "embedded API server listening");
         Ok(Self {
             shared,
-            url: format!("http://{addr}"),
+            ca_der,
+            ca_pem,
+            url,
             admin_token,
             state_file: config.state_file,
             cancel,
@@ -205,7 +210,7 @@ impl ApiServer {
         })
     }
 
-    /// Base URL (`http://127.0.0.1:PORT`).
+    /// Base URL (`https://127.0.0.1:PORT`).
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -219,6 +224,7 @@ impl ApiServer {
     pub fn kube_config(&self, token: &str) -> kube::Config {
         let mut c = kube::Config::new(self.url.parse().expect("the server URL is a valid URI"));
         c.auth_info.token = Some(token.to_owned().into());
+        c.root_cert = Some(vec![self.ca_der.clone()]);
         c.read_timeout = None;
         c
     }
@@ -239,9 +245,14 @@ impl ApiServer {
         self.shared.auth.add_token(token, User::new(name, groups));
     }
 
+    /// The server's certificate (PEM), to trust it.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
     /// A kubeconfig for the admin user, usable by kubectl.
     pub fn kubeconfig_yaml(&self) -> String {
-        kubeconfig(&self.url, &self.admin_token)
+        kubeconfig(&self.url, &self.ca_pem, &self.admin_token)
     }
 
     /// Writes the admin kubeconfig (mode 0600).
@@ -302,9 +313,12 @@ impl Drop for ApiServer {
     }
 }
 
-fn kubeconfig(url: &str, token: &str) -> String {
+/// A kubeconfig for `url` trusting `ca_pem`, authenticating with `token`.
+pub fn kubeconfig(url: &str, ca_pem: &str, token: &str) -> String {
+    use base64::Engine;
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: kreflex\n  cluster:\n    server: {url}\ncontexts:\n- name: kreflex\n  context:\n    cluster: kreflex\n    user: admin\n    namespace: default\ncurrent-context: kreflex\nusers:\n- name: admin\n  user:\n    token: {token}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kreflex\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\ncontexts:\n- name: kreflex\n  context:\n    cluster: kreflex\n    user: admin\n    namespace: default\ncurrent-context: kreflex\nusers:\n- name: admin\n  user:\n    token: {token}\n"
     )
 }
 

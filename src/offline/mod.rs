@@ -7,7 +7,7 @@ mod events;
 mod objects;
 
 pub use events::{InputEvent, parse_events};
-pub use objects::DirObjects;
+pub use objects::{DirObjects, parse_documents};
 
 use crate::actions::{self, Action, EventContext, Limits};
 use crate::model::{EventKind, ObjectRef, PluginInfo};

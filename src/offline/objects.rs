@@ -63,7 +63,7 @@ impl DirObjects {
 }
 
 /// Every YAML (or JSON, which is YAML) document in `text`.
-pub(crate) fn parse_documents(text: &str) -> Result<Vec<Value>, String> {
+pub fn parse_documents(text: &str) -> Result<Vec<Value>, String> {
     let mut out = Vec::new();
     for doc in serde_yaml::Deserializer::from_str(text) {
         let v: Value = serde::Deserialize::deserialize(doc).map_err(|e| e.to_string())?;

@@ -1,0 +1,163 @@
+//! `kreflex dev`: everything a newcomer needs in one command and no cluster: the embedded
+//! API server, the example CRD and sample `Database` objects, the example plugins (built
+//! from `plugins/rust` unless a directory is given), and the engine, with a kubeconfig
+//! and two kubectl commands to try. Ctrl-C drains in-flight work and exits cleanly.
+
+use crate::apiserver::{ApiServer, ApiServerConfig};
+use crate::cli::DevArgs;
+use anyhow::Context;
+use kube::api::{Api, DynamicObject, PostParams};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the repository (examples, plugin sources) is: the build's source tree if it is
+/// still there, else the current directory.
+pub fn repo_root() -> PathBuf {
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if built.join("examples").is_dir() {
+        built
+    } else {
+        PathBuf::from(".")
+    }
+}
+
+/// Runs `kreflex dev`.
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    let root = repo_root();
+    let plugins = match &args.plugins {
+        Some(dir) => dir.clone(),
+        None => build_example_plugins(&root).await?,
+    };
+    let server = ApiServer::start(ApiServerConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], args.port)),
+        state_file: args.state.clone(),
+        ..ApiServerConfig::default()
+    })
+    .await?;
+    server.write_kubeconfig(&args.kubeconfig_out)?;
+    let client = server.client();
+    let applied = apply_dir(&client, &root.join("examples/crds")).await?
+        + apply_dir(&client, &root.join("examples/databases")).await?;
+    let engine = crate::engine::Engine::start(
+        server.kube_config(server.admin_token()),
+        args.engine.engine_config(plugins.clone()),
+    )
+    .await?;
+    let loaded: Vec<String> = engine.registry.load().plugins.keys().cloned().collect();
+    let kc = args.kubeconfig_out.display();
+    println!(
+        "\nkreflex dev is running\n  API server: {}\n  kubeconfig: {kc}\n  plugins:    {} from {}\n  objects:    {applied} applied from examples/\n\nTry, in another terminal:\n  kubectl --kubeconfig {kc} get databases -w\n  kubectl --kubeconfig {kc} patch database orders --type merge -p '{{\"spec\":{{\"size\":\"20Gi\"}}}}'\n  kubectl --kubeconfig {kc} get events\n\nCtrl-C to stop.",
+        server.url(),
+        if loaded.is_empty() {
+            "none".to_owned()
+        } else {
+            loaded.join(", ")
+        },
+        plugins.display()
+    );
+    match args.seconds {
+        Some(s) => tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(s)) => {}
+            _ = crate::engine::shutdown_signal() => {}
+        },
+        None => crate::engine::shutdown_signal().await,
+    }
+    engine.shutdown().await;
+    server.shutdown().await;
+    Ok(())
+}
+
+/// Builds the Rust example plugins and stages them in a directory as `<name>.wasm`.
+async fn build_example_plugins(root: &Path) -> anyhow::Result<PathBuf> {
+    let script = root.join("plugins/rust/build.sh");
+    println!("building the example plugins ({})...", script.display());
+    let out = tokio::process::Command::new("bash")
+        .arg(&script)
+        .args(["-p", "database-status"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    anyhow::ensure!(out.status.success(), "building the example plugins failed");
+    let built = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let dir = root.join("target/kreflex-dev-plugins");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::copy(
+        built.join("database_status.wasm"),
+        dir.join("database-status.wasm"),
+    )
+    .context("the example plugin was not built")?;
+    Ok(dir)
+}
+
+/// Creates every object in the YAML files of `dir` (skipping ones that exist). CRDs are
+/// waited for until their resource is served.
+pub async fn apply_dir(client: &kube::Client, dir: &Path) -> anyhow::Result<usize> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    paths.sort();
+    let mut n = 0;
+    for p in paths {
+        let text = std::fs::read_to_string(&p)?;
+        for doc in crate::offline::parse_documents(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+        {
+            apply_object(client, doc)
+                .await
+                .with_context(|| format!("applying {}", p.display()))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Creates one object through discovery (retrying briefly while a new CRD's resource
+/// appears). An existing object is left as it is.
+pub async fn apply_object(client: &kube::Client, object: serde_json::Value) -> anyhow::Result<()> {
+    let gvk = crate::model::Gvk::from_api_version(
+        object
+            .get("apiVersion")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default(),
+        object
+            .get("kind")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default(),
+    );
+    let resources = crate::watch::Resources::new(client.clone());
+    let mut attempt = 0;
+    let resource = loop {
+        match resources.resolve(&gvk).await {
+            Ok(r) => break r,
+            Err(e) if attempt < 50 => {
+                attempt += 1;
+                tracing::debug!(%gvk, error = %e, "waiting for the kind to be served");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e).with_context(|| format!("{gvk} is not served")),
+        }
+    };
+    let obj: DynamicObject = serde_json::from_value(object)?;
+    let api: Api<DynamicObject> = match (resource.namespaced, obj.metadata.namespace.as_deref()) {
+        (true, ns) => Api::namespaced_with(client.clone(), ns.unwrap_or("default"), &resource.api),
+        (false, _) => Api::all_with(client.clone(), &resource.api),
+    };
+    match api
+        .create(
+            &PostParams {
+                field_manager: Some("kreflex-dev".into()),
+                ..Default::default()
+            },
+            &obj,
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
