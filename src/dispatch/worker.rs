@@ -182,9 +182,19 @@ impl Dispatcher {
         &self,
         lp: Arc<LoadedPlugin>,
         key: &QueueKey,
-        item: PendingEvent,
+        mut item: PendingEvent,
     ) -> Outcome<PendingEvent> {
         let plugin = lp.name().to_owned();
+        // Deliver the latest state: a requeued or retried event may carry an object that
+        // has changed since (e.g. by the plugin's own status patch).
+        if item.kind != EventKind::Deleted
+            && let Some(latest) =
+                self.cache
+                    .get_object(&key.gvk, key.namespace.as_deref(), &key.name)
+            && latest.uid == item.object.uid
+        {
+            item.object = latest;
+        }
         let target = EventTarget {
             object: item.object.object_ref(&key.gvk),
             uid: item.object.uid.clone(),
