@@ -2,7 +2,7 @@
 
 use crate::apply::Applier;
 use crate::dispatch::Route;
-use crate::wasm::{LoadError, Plugin, Runtime};
+use crate::wasm::{LoadError, LoadOptions, Plugin, Runtime};
 use arc_swap::ArcSwap;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -102,14 +102,14 @@ pub fn load_file(runtime: &Runtime, path: &Path) -> Result<LoadedPlugin, String>
     } else {
         PluginFile::default()
     };
-    let plugin = Plugin::load_with_limits(
-        runtime,
-        &bytes,
-        &label,
-        file.memory_limit_mib.map(|m| m << 20),
-        file.call_timeout_ms.map(Duration::from_millis),
-    )
-    .map_err(|e: LoadError| e.to_string())?;
+    let config: Option<Arc<str>> = file.config.map(|c| Arc::from(c.to_string()));
+    let opts = LoadOptions {
+        memory_limit: file.memory_limit_mib.map(|m| m << 20),
+        timeout: file.call_timeout_ms.map(Duration::from_millis),
+        config: config.clone(),
+    };
+    let plugin =
+        Plugin::load_with(runtime, &bytes, &label, &opts).map_err(|e: LoadError| e.to_string())?;
     let routes = plugin
         .info()
         .subscriptions
@@ -120,7 +120,7 @@ pub fn load_file(runtime: &Runtime, path: &Path) -> Result<LoadedPlugin, String>
     Ok(LoadedPlugin {
         finalizer: format!("kreflex.io/{}", plugin.name()),
         routes,
-        config: file.config.map(|c| Arc::from(c.to_string())),
+        config,
         source: path.to_path_buf(),
         loaded_at: SystemTime::now(),
         applier: None,

@@ -44,6 +44,16 @@ impl ObjectSource for NoObjects {
     }
 }
 
+/// The policy while a plugin describes itself: no object is in scope yet.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NothingReadable;
+
+impl AccessPolicy for NothingReadable {
+    fn check_read(&self, _: &ReadRequest<'_>) -> Result<(), String> {
+        Err("no objects can be read while the plugin is being described".into())
+    }
+}
+
 /// A read the plugin asks the host for, to be checked against its permissions.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadRequest<'a> {

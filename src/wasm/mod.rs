@@ -16,8 +16,8 @@ mod plugin;
 
 pub use cache::ArtifactCache;
 pub use engine::{Runtime, WasmConfig};
-pub use host::{AccessPolicy, CallContext, NoObjects, ObjectSource, ReadRequest};
-pub use plugin::{CallError, LoadError, Plugin, RawAction, RawEvent};
+pub use host::{AccessPolicy, CallContext, NoObjects, NothingReadable, ObjectSource, ReadRequest};
+pub use plugin::{CallError, LoadError, LoadOptions, Plugin, RawAction, RawEvent};
 
 /// The generated types of the plugin contract, as the guest sees them.
 pub use bindings::kreflex::plugin::types as wit;

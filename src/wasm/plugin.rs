@@ -11,6 +11,17 @@ use std::time::{Duration, Instant};
 use wasmtime::component::Component;
 use wasmtime::{ResourceLimiter, Store, Trap};
 
+/// Per-plugin settings applied at load.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Memory limit override (bytes).
+    pub memory_limit: Option<usize>,
+    /// Call deadline override.
+    pub timeout: Option<Duration>,
+    /// Configuration JSON for `get-config`.
+    pub config: Option<Arc<str>>,
+}
+
 /// An action exactly as the plugin returned it, before validation (see [`crate::actions`]).
 pub type RawAction = wit::Action;
 
@@ -205,17 +216,18 @@ impl Plugin {
     /// call it from `spawn_blocking` on an async runtime. `source_name` (usually the file
     /// path) names the plugin in errors until it has told its name.
     pub fn load(runtime: &Runtime, bytes: &[u8], source_name: &str) -> Result<Self, LoadError> {
-        Self::load_with_limits(runtime, bytes, source_name, None, None)
+        Self::load_with(runtime, bytes, source_name, &LoadOptions::default())
     }
 
-    /// [`Plugin::load`] with per-plugin overrides of the memory limit and the call deadline.
-    pub fn load_with_limits(
+    /// [`Plugin::load`] with per-plugin overrides of the memory limit and the call deadline,
+    /// and the plugin's configuration (readable with `get-config`, also during `describe`).
+    pub fn load_with(
         runtime: &Runtime,
         bytes: &[u8],
         source_name: &str,
-        memory_limit: Option<usize>,
-        timeout: Option<Duration>,
+        opts: &LoadOptions,
     ) -> Result<Self, LoadError> {
+        let (memory_limit, timeout) = (opts.memory_limit, opts.timeout);
         let started = Instant::now();
         let hash = content_hash(bytes);
         let not_component = |e: wasmtime::Error| LoadError::NotAComponent {
@@ -256,7 +268,12 @@ impl Plugin {
         let timeout = timeout.unwrap_or(runtime.config.call_timeout);
 
         let label: Arc<str> = Arc::from(source_name);
-        let mut store = new_store(runtime, &label, memory_limit, timeout, None);
+        let describe_ctx = CallContext {
+            source: Arc::new(super::host::NoObjects),
+            policy: Arc::new(super::host::NothingReadable),
+            config: opts.config.clone(),
+        };
+        let mut store = new_store(runtime, &label, memory_limit, timeout, Some(describe_ctx));
         let described = pre
             .instantiate(&mut store)
             .and_then(|reactor: Reactor| reactor.call_describe(&mut store));

@@ -407,10 +407,10 @@ macro_rules! export_plugin {
                     ::std::vec::Vec<$crate::bindings::Action>,
                     $crate::bindings::PluginError,
                 > {
-            $crate::__on_event::<$plugin>(e)
+                    $crate::__on_event::<$plugin>(e)
                 }
             }
-            $crate::bindings::__export_reactor!(KreflexGuest with_types_in $crate::bindings);
+    $crate::bindings::__export_reactor!(KreflexGuest with_types_in $crate::bindings);
         };
     };
 }
