@@ -19,14 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn object() -> Value {
-    let annotations: serde_json::Map<String, Value> = (0..12)
-        .map(|i| {
-            (
-                format!("example.com/annotation-{i}"),
-                Value::from("x".repeat(80)),
-            )
-        })
-        .collect();
+    let annotations: serde_json::Map<String, Value> =
+        (0..12).map(|i| (format!("example.com/annotation-{i}"), Value::from("x".repeat(80)))).collect();
     json!({
         "apiVersion": "stable.example.com/v1", "kind": "Database",
         "metadata": {
@@ -83,40 +77,16 @@ fn main() {
         std::hint::black_box(bodies);
     });
 
-    let rt = Runtime::new(WasmConfig {
-        cache_dir: None,
-        ..WasmConfig::default()
-    })
-    .expect("runtime");
-    let plugin = Plugin::load(
-        &rt,
-        &guest::wasm_bytes("database_status"),
-        "database-status",
-    )
-    .expect("load");
+    let rt = Runtime::new(WasmConfig { cache_dir: None, ..WasmConfig::default() }).expect("runtime");
+    let plugin = Plugin::load(&rt, &guest::wasm_bytes("database_status"), "database-status").expect("load");
     let info: &PluginInfo = plugin.info();
-    let ctx = CallContext {
-        source: Arc::new(NoObjects),
-        policy: offline::declared_reads(info),
-        config: None,
-    };
+    let ctx = CallContext { source: Arc::new(NoObjects), policy: offline::declared_reads(info), config: None };
     let target = ObjectRef::of(&obj).expect("ref");
     let limits = Limits::default();
     let wasm = measure(n, || {
-        let ev = RawEvent {
-            kind: EventKind::Modified,
-            object: obj.to_string(),
-            old_object: None,
-        };
-        let raw = plugin
-            .call_blocking(&ev, ctx.clone())
-            .expect("call")
-            .expect("ok");
-        let ectx = EventContext {
-            plugin: plugin.name(),
-            event: EventKind::Modified,
-            object: &target,
-        };
+        let ev = RawEvent { kind: EventKind::Modified, object: obj.to_string(), old_object: None };
+        let raw = plugin.call_blocking(&ev, ctx.clone()).expect("call").expect("ok");
+        let ectx = EventContext { plugin: plugin.name(), event: EventKind::Modified, object: &target };
         std::hint::black_box(actions::validate(raw, &ectx, &limits).expect("valid"));
     });
 

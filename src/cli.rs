@@ -29,13 +29,7 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Log output format.
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        default_value = "text",
-        env = "KREFLEX_LOG_FORMAT"
-    )]
+    #[arg(long, global = true, value_enum, default_value = "text", env = "KREFLEX_LOG_FORMAT")]
     pub log_format: LogFormat,
     /// Log level or filter directives (e.g. `info`, `kreflex=debug`).
     #[arg(long, global = true, default_value = "info", env = "KREFLEX_LOG_LEVEL")]
@@ -70,11 +64,7 @@ impl SandboxArgs {
             memory_limit: self.memory_limit_mib << 20,
             call_timeout: Duration::from_millis(self.call_timeout_ms),
             max_instances: self.max_instances,
-            cache_dir: if self.no_cache {
-                None
-            } else {
-                self.cache_dir.clone().or(defaults.cache_dir.clone())
-            },
+            cache_dir: if self.no_cache { None } else { self.cache_dir.clone().or(defaults.cache_dir.clone()) },
             ..defaults
         }
     }
@@ -139,9 +129,7 @@ impl EngineArgs {
                 ..Default::default()
             },
             resync: (self.resync_seconds > 0).then(|| Duration::from_secs(self.resync_seconds)),
-            impersonation: self
-                .impersonate
-                .then(|| (self.impersonate_template.clone(), self.namespace.clone())),
+            impersonation: self.impersonate.then(|| (self.impersonate_template.clone(), self.namespace.clone())),
             admin_addr: self.metrics_addr,
             ..Default::default()
         }
@@ -175,11 +163,7 @@ pub struct DevArgs {
     #[arg(long, default_value_t = 6443, env = "KREFLEX_DEV_PORT")]
     pub port: u16,
     /// Where to write the kubeconfig.
-    #[arg(
-        long,
-        default_value = "kreflex-dev.kubeconfig",
-        env = "KREFLEX_KUBECONFIG_OUT"
-    )]
+    #[arg(long, default_value = "kreflex-dev.kubeconfig", env = "KREFLEX_KUBECONFIG_OUT")]
     pub kubeconfig_out: PathBuf,
     /// Keep the API server's objects in this file across runs.
     #[arg(long, env = "KREFLEX_STATE")]
@@ -258,25 +242,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn tokio_main(
-    f: impl std::future::Future<Output = anyhow::Result<()>>,
-) -> anyhow::Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+fn tokio_main(f: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(f)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Reads a kubeconfig (or the in-cluster configuration).
-pub async fn kube_config(
-    path: Option<&Path>,
-    context: Option<&str>,
-) -> anyhow::Result<kube::Config> {
-    let options = kube::config::KubeConfigOptions {
-        context: context.map(str::to_owned),
-        ..Default::default()
-    };
+pub async fn kube_config(path: Option<&Path>, context: Option<&str>) -> anyhow::Result<kube::Config> {
+    let options = kube::config::KubeConfigOptions { context: context.map(str::to_owned), ..Default::default() };
     Ok(match path {
         Some(p) => {
             let kc = kube::config::Kubeconfig::read_from(p)
@@ -289,9 +263,7 @@ pub async fn kube_config(
 
 async fn run_engine(args: RunArgs) -> anyhow::Result<()> {
     let config = kube_config(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
-    let engine =
-        crate::engine::Engine::start(config, args.engine.engine_config(args.plugins.clone()))
-            .await?;
+    let engine = crate::engine::Engine::start(config, args.engine.engine_config(args.plugins.clone())).await?;
     crate::engine::shutdown_signal().await;
     engine.shutdown().await;
     Ok(())
@@ -302,21 +274,13 @@ fn rbac(args: RbacArgs) -> anyhow::Result<ExitCode> {
     for p in &args.plugins {
         infos.push(load_plugin(p, &args.sandbox)?.info().clone());
     }
-    print!(
-        "{}",
-        crate::rbac::manifests::rbac_yaml(
-            &infos,
-            &args.namespace,
-            &|g| crate::model::guess_plural(&g.kind)
-        )
-    );
+    print!("{}", crate::rbac::manifests::rbac_yaml(&infos, &args.namespace, &|g| crate::model::guess_plural(&g.kind)));
     Ok(ExitCode::SUCCESS)
 }
 
 fn load_plugin(path: &Path, sandbox: &SandboxArgs) -> anyhow::Result<Plugin> {
     let runtime = Runtime::new(sandbox.wasm_config()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read plugin {}", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read plugin {}", path.display()))?;
     Ok(Plugin::load(&runtime, &bytes, &path.display().to_string())?)
 }
 
@@ -336,16 +300,12 @@ fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
 fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     let text = if args.event.as_os_str() == "-" {
         let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("cannot read events from stdin")?;
+        std::io::stdin().read_to_string(&mut s).context("cannot read events from stdin")?;
         s
     } else {
-        std::fs::read_to_string(&args.event)
-            .with_context(|| format!("cannot read {}", args.event.display()))?
+        std::fs::read_to_string(&args.event).with_context(|| format!("cannot read {}", args.event.display()))?
     };
-    let events = offline::parse_events(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.event.display()))?;
+    let events = offline::parse_events(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.event.display()))?;
     let plugin = load_plugin(&args.plugin, &args.sandbox)?;
     let source: Arc<dyn ObjectSource> = match &args.objects {
         Some(dir) => Arc::new(DirObjects::load(dir).map_err(anyhow::Error::msg)?),
@@ -353,19 +313,14 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     };
     let config = match &args.config {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read {}", p.display()))?;
+            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
             serde_json::from_str::<serde_json::Value>(&text)
                 .with_context(|| format!("{} is not valid JSON", p.display()))?;
             Some(Arc::from(text.as_str()))
         }
         None => None,
     };
-    let ctx = CallContext {
-        source,
-        policy: offline::declared_reads(plugin.info()),
-        config,
-    };
+    let ctx = CallContext { source, policy: offline::declared_reads(plugin.info()), config };
     let reports = offline::run(&plugin, &events, &ctx, !args.no_filter, &Limits::default());
     let mut failed = 0;
     for r in &reports {
@@ -373,19 +328,11 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
             eprintln!("error: {e}");
             failed += 1;
         }
-        let line = if args.pretty {
-            serde_json::to_string_pretty(r)?
-        } else {
-            serde_json::to_string(r)?
-        };
+        let line = if args.pretty { serde_json::to_string_pretty(r)? } else { serde_json::to_string(r)? };
         println!("{line}");
     }
     if failed > 0 {
-        bail!(
-            "{failed} of {} events failed in plugin {}",
-            reports.len(),
-            plugin.name()
-        );
+        bail!("{failed} of {} events failed in plugin {}", reports.len(), plugin.name());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -15,11 +15,7 @@ use std::time::Duration;
 /// still there, else the current directory.
 pub fn repo_root() -> PathBuf {
     let built = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    if built.join("examples").is_dir() {
-        built
-    } else {
-        PathBuf::from(".")
-    }
+    if built.join("examples").is_dir() { built } else { PathBuf::from(".") }
 }
 
 /// Runs `kreflex dev`.
@@ -49,11 +45,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!(
         "\nkreflex dev is running\n  API server: {}\n  kubeconfig: {kc}\n  plugins:    {} from {}\n  objects:    {applied} applied from examples/\n\nTry, in another terminal:\n  kubectl --kubeconfig {kc} get databases -w\n  kubectl --kubeconfig {kc} patch database orders --type merge -p '{{\"spec\":{{\"size\":\"20Gi\"}}}}'\n  kubectl --kubeconfig {kc} get events\n\nCtrl-C to stop.",
         server.url(),
-        if loaded.is_empty() {
-            "none".to_owned()
-        } else {
-            loaded.join(", ")
-        },
+        if loaded.is_empty() { "none".to_owned() } else { loaded.join(", ") },
         plugins.display()
     );
     match args.seconds {
@@ -83,11 +75,8 @@ async fn build_example_plugins(root: &Path) -> anyhow::Result<PathBuf> {
     let built = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     let dir = root.join("target/kreflex-dev-plugins");
     std::fs::create_dir_all(&dir)?;
-    std::fs::copy(
-        built.join("database_status.wasm"),
-        dir.join("database-status.wasm"),
-    )
-    .context("the example plugin was not built")?;
+    std::fs::copy(built.join("database_status.wasm"), dir.join("database-status.wasm"))
+        .context("the example plugin was not built")?;
     Ok(dir)
 }
 
@@ -103,12 +92,8 @@ pub async fn apply_dir(client: &kube::Client, dir: &Path) -> anyhow::Result<usiz
     let mut n = 0;
     for p in paths {
         let text = std::fs::read_to_string(&p)?;
-        for doc in crate::offline::parse_documents(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
-        {
-            apply_object(client, doc)
-                .await
-                .with_context(|| format!("applying {}", p.display()))?;
+        for doc in crate::offline::parse_documents(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))? {
+            apply_object(client, doc).await.with_context(|| format!("applying {}", p.display()))?;
             n += 1;
         }
     }
@@ -119,14 +104,8 @@ pub async fn apply_dir(client: &kube::Client, dir: &Path) -> anyhow::Result<usiz
 /// appears). An existing object is left as it is.
 pub async fn apply_object(client: &kube::Client, object: serde_json::Value) -> anyhow::Result<()> {
     let gvk = crate::model::Gvk::from_api_version(
-        object
-            .get("apiVersion")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default(),
-        object
-            .get("kind")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default(),
+        object.get("apiVersion").and_then(|v| v.as_str()).unwrap_or_default(),
+        object.get("kind").and_then(|v| v.as_str()).unwrap_or_default(),
     );
     let resources = crate::watch::Resources::new(client.clone());
     let mut attempt = 0;
@@ -146,16 +125,7 @@ pub async fn apply_object(client: &kube::Client, object: serde_json::Value) -> a
         (true, ns) => Api::namespaced_with(client.clone(), ns.unwrap_or("default"), &resource.api),
         (false, _) => Api::all_with(client.clone(), &resource.api),
     };
-    match api
-        .create(
-            &PostParams {
-                field_manager: Some("kreflex-dev".into()),
-                ..Default::default()
-            },
-            &obj,
-        )
-        .await
-    {
+    match api.create(&PostParams { field_manager: Some("kreflex-dev".into()), ..Default::default() }, &obj).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
         Err(e) => Err(e.into()),

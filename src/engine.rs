@@ -85,9 +85,7 @@ impl Engine {
         let runtime = Runtime::new(config.wasm.clone())
             .map_err(|e| anyhow::anyhow!("cannot start the WebAssembly runtime: {e:#}"))?;
         let scoped = match &config.impersonation {
-            Some((template, ns)) => {
-                ScopedClients::impersonating(kube_config.clone(), template, ns, Vec::new())
-            }
+            Some((template, ns)) => ScopedClients::impersonating(kube_config.clone(), template, ns, Vec::new()),
             None => ScopedClients::unscoped(kube_config.clone()),
         };
         let own_client = scoped.own_client()?;
@@ -116,10 +114,7 @@ impl Engine {
             config.dispatcher.clone(),
         );
         let admin_addr = match config.admin_addr {
-            Some(addr) => Some(
-                crate::ops::serve(addr, health.clone(), metrics.clone(), cancel.child_token())
-                    .await?,
-            ),
+            Some(addr) => Some(crate::ops::serve(addr, health.clone(), metrics.clone(), cancel.child_token()).await?),
             None => None,
         };
         let mut engine = Self {
@@ -142,23 +137,14 @@ impl Engine {
             let d = dispatcher.clone();
             async move { d.route_events(rx, router_cancel).await }
         }));
-        engine
-            .tasks
-            .push(tokio::spawn(async move { dispatcher.run_workers().await }));
+        engine.tasks.push(tokio::spawn(async move { dispatcher.run_workers().await }));
 
         let dir = engine.config.plugins_dir.clone();
         let rt = engine.runtime.clone();
-        let (loaded, errors) =
-            tokio::task::spawn_blocking(move || crate::plugins::load_dir(&rt, &dir)).await?;
+        let (loaded, errors) = tokio::task::spawn_blocking(move || crate::plugins::load_dir(&rt, &dir)).await?;
         for e in &errors {
             tracing::error!(error = %e, "plugin not loaded");
-            engine
-                .metrics
-                .reloads
-                .get_or_create(&ReloadLabels {
-                    result: "error".into(),
-                })
-                .inc();
+            engine.metrics.reloads.get_or_create(&ReloadLabels { result: "error".into() }).inc();
         }
         engine.install(loaded).await?;
         engine.watch_readiness();
@@ -171,30 +157,16 @@ impl Engine {
         let mut plugins = BTreeMap::new();
         for mut lp in loaded {
             let client = self.scoped.client_for(lp.name())?;
-            lp.applier = Some(Applier::new(
-                lp.name(),
-                client,
-                self.resources.clone(),
-                Backoff::default(),
-                self.metrics.clone(),
-            ));
+            lp.applier =
+                Some(Applier::new(lp.name(), client, self.resources.clone(), Backoff::default(), self.metrics.clone()));
             tracing::info!(plugin = lp.name(), version = %lp.plugin.info().version, hash = %&lp.plugin.hash()[..12], from_cache = lp.plugin.loaded_from_cache(), "plugin loaded");
-            self.metrics
-                .reloads
-                .get_or_create(&ReloadLabels {
-                    result: "ok".into(),
-                })
-                .inc();
+            self.metrics.reloads.get_or_create(&ReloadLabels { result: "ok".into() }).inc();
             plugins.insert(lp.name().to_owned(), Arc::new(lp));
         }
         let registry = Registry { plugins };
         let kinds = registry.kinds();
-        self.metrics
-            .plugins_loaded
-            .set(registry.plugins.len() as i64);
-        self.health.set_plugins(serde_json::Value::Array(
-            registry.plugins.values().map(|p| p.summary()).collect(),
-        ));
+        self.metrics.plugins_loaded.set(registry.plugins.len() as i64);
+        self.health.set_plugins(serde_json::Value::Array(registry.plugins.values().map(|p| p.summary()).collect()));
         self.registry.store(Arc::new(registry));
         let failed = self.informers.lock().await.reconcile(&kinds).await;
         for (gvk, e) in failed {
@@ -241,10 +213,7 @@ impl Engine {
         self.health.set_ready(false, "shutting down");
         self.cancel.cancel();
         let drain = futures::future::join_all(self.tasks);
-        if tokio::time::timeout(self.config.drain_timeout, drain)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(self.config.drain_timeout, drain).await.is_err() {
             tracing::warn!(timeout = ?self.config.drain_timeout, "in-flight work did not finish in time");
         }
         tracing::info!("stopped");
@@ -260,15 +229,14 @@ impl Engine {
 pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for SIGTERM");
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}

@@ -21,25 +21,13 @@ pub struct Gvk {
 
 impl Gvk {
     /// Builds a GVK from its parts.
-    pub fn new(
-        group: impl Into<String>,
-        version: impl Into<String>,
-        kind: impl Into<String>,
-    ) -> Self {
-        Self {
-            group: group.into(),
-            version: version.into(),
-            kind: kind.into(),
-        }
+    pub fn new(group: impl Into<String>, version: impl Into<String>, kind: impl Into<String>) -> Self {
+        Self { group: group.into(), version: version.into(), kind: kind.into() }
     }
 
     /// `group/version`, or just `version` for the core group (the `apiVersion` field).
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.clone()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
+        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
     }
 
     /// Parses an `apiVersion` (`group/version` or `v1`) and a kind.
@@ -152,10 +140,7 @@ impl ObjectRef {
         Some(Self {
             api_version: object.get("apiVersion")?.as_str()?.to_owned(),
             kind: object.get("kind")?.as_str()?.to_owned(),
-            namespace: meta
-                .get("namespace")
-                .and_then(|n| n.as_str())
-                .map(str::to_owned),
+            namespace: meta.get("namespace").and_then(|n| n.as_str()).map(str::to_owned),
             name: meta.get("name")?.as_str()?.to_owned(),
         })
     }

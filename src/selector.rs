@@ -40,10 +40,7 @@ pub struct SelectorError {
 impl Selector {
     /// Parses a label selector (`=`, `==`, `!=`, `in`, `notin`, `key`, `!key`).
     pub fn parse(text: &str) -> Result<Self, SelectorError> {
-        let err = |reason: String| SelectorError {
-            selector: text.to_owned(),
-            reason,
-        };
+        let err = |reason: String| SelectorError { selector: text.to_owned(), reason };
         let mut reqs = Vec::new();
         for term in split_terms(text).map_err(err)? {
             let term = term.trim();
@@ -83,11 +80,7 @@ pub fn labels_of(object: &serde_json::Value) -> BTreeMap<String, String> {
     object
         .pointer("/metadata/labels")
         .and_then(|l| l.as_object())
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                .collect()
-        })
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
         .unwrap_or_default()
 }
 
@@ -122,16 +115,10 @@ fn parse_term(term: &str) -> Result<Requirement, String> {
         return Ok(Requirement::DoesNotExist(valid_key(key.trim())?));
     }
     if let Some((k, v)) = term.split_once("!=") {
-        return Ok(Requirement::NotEquals(
-            valid_key(k.trim())?,
-            valid_value(v.trim())?,
-        ));
+        return Ok(Requirement::NotEquals(valid_key(k.trim())?, valid_value(v.trim())?));
     }
     if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
-        return Ok(Requirement::Equals(
-            valid_key(k.trim())?,
-            valid_value(v.trim())?,
-        ));
+        return Ok(Requirement::Equals(valid_key(k.trim())?, valid_value(v.trim())?));
     }
     let words: Vec<&str> = term.splitn(2, char::is_whitespace).collect();
     if let [key, rest] = words.as_slice() {
@@ -148,16 +135,9 @@ fn parse_term(term: &str) -> Result<Requirement, String> {
             .strip_prefix('(')
             .and_then(|s| s.strip_suffix(')'))
             .ok_or_else(|| format!("expected a parenthesised set of values in {term:?}"))?;
-        let values = inner
-            .split(',')
-            .map(|v| valid_value(v.trim()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let values = inner.split(',').map(|v| valid_value(v.trim())).collect::<Result<Vec<_>, _>>()?;
         let key = valid_key(key)?;
-        return Ok(if op == "in" {
-            Requirement::In(key, values)
-        } else {
-            Requirement::NotIn(key, values)
-        });
+        return Ok(if op == "in" { Requirement::In(key, values) } else { Requirement::NotIn(key, values) });
     }
     Ok(Requirement::Exists(valid_key(term)?))
 }
@@ -166,26 +146,14 @@ fn valid_key(key: &str) -> Result<String, String> {
     let name = key.rsplit_once('/').map_or(key, |(_, n)| n);
     let ok = !name.is_empty()
         && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         && key.len() <= 317;
-    if ok {
-        Ok(key.to_owned())
-    } else {
-        Err(format!("invalid label key {key:?}"))
-    }
+    if ok { Ok(key.to_owned()) } else { Err(format!("invalid label key {key:?}")) }
 }
 
 fn valid_value(v: &str) -> Result<String, String> {
-    let ok = v.len() <= 63
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(v.to_owned())
-    } else {
-        Err(format!("invalid label value {v:?}"))
-    }
+    let ok = v.len() <= 63 && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok { Ok(v.to_owned()) } else { Err(format!("invalid label value {v:?}")) }
 }
 
 /// A field selector over `metadata.name` and `metadata.namespace` (`=`, `==`, `!=`), the
@@ -196,10 +164,7 @@ pub struct FieldSelector(Vec<(String, bool, String)>);
 impl FieldSelector {
     /// Parses `metadata.name=x,metadata.namespace!=y`.
     pub fn parse(text: &str) -> Result<Self, SelectorError> {
-        let err = |reason: String| SelectorError {
-            selector: text.to_owned(),
-            reason,
-        };
+        let err = |reason: String| SelectorError { selector: text.to_owned(), reason };
         let mut out = Vec::new();
         for term in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
             let (field, equal, value) = if let Some((f, v)) = term.split_once("!=") {
@@ -221,15 +186,8 @@ impl FieldSelector {
     /// Whether a JSON object satisfies the selector.
     pub fn matches_object(&self, object: &serde_json::Value) -> bool {
         self.0.iter().all(|(field, equal, value)| {
-            let pointer = if field == "metadata.name" {
-                "/metadata/name"
-            } else {
-                "/metadata/namespace"
-            };
-            let actual = object
-                .pointer(pointer)
-                .and_then(|v| v.as_str())
-                .unwrap_or("");
+            let pointer = if field == "metadata.name" { "/metadata/name" } else { "/metadata/namespace" };
+            let actual = object.pointer(pointer).and_then(|v| v.as_str()).unwrap_or("");
             (actual == value) == *equal
         })
     }
@@ -240,42 +198,20 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn matches_every_label_operator() {
         let l = labels(&[("app", "web"), ("tier", "db")]);
-        let yes = [
-            "app=web",
-            "app==web",
-            "app!=api",
-            "tier in (db,cache)",
-            "tier notin (x)",
-            "app",
-            "!gone",
-            "app=web,tier",
-        ];
+        let yes =
+            ["app=web", "app==web", "app!=api", "tier in (db,cache)", "tier notin (x)", "app", "!gone", "app=web,tier"];
         for s in yes {
             assert!(Selector::parse(s).expect(s).matches(&l), "{s} should match");
         }
-        let no = [
-            "app=api",
-            "app!=web",
-            "tier in (cache)",
-            "tier notin (db)",
-            "gone",
-            "!app",
-            "app=web,gone",
-        ];
+        let no = ["app=api", "app!=web", "tier in (cache)", "tier notin (db)", "gone", "!app", "app=web,gone"];
         for s in no {
-            assert!(
-                !Selector::parse(s).expect(s).matches(&l),
-                "{s} should not match"
-            );
+            assert!(!Selector::parse(s).expect(s).matches(&l), "{s} should not match");
         }
         assert!(Selector::parse("").expect("empty").matches(&l));
         assert!(Selector::parse("missing!=x").expect("ne").matches(&l));
@@ -291,16 +227,8 @@ mod tests {
     #[test]
     fn field_selector_supports_name_and_namespace_only() {
         let o = serde_json::json!({"metadata": {"name": "a", "namespace": "ns"}});
-        assert!(
-            FieldSelector::parse("metadata.name=a")
-                .expect("ok")
-                .matches_object(&o)
-        );
-        assert!(
-            !FieldSelector::parse("metadata.namespace!=ns")
-                .expect("ok")
-                .matches_object(&o)
-        );
+        assert!(FieldSelector::parse("metadata.name=a").expect("ok").matches_object(&o));
+        assert!(!FieldSelector::parse("metadata.namespace!=ns").expect("ok").matches_object(&o));
         assert!(FieldSelector::parse("spec.x=1").is_err());
     }
 }

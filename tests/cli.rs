@@ -9,29 +9,17 @@ use std::process::{Command, Output, Stdio};
 
 fn kreflex(args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kreflex"));
-    cmd.args(args)
-        .arg("--no-cache")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args(args).arg("--no-cache").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn kreflex");
     if let Some(text) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(text.as_bytes())
-            .expect("write stdin");
+        child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write stdin");
     }
     drop(child.stdin.take());
     child.wait_with_output().expect("kreflex runs")
 }
 
 fn example(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(path)
-        .display()
-        .to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path).display().to_string()
 }
 
 fn reports(out: &Output) -> Vec<serde_json::Value> {
@@ -45,11 +33,7 @@ fn reports(out: &Output) -> Vec<serde_json::Value> {
 fn inspect_prints_the_declared_contract_as_json() {
     let wasm = guest::wasm("database_status");
     let out = kreflex(&["inspect", wasm.to_str().expect("utf8")], None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(info["name"], "database-status");
     assert_eq!(info["subscriptions"][0]["gvk"]["kind"], "Database");
@@ -62,33 +46,16 @@ fn inspect_prints_the_declared_contract_as_json() {
 fn test_replays_a_recorded_kubectl_watch_stream() {
     let wasm = guest::wasm("database_status");
     let out = kreflex(
-        &[
-            "test",
-            wasm.to_str().expect("utf8"),
-            "--event",
-            &example("examples/events/database-watch.json"),
-        ],
+        &["test", wasm.to_str().expect("utf8"), "--event", &example("examples/events/database-watch.json")],
         None,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r = reports(&out);
     assert_eq!(r.len(), 9, "one report per watch event");
-    assert_eq!(
-        r[0]["actions"][0]["body"]["status"]["state"],
-        "Provisioning"
-    );
+    assert_eq!(r[0]["actions"][0]["body"]["status"]["state"], "Provisioning");
     assert_eq!(r[0]["actions"][1]["ms"], 500);
     // A status-only MODIFIED does not reach a generation-changed-only plugin.
-    assert!(
-        r[1]["skipped"]
-            .as_str()
-            .expect("skipped")
-            .contains("generation")
-    );
+    assert!(r[1]["skipped"].as_str().expect("skipped").contains("generation"));
     assert_eq!(r[3]["actions"][1]["reason"], "UnsupportedEngine");
     assert_eq!(r[5]["actions"][0]["body"]["status"]["state"], "Ready");
     assert_eq!(r[8]["kind"], "deleted");
@@ -98,15 +65,8 @@ fn test_replays_a_recorded_kubectl_watch_stream() {
 fn test_reads_events_from_stdin() {
     let wasm = guest::wasm("database_status");
     let event = r#"{"type":"ADDED","object":{"apiVersion":"stable.example.com/v1","kind":"Database","metadata":{"name":"a","namespace":"default","generation":1},"spec":{"name":"a","engine":"mysql"}}}"#;
-    let out = kreflex(
-        &["test", wasm.to_str().expect("utf8"), "--event", "-"],
-        Some(event),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = kreflex(&["test", wasm.to_str().expect("utf8"), "--event", "-"], Some(event));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(
         reports(&out)[0]["actions"][0]["body"]["status"]["message"],
         "provisioning mysql database \"a\" of size default"
@@ -118,16 +78,10 @@ fn test_fails_with_a_message_naming_plugin_event_and_object() {
     let wasm = guest::wasm("fixture_chaos");
     let event = r#"{"type":"ADDED","object":{"apiVersion":"stable.example.com/v1","kind":"Database","metadata":{"name":"bad","namespace":"prod","annotations":{"kreflex.test/do":"malformed"}}}}
 {"type":"ADDED","object":{"apiVersion":"stable.example.com/v1","kind":"Database","metadata":{"name":"fine","namespace":"prod"}}}"#;
-    let out = kreflex(
-        &["test", wasm.to_str().expect("utf8"), "--event", "-"],
-        Some(event),
-    );
+    let out = kreflex(&["test", wasm.to_str().expect("utf8"), "--event", "-"], Some(event));
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("plugin chaos: added event for Database prod/bad"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("plugin chaos: added event for Database prod/bad"), "{stderr}");
     // The other event is still processed and reported.
     assert!(reports(&out)[1]["actions"].is_array());
 }
@@ -135,10 +89,8 @@ fn test_fails_with_a_message_naming_plugin_event_and_object() {
 #[test]
 fn test_rejects_a_malformed_event_file_clearly() {
     let wasm = guest::wasm("database_status");
-    let out = kreflex(
-        &["test", wasm.to_str().expect("utf8"), "--event", "-"],
-        Some("{\"type\": \"ADDED\", \"object\": "),
-    );
+    let out =
+        kreflex(&["test", wasm.to_str().expect("utf8"), "--event", "-"], Some("{\"type\": \"ADDED\", \"object\": "));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not valid JSON"));
 }
@@ -151,8 +103,5 @@ fn a_bad_plugin_file_is_reported_by_name() {
     let out = kreflex(&["inspect", bad.to_str().expect("utf8")], None);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("broken.wasm") && stderr.contains("not a WebAssembly component"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("broken.wasm") && stderr.contains("not a WebAssembly component"), "{stderr}");
 }

@@ -6,19 +6,13 @@ mod guest;
 use kreflex::actions::{self, Action, EventContext, Limits};
 use kreflex::model::{EventKind, ObjectRef};
 use kreflex::offline::{self, DirObjects};
-use kreflex::wasm::{
-    CallContext, CallError, LoadError, NoObjects, Plugin, RawEvent, Runtime, WasmConfig,
-};
+use kreflex::wasm::{CallContext, CallError, LoadError, NoObjects, Plugin, RawEvent, Runtime, WasmConfig};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn runtime_with(f: impl FnOnce(&mut WasmConfig)) -> Runtime {
-    let mut c = WasmConfig {
-        cache_dir: None,
-        max_instances: 8,
-        ..WasmConfig::default()
-    };
+    let mut c = WasmConfig { cache_dir: None, max_instances: 8, ..WasmConfig::default() };
     f(&mut c);
     Runtime::new(c).expect("runtime")
 }
@@ -50,19 +44,11 @@ fn ctx() -> CallContext {
         subscriptions: vec![],
         permissions: vec![],
     };
-    CallContext {
-        source: Arc::new(NoObjects),
-        policy: offline::declared_reads(&plugin_info),
-        config: None,
-    }
+    CallContext { source: Arc::new(NoObjects), policy: offline::declared_reads(&plugin_info), config: None }
 }
 
 fn ctx_for(plugin: &Plugin, objects: DirObjects) -> CallContext {
-    CallContext {
-        source: Arc::new(objects),
-        policy: offline::declared_reads(plugin.info()),
-        config: None,
-    }
+    CallContext { source: Arc::new(objects), policy: offline::declared_reads(plugin.info()), config: None }
 }
 
 fn call(
@@ -70,32 +56,15 @@ fn call(
     object: &Value,
     c: CallContext,
 ) -> Result<Result<Vec<kreflex::wasm::RawAction>, kreflex::wasm::wit::PluginError>, CallError> {
-    plugin.call_blocking(
-        &RawEvent {
-            kind: EventKind::Added,
-            object: object.to_string(),
-            old_object: None,
-        },
-        c,
-    )
+    plugin.call_blocking(&RawEvent { kind: EventKind::Added, object: object.to_string(), old_object: None }, c)
 }
 
-fn validated(
-    plugin: &Plugin,
-    object: &Value,
-    c: CallContext,
-) -> Result<Vec<Action>, actions::ActionError> {
-    let raw = call(plugin, object, c)
-        .expect("call succeeds")
-        .expect("plugin returns ok");
+fn validated(plugin: &Plugin, object: &Value, c: CallContext) -> Result<Vec<Action>, actions::ActionError> {
+    let raw = call(plugin, object, c).expect("call succeeds").expect("plugin returns ok");
     let r = ObjectRef::of(object).expect("object ref");
     actions::validate(
         raw,
-        &EventContext {
-            plugin: plugin.name(),
-            event: EventKind::Added,
-            object: &r,
-        },
+        &EventContext { plugin: plugin.name(), event: EventKind::Added, object: &r },
         &Limits::default(),
     )
 }
@@ -118,20 +87,13 @@ fn database_status_provisions_then_reports_ready() {
     let obj = database("orders", "postgres", json!({}));
     let first = validated(&p, &obj, ctx()).expect("valid");
     assert_eq!(status_of(&first)["state"], "Provisioning");
-    assert!(
-        first
-            .iter()
-            .any(|a| a.requeue_delay() == Some(Duration::from_millis(500)))
-    );
+    assert!(first.iter().any(|a| a.requeue_delay() == Some(Duration::from_millis(500))));
 
     let mut provisioned = obj.clone();
     provisioned["status"] = status_of(&first);
     let second = validated(&p, &provisioned, ctx()).expect("valid");
     assert_eq!(status_of(&second)["state"], "Ready");
-    assert_eq!(
-        status_of(&second)["message"],
-        "postgres database \"orders\" of size 1Gi is ready"
-    );
+    assert_eq!(status_of(&second)["message"], "postgres database \"orders\" of size 1Gi is ready");
 }
 
 #[test]
@@ -147,17 +109,11 @@ fn database_status_rejects_unknown_engine_with_warning_event() {
 fn a_file_that_is_not_a_component_is_refused() {
     let rt = runtime();
     let garbage = Plugin::load(&rt, b"definitely not wasm", "garbage.wasm").expect_err("refused");
-    assert!(
-        matches!(garbage, LoadError::NotAComponent { .. }),
-        "{garbage}"
-    );
+    assert!(matches!(garbage, LoadError::NotAComponent { .. }), "{garbage}");
     assert!(garbage.to_string().contains("garbage.wasm"));
     // The smallest valid core module: magic + version 1.
     let core = Plugin::load(&rt, b"\0asm\x01\0\0\0", "core.wasm").expect_err("refused");
-    assert!(
-        core.to_string().contains("core WebAssembly module"),
-        "{core}"
-    );
+    assert!(core.to_string().contains("core WebAssembly module"), "{core}");
     let truncated = &guest::wasm_bytes("database_status")[..4096];
     let err = Plugin::load(&rt, truncated, "half-written.wasm").expect_err("refused");
     assert!(matches!(err, LoadError::NotAComponent { .. }), "{err}");
@@ -166,12 +122,7 @@ fn a_file_that_is_not_a_component_is_refused() {
 #[test]
 fn a_component_of_another_world_is_refused() {
     let rt = runtime();
-    let err = Plugin::load(
-        &rt,
-        &guest::wasm_bytes("fixture_other_world"),
-        "greeter.wasm",
-    )
-    .expect_err("refused");
+    let err = Plugin::load(&rt, &guest::wasm_bytes("fixture_other_world"), "greeter.wasm").expect_err("refused");
     assert!(matches!(err, LoadError::WrongWorld { .. }), "{err}");
     assert!(err.to_string().contains("kreflex:plugin/reactor"), "{err}");
 }
@@ -179,15 +130,9 @@ fn a_component_of_another_world_is_refused() {
 #[test]
 fn a_trapping_or_nameless_describe_is_refused() {
     let rt = runtime();
-    let err = Plugin::load(&rt, &guest::wasm_bytes("fixture_bad_describe"), "bad.wasm")
-        .expect_err("refused");
+    let err = Plugin::load(&rt, &guest::wasm_bytes("fixture_bad_describe"), "bad.wasm").expect_err("refused");
     assert!(matches!(err, LoadError::DescribeFailed { .. }), "{err}");
-    let err = Plugin::load(
-        &rt,
-        &guest::wasm_bytes("fixture_empty_name"),
-        "nameless.wasm",
-    )
-    .expect_err("refused");
+    let err = Plugin::load(&rt, &guest::wasm_bytes("fixture_empty_name"), "nameless.wasm").expect_err("refused");
     assert!(matches!(err, LoadError::InvalidInfo { .. }), "{err}");
     assert!(err.to_string().contains("name is empty"), "{err}");
 }
@@ -212,10 +157,7 @@ fn an_endless_loop_is_stopped_at_the_deadline_and_the_host_keeps_serving() {
     assert!(matches!(err, CallError::Timeout { .. }), "{err}");
     assert!(err.to_string().contains("plugin chaos"), "{err}");
     assert!(err.to_string().contains("Database default/victim"), "{err}");
-    assert!(
-        elapsed < Duration::from_secs(30),
-        "deadline did not fire: {elapsed:?}"
-    );
+    assert!(elapsed < Duration::from_secs(30), "deadline did not fire: {elapsed:?}");
 }
 
 #[test]
@@ -223,16 +165,9 @@ fn a_memory_hog_is_contained_and_named() {
     let rt = runtime_with(|c| c.memory_limit = 16 << 20);
     let p = load(&rt, "fixture_chaos");
     let err = call(&p, &chaos_object("oom"), ctx()).expect_err("contained");
-    assert!(
-        matches!(err, CallError::OutOfMemory { limit_mib: 16, .. }),
-        "{err}"
-    );
+    assert!(matches!(err, CallError::OutOfMemory { limit_mib: 16, .. }), "{err}");
     assert!(err.to_string().contains("plugin chaos"), "{err}");
-    assert!(
-        call(&p, &chaos_object(""), ctx())
-            .expect("next call fine")
-            .is_ok()
-    );
+    assert!(call(&p, &chaos_object(""), ctx()).expect("next call fine").is_ok());
 }
 
 #[test]
@@ -241,11 +176,7 @@ fn a_panic_is_a_contained_trap_naming_the_plugin() {
     let p = load(&rt, "fixture_chaos");
     let err = call(&p, &chaos_object("panic"), ctx()).expect_err("trap");
     assert!(matches!(err, CallError::Trap { .. }), "{err}");
-    assert!(
-        err.to_string()
-            .contains("plugin chaos: added event for Database default/victim"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("plugin chaos: added event for Database default/victim"), "{err}");
 }
 
 #[test]
@@ -254,10 +185,7 @@ fn a_plugin_gets_no_files_env_args_or_network() {
     let p = load(&rt, "fixture_chaos");
     let out = validated(&p, &chaos_object("snoop"), ctx()).expect("valid");
     let s = status_of(&out);
-    assert!(
-        s["file"].as_str().expect("file").starts_with("denied"),
-        "{s}"
-    );
+    assert!(s["file"].as_str().expect("file").starts_with("denied"), "{s}");
     assert!(s["dir"].as_str().expect("dir").starts_with("Err"), "{s}");
     assert_eq!(s["env"], 0, "{s}");
     assert_eq!(s["args"], 0, "{s}");
@@ -281,9 +209,7 @@ fn malformed_actions_fail_validation_naming_plugin_event_and_object() {
     let err = validated(&p, &chaos_object("malformed"), ctx()).expect_err("invalid");
     let text = err.to_string();
     assert!(
-        text.contains("plugin chaos")
-            && text.contains("added event")
-            && text.contains("Database default/victim"),
+        text.contains("plugin chaos") && text.contains("added event") && text.contains("Database default/victim"),
         "{text}"
     );
 }
@@ -293,32 +219,19 @@ fn host_reads_are_limited_to_declared_permissions() {
     let rt = runtime();
     let p = load(&rt, "fixture_chaos");
     let mut objects = DirObjects::default();
-    objects.insert(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "default"}}));
-    objects.insert(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "password", "namespace": "default"}}));
-    let get = |what: &str| {
-        status_of(&validated(&p, &chaos_object(what), ctx_for(&p, objects.clone())).expect("valid"))
-    };
+    objects.insert(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "default"}}),
+    );
+    objects.insert(
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "password", "namespace": "default"}}),
+    );
+    let get = |what: &str| status_of(&validated(&p, &chaos_object(what), ctx_for(&p, objects.clone())).expect("valid"));
     assert_eq!(get("get:v1:ConfigMap:default:settings")["get"], "Ok(true)");
     assert_eq!(get("get:v1:ConfigMap:default:absent")["get"], "Ok(false)");
-    assert!(
-        get("get:v1:Secret:default:password")["get"]
-            .as_str()
-            .expect("str")
-            .starts_with("Err")
-    );
-    assert!(
-        get("get:v1:ConfigMap:kube-system:x")["get"]
-            .as_str()
-            .expect("str")
-            .starts_with("Err")
-    );
+    assert!(get("get:v1:Secret:default:password")["get"].as_str().expect("str").starts_with("Err"));
+    assert!(get("get:v1:ConfigMap:kube-system:x")["get"].as_str().expect("str").starts_with("Err"));
     assert_eq!(get("list::v1:ConfigMap:default")["list"], "Ok(1)");
-    assert!(
-        get("list::v1:Secret:default")["list"]
-            .as_str()
-            .expect("str")
-            .starts_with("Err")
-    );
+    assert!(get("list::v1:Secret:default")["list"].as_str().expect("str").starts_with("Err"));
 }
 
 #[test]
@@ -349,21 +262,9 @@ async fn async_calls_run_in_parallel_bounded_by_instance_slots() {
     let p = load(&rt, "fixture_chaos");
     let calls = (0..6).map(|i| {
         let p = p.clone();
-        let obj = database(
-            &format!("db{i}"),
-            "postgres",
-            json!({"kreflex.test/do": "sleep:20"}),
-        );
+        let obj = database(&format!("db{i}"), "postgres", json!({"kreflex.test/do": "sleep:20"}));
         tokio::spawn(async move {
-            p.call(
-                RawEvent {
-                    kind: EventKind::Added,
-                    object: obj.to_string(),
-                    old_object: None,
-                },
-                ctx(),
-            )
-            .await
+            p.call(RawEvent { kind: EventKind::Added, object: obj.to_string(), old_object: None }, ctx()).await
         })
     });
     for c in futures::future::join_all(calls).await {

@@ -130,9 +130,7 @@ pub struct EventContext<'a> {
 /// An action that cannot be applied. Nothing of an event whose actions fail validation is
 /// applied: the list is all or nothing.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
-#[error(
-    "plugin {plugin}: {event} event for {object}: action #{index} ({action}) is invalid: {reason}"
-)]
+#[error("plugin {plugin}: {event} event for {object}: action #{index} ({action}) is invalid: {reason}")]
 pub struct ActionError {
     /// Plugin name.
     pub plugin: String,
@@ -149,11 +147,7 @@ pub struct ActionError {
 }
 
 /// Validates every raw action of one event. All or nothing.
-pub fn validate(
-    raw: Vec<RawAction>,
-    ctx: &EventContext<'_>,
-    limits: &Limits,
-) -> Result<Vec<Action>, ActionError> {
+pub fn validate(raw: Vec<RawAction>, ctx: &EventContext<'_>, limits: &Limits) -> Result<Vec<Action>, ActionError> {
     let err = |index: usize, action: &'static str, reason: String| ActionError {
         plugin: ctx.plugin.to_owned(),
         event: ctx.event,
@@ -166,11 +160,7 @@ pub fn validate(
         return Err(err(
             limits.max_actions,
             "list",
-            format!(
-                "{} actions returned, at most {} are allowed per event",
-                raw.len(),
-                limits.max_actions
-            ),
+            format!("{} actions returned, at most {} are allowed per event", raw.len(), limits.max_actions),
         ));
     }
     raw.into_iter()
@@ -203,9 +193,7 @@ fn validate_one(a: RawAction, ctx: &EventContext<'_>, limits: &Limits) -> Result
                 None | Some("") => None,
                 Some(s @ ("status" | "scale")) => Some(s.to_owned()),
                 Some(other) => {
-                    return Err(format!(
-                        "subresource {other:?} is not supported (use \"status\" or \"scale\")"
-                    ));
+                    return Err(format!("subresource {other:?} is not supported (use \"status\" or \"scale\")"));
                 }
             };
             let body = parse_body(&p.body, limits)?;
@@ -215,21 +203,14 @@ fn validate_one(a: RawAction, ctx: &EventContext<'_>, limits: &Limits) -> Result
                 wit::PatchType::Apply => PatchType::Apply,
             };
             check_patch_body(patch_type, &body, &target)?;
-            Ok(Action::Patch {
-                target,
-                subresource,
-                patch_type,
-                body,
-            })
+            Ok(Action::Patch { target, subresource, patch_type, body })
         }
         wit::Action::Create(json) => {
             let object = parse_body(&json, limits)?;
             check_new_object(&object)?;
             Ok(Action::Create { object })
         }
-        wit::Action::Delete(t) => Ok(Action::Delete {
-            target: valid_ref(t.into())?,
-        }),
+        wit::Action::Delete(t) => Ok(Action::Delete { target: valid_ref(t.into())? }),
         wit::Action::EmitEvent(e) => {
             if !is_reason(&e.reason) {
                 return Err(format!(
@@ -242,33 +223,21 @@ fn validate_one(a: RawAction, ctx: &EventContext<'_>, limits: &Limits) -> Result
                 wit::Severity::Normal => Severity::Normal,
                 wit::Severity::Warning => Severity::Warning,
             };
-            Ok(Action::EmitEvent {
-                severity,
-                reason: e.reason,
-                message,
-            })
+            Ok(Action::EmitEvent { severity, reason: e.reason, message })
         }
         wit::Action::RequeueAfter(ms) => {
             let max = limits.max_requeue.as_millis() as u64;
             if ms == 0 || u64::from(ms) > max {
-                return Err(format!(
-                    "requeue-after {ms} ms must be between 1 and {max} ms"
-                ));
+                return Err(format!("requeue-after {ms} ms must be between 1 and {max} ms"));
             }
-            Ok(Action::RequeueAfter {
-                after_ms: u64::from(ms),
-            })
+            Ok(Action::RequeueAfter { after_ms: u64::from(ms) })
         }
     }
 }
 
 fn parse_body(text: &str, limits: &Limits) -> Result<Value, String> {
     if text.len() > limits.max_body_bytes {
-        return Err(format!(
-            "body is {} bytes, at most {} are allowed",
-            text.len(),
-            limits.max_body_bytes
-        ));
+        return Err(format!("body is {} bytes, at most {} are allowed", text.len(), limits.max_body_bytes));
     }
     serde_json::from_str(text).map_err(|e| format!("body is not valid JSON: {e}"))
 }
@@ -281,19 +250,14 @@ fn check_patch_body(patch_type: PatchType, body: &Value, target: &ObjectRef) -> 
             }
         }
         PatchType::Json => {
-            serde_json::from_value::<json_patch::Patch>(body.clone()).map_err(|e| {
-                format!("a JSON patch body must be an array of RFC 6902 operations: {e}")
-            })?;
+            serde_json::from_value::<json_patch::Patch>(body.clone())
+                .map_err(|e| format!("a JSON patch body must be an array of RFC 6902 operations: {e}"))?;
         }
         PatchType::Apply => {
-            let obj = body
-                .as_object()
-                .ok_or("an apply patch body must be a JSON object")?;
+            let obj = body.as_object().ok_or("an apply patch body must be a JSON object")?;
             let api_version = obj.get("apiVersion").and_then(Value::as_str);
             let kind = obj.get("kind").and_then(Value::as_str);
-            if api_version != Some(target.api_version.as_str())
-                || kind != Some(target.kind.as_str())
-            {
+            if api_version != Some(target.api_version.as_str()) || kind != Some(target.kind.as_str()) {
                 return Err(format!(
                     "an apply patch body must carry apiVersion {:?} and kind {:?} of its target (found {:?} / {:?})",
                     target.api_version, target.kind, api_version, kind
@@ -313,32 +277,18 @@ fn check_patch_body(patch_type: PatchType, body: &Value, target: &ObjectRef) -> 
 }
 
 fn check_new_object(object: &Value) -> Result<(), String> {
-    let obj = object
-        .as_object()
-        .ok_or("the object to create must be a JSON object")?;
+    let obj = object.as_object().ok_or("the object to create must be a JSON object")?;
     let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     check_api_version(api_version)?;
-    if obj
-        .get("kind")
-        .and_then(Value::as_str)
-        .is_none_or(str::is_empty)
-    {
+    if obj.get("kind").and_then(Value::as_str).is_none_or(str::is_empty) {
         return Err("the object to create has no kind".into());
     }
-    let meta = obj
-        .get("metadata")
-        .and_then(Value::as_object)
-        .ok_or("the object to create has no metadata")?;
-    match (
-        meta.get("name").and_then(Value::as_str),
-        meta.get("generateName").and_then(Value::as_str),
-    ) {
+    let meta = obj.get("metadata").and_then(Value::as_object).ok_or("the object to create has no metadata")?;
+    match (meta.get("name").and_then(Value::as_str), meta.get("generateName").and_then(Value::as_str)) {
         (Some(name), _) => check_name(name)?,
         (None, Some(prefix)) if !prefix.is_empty() => {}
         _ => {
-            return Err(
-                "the object to create has neither metadata.name nor metadata.generateName".into(),
-            );
+            return Err("the object to create has neither metadata.name nor metadata.generateName".into());
         }
     }
     if let Some(ns) = meta.get("namespace") {
@@ -366,9 +316,7 @@ fn check_api_version(v: &str) -> Result<(), String> {
         None => v,
     };
     if version.is_empty() || version.contains('/') {
-        return Err(format!(
-            "apiVersion {v:?} must be \"group/version\" or \"v1\""
-        ));
+        return Err(format!("apiVersion {v:?} must be \"group/version\" or \"v1\""));
     }
     Ok(())
 }
@@ -377,35 +325,21 @@ fn check_api_version(v: &str) -> Result<(), String> {
 pub fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 253
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         && name.as_bytes()[0].is_ascii_alphanumeric()
         && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric()
         && !name.contains("..");
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{name:?} is not a valid object name (a DNS subdomain)"
-        ))
-    }
+    if ok { Ok(()) } else { Err(format!("{name:?} is not a valid object name (a DNS subdomain)")) }
 }
 
 /// A namespace name: a DNS label (≤ 63, lowercase alphanumerics and `-`).
 pub fn check_namespace(ns: &str) -> Result<(), String> {
     let ok = !ns.is_empty()
         && ns.len() <= 63
-        && ns
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && ns.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && ns.as_bytes()[0].is_ascii_alphanumeric()
         && ns.as_bytes()[ns.len() - 1].is_ascii_alphanumeric();
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("{ns:?} is not a valid namespace (a DNS label)"))
-    }
+    if ok { Ok(()) } else { Err(format!("{ns:?} is not a valid namespace (a DNS label)")) }
 }
 
 fn is_reason(r: &str) -> bool {
@@ -437,15 +371,7 @@ mod tests {
 
     fn run(raw: Vec<RawAction>) -> Result<Vec<Action>, ActionError> {
         let o = obj();
-        validate(
-            raw,
-            &EventContext {
-                plugin: "p",
-                event: EventKind::Added,
-                object: &o,
-            },
-            &Limits::default(),
-        )
+        validate(raw, &EventContext { plugin: "p", event: EventKind::Added, object: &o }, &Limits::default())
     }
 
     fn patch(pt: wit::PatchType, body: &str) -> RawAction {
@@ -459,17 +385,9 @@ mod tests {
 
     #[test]
     fn patch_without_target_names_the_event_object() {
-        let out = run(vec![patch(
-            wit::PatchType::Merge,
-            r#"{"status":{"state":"Ready"}}"#,
-        )])
-        .expect("valid");
+        let out = run(vec![patch(wit::PatchType::Merge, r#"{"status":{"state":"Ready"}}"#)]).expect("valid");
         match &out[0] {
-            Action::Patch {
-                target,
-                subresource,
-                ..
-            } => {
+            Action::Patch { target, subresource, .. } => {
                 assert_eq!(target, &obj());
                 assert_eq!(subresource.as_deref(), Some("status"));
             }
@@ -482,19 +400,9 @@ mod tests {
         assert!(run(vec![patch(wit::PatchType::Merge, "[1]")]).is_err());
         assert!(run(vec![patch(wit::PatchType::Merge, "{not json")]).is_err());
         assert!(run(vec![patch(wit::PatchType::Json, r#"{"op":"add"}"#)]).is_err());
+        assert!(run(vec![patch(wit::PatchType::Json, r#"[{"op":"frobnicate","path":"/a"}]"#)]).is_err());
         assert!(
-            run(vec![patch(
-                wit::PatchType::Json,
-                r#"[{"op":"frobnicate","path":"/a"}]"#
-            )])
-            .is_err()
-        );
-        assert!(
-            run(vec![patch(
-                wit::PatchType::Json,
-                r#"[{"op":"replace","path":"/spec/size","value":"1Gi"}]"#
-            )])
-            .is_ok()
+            run(vec![patch(wit::PatchType::Json, r#"[{"op":"replace","path":"/spec/size","value":"1Gi"}]"#)]).is_ok()
         );
         assert!(run(vec![patch(wit::PatchType::Apply, r#"{"spec":{}}"#)]).is_err());
         assert!(
@@ -508,11 +416,7 @@ mod tests {
 
     #[test]
     fn error_names_plugin_event_object_and_position() {
-        let e = run(vec![
-            wit::Action::RequeueAfter(5),
-            patch(wit::PatchType::Merge, "7"),
-        ])
-        .expect_err("invalid");
+        let e = run(vec![wit::Action::RequeueAfter(5), patch(wit::PatchType::Merge, "7")]).expect_err("invalid");
         let text = e.to_string();
         assert!(text.contains("plugin p"), "{text}");
         assert!(text.contains("added event"), "{text}");
@@ -540,12 +444,7 @@ mod tests {
     #[test]
     fn bounds_sizes_and_counts() {
         let big = format!(r#"{{"a":"{}"}}"#, "x".repeat(2 << 20));
-        assert!(
-            run(vec![patch(wit::PatchType::Merge, &big)])
-                .expect_err("too big")
-                .reason
-                .contains("bytes")
-        );
+        assert!(run(vec![patch(wit::PatchType::Merge, &big)]).expect_err("too big").reason.contains("bytes"));
         let many = (0..101).map(|_| wit::Action::RequeueAfter(10)).collect();
         assert!(run(many).is_err());
         assert!(run(vec![wit::Action::RequeueAfter(0)]).is_err());
@@ -563,36 +462,13 @@ mod tests {
     #[test]
     fn create_needs_kind_and_a_name() {
         let create = |s: &str| wit::Action::Create(s.into());
+        assert!(run(vec![create(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}"#)]).is_ok());
         assert!(
-            run(vec![create(
-                r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}"#
-            )])
-            .is_ok()
+            run(vec![create(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"generateName":"a-"}}"#)]).is_ok()
         );
-        assert!(
-            run(vec![create(
-                r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"generateName":"a-"}}"#
-            )])
-            .is_ok()
-        );
-        assert!(
-            run(vec![create(
-                r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{}}"#
-            )])
-            .is_err()
-        );
-        assert!(
-            run(vec![create(
-                r#"{"apiVersion":"v1","metadata":{"name":"a"}}"#
-            )])
-            .is_err()
-        );
-        assert!(
-            run(vec![create(
-                r#"{"apiVersion":"/v1","kind":"X","metadata":{"name":"a"}}"#
-            )])
-            .is_err()
-        );
+        assert!(run(vec![create(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{}}"#)]).is_err());
+        assert!(run(vec![create(r#"{"apiVersion":"v1","metadata":{"name":"a"}}"#)]).is_err());
+        assert!(run(vec![create(r#"{"apiVersion":"/v1","kind":"X","metadata":{"name":"a"}}"#)]).is_err());
     }
 
     #[test]

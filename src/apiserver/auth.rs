@@ -27,19 +27,13 @@ impl User {
         if let Some(rest) = name.strip_prefix("system:serviceaccount:")
             && let Some((ns, _)) = rest.split_once(':')
         {
-            for g in [
-                "system:serviceaccounts".to_owned(),
-                format!("system:serviceaccounts:{ns}"),
-            ] {
+            for g in ["system:serviceaccounts".to_owned(), format!("system:serviceaccounts:{ns}")] {
                 if !groups.contains(&g) {
                     groups.push(g);
                 }
             }
         }
-        Self {
-            name: name.into(),
-            groups,
-        }
+        Self { name: name.into(), groups }
     }
 
     /// Members of `system:masters` bypass authorization.
@@ -75,10 +69,7 @@ pub struct Auth {
 impl Auth {
     /// `enforce = false`: every authenticated user may do everything.
     pub fn new(enforce: bool) -> Self {
-        Self {
-            tokens: Arc::default(),
-            enforce,
-        }
+        Self { tokens: Arc::default(), enforce }
     }
 
     /// Adds (or replaces) a bearer token for a user.
@@ -107,33 +98,25 @@ impl Auth {
                 .unwrap_or_default()
         };
         let binds = |b: &Value| {
-            b.get("subjects")
-                .and_then(Value::as_array)
-                .is_some_and(|subjects| {
-                    subjects.iter().any(|s| {
-                        let kind = s.get("kind").and_then(Value::as_str).unwrap_or("");
-                        let name = s.get("name").and_then(Value::as_str).unwrap_or("");
-                        match kind {
-                            "User" => name == user.name,
-                            "Group" => user.groups.iter().any(|g| g == name),
-                            "ServiceAccount" => {
-                                let ns = s.get("namespace").and_then(Value::as_str).unwrap_or("");
-                                user.name == format!("system:serviceaccount:{ns}:{name}")
-                            }
-                            _ => false,
+            b.get("subjects").and_then(Value::as_array).is_some_and(|subjects| {
+                subjects.iter().any(|s| {
+                    let kind = s.get("kind").and_then(Value::as_str).unwrap_or("");
+                    let name = s.get("name").and_then(Value::as_str).unwrap_or("");
+                    match kind {
+                        "User" => name == user.name,
+                        "Group" => user.groups.iter().any(|g| g == name),
+                        "ServiceAccount" => {
+                            let ns = s.get("namespace").and_then(Value::as_str).unwrap_or("");
+                            user.name == format!("system:serviceaccount:{ns}:{name}")
                         }
-                    })
+                        _ => false,
+                    }
                 })
+            })
         };
         let role_rules = |b: &Value, binding_ns: Option<&str>| -> Vec<Value> {
-            let kind = b
-                .pointer("/roleRef/kind")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let name = b
-                .pointer("/roleRef/name")
-                .and_then(Value::as_str)
-                .unwrap_or("");
+            let kind = b.pointer("/roleRef/kind").and_then(Value::as_str).unwrap_or("");
+            let name = b.pointer("/roleRef/name").and_then(Value::as_str).unwrap_or("");
             match kind {
                 "ClusterRole" => rules_of("clusterroles", None, name),
                 "Role" => rules_of("roles", binding_ns, name),
@@ -147,16 +130,10 @@ impl Auth {
                 }
             }
         }
-        if let (Some(ns), Some(def)) = (
-            &attrs.namespace,
-            store.find("rbac.authorization.k8s.io", "v1", "rolebindings"),
-        ) {
+        if let (Some(ns), Some(def)) = (&attrs.namespace, store.find("rbac.authorization.k8s.io", "v1", "rolebindings"))
+        {
             for b in store.list(&def, Some(ns)) {
-                if binds(&b)
-                    && role_rules(&b, Some(ns))
-                        .iter()
-                        .any(|r| rule_allows(r, attrs))
-                {
+                if binds(&b) && role_rules(&b, Some(ns)).iter().any(|r| rule_allows(r, attrs)) {
                     return true;
                 }
             }
@@ -169,11 +146,7 @@ fn rule_allows(rule: &Value, a: &Attributes) -> bool {
     let list = |k: &str| -> Vec<String> {
         rule.get(k)
             .and_then(Value::as_array)
-            .map(|v| {
-                v.iter()
-                    .filter_map(|s| s.as_str().map(str::to_owned))
-                    .collect()
-            })
+            .map(|v| v.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
             .unwrap_or_default()
     };
     let has = |k: &str, want: &str| list(k).iter().any(|v| v == "*" || v == want);
@@ -184,21 +157,14 @@ fn rule_allows(rule: &Value, a: &Attributes) -> bool {
     let names = list("resourceNames");
     has("apiGroups", &a.group)
         && (has("resources", &resource)
-            || (a.subresource.is_some()
-                && list("resources")
-                    .iter()
-                    .any(|r| r == &format!("{}/*", a.resource))))
+            || (a.subresource.is_some() && list("resources").iter().any(|r| r == &format!("{}/*", a.resource))))
         && has("verbs", &a.verb)
         && (names.is_empty() || a.name.as_ref().is_some_and(|n| names.contains(n)))
 }
 
 /// The 403 message kube-apiserver gives.
 pub fn forbidden_message(user: &User, a: &Attributes) -> String {
-    let qualified = if a.group.is_empty() {
-        a.resource.clone()
-    } else {
-        format!("{}.{}", a.resource, a.group)
-    };
+    let qualified = if a.group.is_empty() { a.resource.clone() } else { format!("{}.{}", a.resource, a.group) };
     let subject = match &a.name {
         Some(n) => format!("{qualified} \"{n}\""),
         None => qualified,

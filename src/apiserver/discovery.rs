@@ -27,26 +27,19 @@ fn group_versions(store: &Store) -> BTreeMap<String, Vec<String>> {
             v.push(d.version.clone());
         }
     }
-    groups
-        .entry("authorization.k8s.io".into())
-        .or_insert_with(|| vec!["v1".into()]);
+    groups.entry("authorization.k8s.io".into()).or_insert_with(|| vec!["v1".into()]);
     groups
 }
 
 fn group_doc(name: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> = versions
-        .iter()
-        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
-        .collect();
+    let vs: Vec<Value> =
+        versions.iter().map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v})).collect();
     json!({"name": name, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
 }
 
 /// `/apis`.
 pub fn groups(store: &Store) -> Value {
-    let groups: Vec<Value> = group_versions(store)
-        .iter()
-        .map(|(g, v)| group_doc(g, v))
-        .collect();
+    let groups: Vec<Value> = group_versions(store).iter().map(|(g, v)| group_doc(g, v)).collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -61,38 +54,23 @@ pub fn group(store: &Store, name: &str) -> Option<Value> {
 
 fn verbs(d: &ResourceDef) -> Vec<&'static str> {
     let _ = d;
-    vec![
-        "create",
-        "delete",
-        "deletecollection",
-        "get",
-        "list",
-        "patch",
-        "update",
-        "watch",
-    ]
+    vec!["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 }
 
 /// `/api/v1` or `/apis/<group>/<version>`.
 pub fn resource_list(store: &Store, group: &str, version: &str) -> Value {
     let mut resources = Vec::new();
-    for d in store
-        .defs()
-        .iter()
-        .filter(|d| d.group == group && d.version == version)
-    {
-        resources.push(json!({"name": d.plural, "singularName": d.singular, "namespaced": d.namespaced, "kind": d.kind,
+    for d in store.defs().iter().filter(|d| d.group == group && d.version == version) {
+        resources
+            .push(json!({"name": d.plural, "singularName": d.singular, "namespaced": d.namespaced, "kind": d.kind,
             "verbs": verbs(d), "shortNames": d.short_names}));
         if d.status {
-            resources.push(json!({"name": format!("{}/status", d.plural), "singularName": "", "namespaced": d.namespaced,
+            resources
+                .push(json!({"name": format!("{}/status", d.plural), "singularName": "", "namespaced": d.namespaced,
                 "kind": d.kind, "verbs": ["get", "patch", "update"]}));
         }
     }
-    let gv = if group.is_empty() {
-        version.to_owned()
-    } else {
-        format!("{group}/{version}")
-    };
+    let gv = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
 }
 
@@ -119,12 +97,7 @@ pub fn openapi_doc(store: &Store, rest: &[&str]) -> Option<Value> {
         ["apis", g, v] => (*g, *v),
         _ => return None,
     };
-    let defs: Vec<_> = store
-        .defs()
-        .iter()
-        .filter(|d| d.group == group && d.version == version)
-        .cloned()
-        .collect();
+    let defs: Vec<_> = store.defs().iter().filter(|d| d.group == group && d.version == version).cloned().collect();
     if defs.is_empty() {
         return None;
     }
@@ -136,16 +109,14 @@ pub fn openapi_doc(store: &Store, rest: &[&str]) -> Option<Value> {
     );
     for d in &defs {
         let name = format!("{}.{}.{}", schema_prefix(group), version, d.kind);
-        let mut schema = d.schema.clone().unwrap_or_else(
-            || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
-        );
+        let mut schema =
+            d.schema.clone().unwrap_or_else(|| json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}));
         if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
             props.insert("apiVersion".into(), json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object."}));
             props.insert("kind".into(), json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents."}));
             props.insert("metadata".into(), json!({"allOf": [{"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}], "description": "Standard object's metadata."}));
         }
-        schema["x-kubernetes-group-version-kind"] =
-            json!([{"group": group, "version": version, "kind": d.kind}]);
+        schema["x-kubernetes-group-version-kind"] = json!([{"group": group, "version": version, "kind": d.kind}]);
         schemas.insert(name.clone(), schema);
         schemas.insert(
             format!("{name}List"),
@@ -153,11 +124,7 @@ pub fn openapi_doc(store: &Store, rest: &[&str]) -> Option<Value> {
                 "items": {"type": "array", "items": {"$ref": format!("#/components/schemas/{name}")}}, "metadata": {"type": "object"}},
                 "x-kubernetes-group-version-kind": [{"group": group, "version": version, "kind": format!("{}List", d.kind)}]}),
         );
-        let base = if group.is_empty() {
-            "/api/v1".to_owned()
-        } else {
-            format!("/apis/{group}/{version}")
-        };
+        let base = if group.is_empty() { "/api/v1".to_owned() } else { format!("/apis/{group}/{version}") };
         let collection = if d.namespaced {
             format!("{base}/namespaces/{{namespace}}/{}", d.plural)
         } else {
@@ -168,7 +135,10 @@ pub fn openapi_doc(store: &Store, rest: &[&str]) -> Option<Value> {
         // kubectl looks for these query parameters on the write operations to decide that
         // the server validates fields (and does dry runs) itself.
         let q = |names: &[&str]| -> Value {
-            names.iter().map(|n| json!({"name": n, "in": "query", "schema": {"type": "string", "uniqueItems": true}})).collect()
+            names
+                .iter()
+                .map(|n| json!({"name": n, "in": "query", "schema": {"type": "string", "uniqueItems": true}}))
+                .collect()
         };
         let write_params = q(&["dryRun", "fieldManager", "fieldValidation"]);
         let patch_params = q(&["dryRun", "fieldManager", "fieldValidation", "force"]);
@@ -202,10 +172,7 @@ pub fn openapi_index(store: &Store) -> Value {
         if let Some(doc) = openapi_doc(store, &parts) {
             let hash = hex::encode_upper(Sha512::digest(doc.to_string().as_bytes()));
             let key = gv.join("/");
-            paths.insert(
-                key.clone(),
-                json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}")}),
-            );
+            paths.insert(key.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}")}));
         }
     }
     json!({"paths": paths})

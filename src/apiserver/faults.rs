@@ -43,15 +43,7 @@ impl FaultHandle {
     /// Faults from a configuration.
     pub fn new(config: FaultConfig) -> Self {
         let rng = StdRng::seed_from_u64(config.seed);
-        Self {
-            inner: Arc::new(Mutex::new(State {
-                config,
-                rng,
-                force_gone: 0,
-                conflict_next_update: 0,
-                injected: 0,
-            })),
-        }
+        Self { inner: Arc::new(Mutex::new(State { config, rng, force_gone: 0, conflict_next_update: 0, injected: 0 })) }
     }
 
     /// Replaces the configuration (keeps the RNG stream).
@@ -94,10 +86,7 @@ impl FaultHandle {
     /// Turns everything off.
     pub fn clear(&self) {
         let mut s = self.inner.lock();
-        s.config = FaultConfig {
-            seed: s.config.seed,
-            ..FaultConfig::default()
-        };
+        s.config = FaultConfig { seed: s.config.seed, ..FaultConfig::default() };
         s.force_gone = 0;
         s.conflict_next_update = 0;
     }

@@ -91,9 +91,7 @@ pub fn deep_merge(target: &mut Value, patch: &Value) {
         (Value::Object(t), Value::Object(p)) => {
             for (k, v) in p {
                 match t.get_mut(k) {
-                    Some(existing) if existing.is_object() && v.is_object() => {
-                        deep_merge(existing, v)
-                    }
+                    Some(existing) if existing.is_object() && v.is_object() => deep_merge(existing, v),
                     _ => {
                         t.insert(k.clone(), v.clone());
                     }
@@ -109,10 +107,7 @@ pub fn deep_merge(target: &mut Value, patch: &Value) {
 pub fn changed(old: &Value, new: &Value) -> BTreeSet<Path> {
     let a = leaves(old);
     let b = leaves(new);
-    a.union(&b)
-        .filter(|p| get(old, p) != get(new, p))
-        .cloned()
-        .collect()
+    a.union(&b).filter(|p| get(old, p) != get(new, p)).cloned().collect()
 }
 
 /// Reads `metadata.managedFields`.
@@ -162,9 +157,7 @@ fn encode(fields: &BTreeSet<Path>) -> Value {
     for path in fields {
         let mut cur = &mut root;
         for seg in path {
-            let entry = cur
-                .entry(format!("f:{seg}"))
-                .or_insert_with(|| Value::Object(Map::new()));
+            let entry = cur.entry(format!("f:{seg}")).or_insert_with(|| Value::Object(Map::new()));
             cur = match entry {
                 Value::Object(m) => m,
                 _ => unreachable!("entries are only ever created as objects"),
@@ -213,9 +206,10 @@ pub fn record_update(
     for e in entries.iter_mut() {
         e.fields.retain(|p| !changed.contains(p));
     }
-    let entry = match entries.iter_mut().position(|e| {
-        e.manager == manager && e.operation == "Update" && e.subresource.as_deref() == sub
-    }) {
+    let entry = match entries
+        .iter_mut()
+        .position(|e| e.manager == manager && e.operation == "Update" && e.subresource.as_deref() == sub)
+    {
         Some(i) => &mut entries[i],
         None => {
             entries.push(Managed {
@@ -248,10 +242,7 @@ pub fn apply(
     let mut entries = read(live);
     let wanted = leaves(config);
     let mut conflicts: Vec<(String, String)> = Vec::new();
-    for e in entries
-        .iter()
-        .filter(|e| e.manager != manager || e.operation != "Apply")
-    {
+    for e in entries.iter().filter(|e| e.manager != manager || e.operation != "Apply") {
         for p in e.fields.intersection(&wanted) {
             if get(live, p) != get(config, p) {
                 conflicts.push((e.manager.clone(), format!(".{}", p.join("."))));
@@ -260,10 +251,7 @@ pub fn apply(
     }
     if !conflicts.is_empty() && !force {
         let n = conflicts.len();
-        let list = conflicts
-            .iter()
-            .map(|(m, f)| format!("conflict with \"{m}\": {f}"))
-            .collect::<Vec<_>>();
+        let list = conflicts.iter().map(|(m, f)| format!("conflict with \"{m}\": {f}")).collect::<Vec<_>>();
         let message = if n == 1 {
             format!("Apply failed with 1 conflict: {}", list[0])
         } else {
@@ -278,9 +266,7 @@ pub fn apply(
     let mut merged = live.clone();
     let previous: BTreeSet<Path> = entries
         .iter()
-        .filter(|e| {
-            e.manager == manager && e.operation == "Apply" && e.subresource.as_deref() == sub
-        })
+        .filter(|e| e.manager == manager && e.operation == "Apply" && e.subresource.as_deref() == sub)
         .flat_map(|e| e.fields.iter().cloned())
         .collect();
     let owned_by_others: BTreeSet<Path> = entries
@@ -300,18 +286,11 @@ pub fn apply(
     // changed (only possible with force) move to this manager.
     for e in entries.iter_mut() {
         if !(e.manager == manager && e.operation == "Apply") {
-            e.fields
-                .retain(|p| !(wanted.contains(p) && get(live, p) != get(config, p)));
+            e.fields.retain(|p| !(wanted.contains(p) && get(live, p) != get(config, p)));
         }
     }
-    let api_version = config
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    entries.retain(|e| {
-        !(e.manager == manager && e.operation == "Apply" && e.subresource.as_deref() == sub)
-    });
+    let api_version = config.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
+    entries.retain(|e| !(e.manager == manager && e.operation == "Apply" && e.subresource.as_deref() == sub));
     entries.push(Managed {
         manager: manager.into(),
         operation: "Apply".into(),
@@ -335,72 +314,33 @@ mod tests {
 
     #[test]
     fn apply_conflicts_with_another_manager_unless_forced() {
-        let live = apply(
-            &json!({"metadata": {"name": "a"}}),
-            &db("1Gi"),
-            "alice",
-            None,
-            false,
-            "t",
-        )
-        .expect("first apply");
+        let live =
+            apply(&json!({"metadata": {"name": "a"}}), &db("1Gi"), "alice", None, false, "t").expect("first apply");
         let err = apply(&live, &db("2Gi"), "bob", None, false, "t").expect_err("conflict");
         assert_eq!(err.code, 409);
-        assert_eq!(
-            err.message,
-            "Apply failed with 1 conflict: conflict with \"alice\": .spec.size"
-        );
+        assert_eq!(err.message, "Apply failed with 1 conflict: conflict with \"alice\": .spec.size");
         let forced = apply(&live, &db("2Gi"), "bob", None, true, "t").expect("forced");
         assert_eq!(forced["spec"]["size"], "2Gi");
         let owners = read(&forced);
-        let alice = owners
-            .iter()
-            .find(|e| e.manager == "alice")
-            .expect("alice keeps engine");
-        assert!(
-            !alice
-                .fields
-                .contains(&vec!["spec".to_owned(), "size".to_owned()])
-        );
+        let alice = owners.iter().find(|e| e.manager == "alice").expect("alice keeps engine");
+        assert!(!alice.fields.contains(&vec!["spec".to_owned(), "size".to_owned()]));
         // Same values are not conflicts.
         assert!(apply(&live, &db("1Gi"), "bob", None, false, "t").is_ok());
     }
 
     #[test]
     fn fields_dropped_from_an_apply_are_removed() {
-        let live = apply(
-            &json!({"metadata": {"name": "a"}}),
-            &db("1Gi"),
-            "alice",
-            None,
-            false,
-            "t",
-        )
-        .expect("apply");
+        let live = apply(&json!({"metadata": {"name": "a"}}), &db("1Gi"), "alice", None, false, "t").expect("apply");
         let mut smaller = db("1Gi");
-        smaller["spec"]
-            .as_object_mut()
-            .expect("spec")
-            .remove("size");
+        smaller["spec"].as_object_mut().expect("spec").remove("size");
         let after = apply(&live, &smaller, "alice", None, false, "t").expect("apply");
         assert!(after["spec"].get("size").is_none());
     }
 
     #[test]
     fn managed_fields_round_trip() {
-        let live = apply(
-            &json!({"metadata": {"name": "a"}}),
-            &db("1Gi"),
-            "alice",
-            None,
-            false,
-            "t",
-        )
-        .expect("apply");
-        assert_eq!(
-            live["metadata"]["managedFields"][0]["fieldsV1"],
-            json!({"f:spec": {"f:engine": {}, "f:size": {}}})
-        );
+        let live = apply(&json!({"metadata": {"name": "a"}}), &db("1Gi"), "alice", None, false, "t").expect("apply");
+        assert_eq!(live["metadata"]["managedFields"][0]["fieldsV1"], json!({"f:spec": {"f:engine": {}, "f:size": {}}}));
         assert_eq!(read(&live)[0].fields.len(), 2);
     }
 }

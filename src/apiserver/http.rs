@@ -44,11 +44,7 @@ pub struct Shared {
 pub async fn handle(State(s): State<Shared>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
-    let query: HashMap<String, String> = parts
-        .uri
-        .query()
-        .map(|q| url_pairs(q).collect())
-        .unwrap_or_default();
+    let query: HashMap<String, String> = parts.uri.query().map(|q| url_pairs(q).collect()).unwrap_or_default();
     let latency = s.faults.latency_now();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -59,10 +55,7 @@ pub async fn handle(State(s): State<Shared>, req: Request) -> Response {
             return error(&ApiError::new(
                 413,
                 "RequestEntityTooLarge",
-                format!(
-                    "the request body is larger than the server's limit of {} bytes",
-                    s.max_body
-                ),
+                format!("the request body is larger than the server's limit of {} bytes", s.max_body),
             ));
         }
     };
@@ -97,10 +90,7 @@ fn decode(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(
-                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                    16,
-                ) {
+                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
                     Ok(b) => {
                         out.push(b);
                         i += 2;
@@ -118,12 +108,7 @@ fn decode(s: &str) -> String {
 /// A JSON response.
 pub fn json_response(code: u16, v: &Value) -> Response {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        v.to_string(),
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
 }
 
 /// A `Status` failure response.
@@ -158,10 +143,7 @@ struct Target {
 
 impl Ctx {
     fn q(&self, k: &str) -> Option<&str> {
-        self.query
-            .get(k)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.query.get(k).map(String::as_str).filter(|v| !v.is_empty())
     }
 
     async fn route(&mut self) -> Response {
@@ -171,13 +153,8 @@ impl Ctx {
         };
         self.stat.user = user.name.clone();
         self.user = Some(user);
-        let segs: Vec<String> = self
-            .path
-            .trim_matches('/')
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let segs: Vec<String> =
+            self.path.trim_matches('/').split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect();
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         self.stat.verb = self.method.as_str().to_owned();
         match segs.as_slice() {
@@ -185,43 +162,23 @@ impl Ctx {
             ["healthz"] | ["readyz"] | ["livez"] => (StatusCode::OK, "ok").into_response(),
             ["api"] => json_response(200, &discovery::core_versions(&self.s.address)),
             ["apis"] => json_response(200, &discovery::groups(&self.s.store.lock())),
-            ["openapi", "v3"] => {
-                json_response(200, &discovery::openapi_index(&self.s.store.lock()))
-            }
-            ["openapi", "v3", rest @ ..] => {
-                match discovery::openapi_doc(&self.s.store.lock(), rest) {
-                    Some(doc) => json_response(200, &doc),
-                    None => error(&ApiError::new(
-                        404,
-                        "NotFound",
-                        "the server could not find the requested resource",
-                    )),
-                }
-            }
-            ["api", "v1"] => json_response(
-                200,
-                &discovery::resource_list(&self.s.store.lock(), "", "v1"),
-            ),
+            ["openapi", "v3"] => json_response(200, &discovery::openapi_index(&self.s.store.lock())),
+            ["openapi", "v3", rest @ ..] => match discovery::openapi_doc(&self.s.store.lock(), rest) {
+                Some(doc) => json_response(200, &doc),
+                None => error(&ApiError::new(404, "NotFound", "the server could not find the requested resource")),
+            },
+            ["api", "v1"] => json_response(200, &discovery::resource_list(&self.s.store.lock(), "", "v1")),
             ["apis", g] => match discovery::group(&self.s.store.lock(), g) {
                 Some(doc) => json_response(200, &doc),
                 None => not_found_path(),
             },
-            ["apis", "authorization.k8s.io", "v1"] => {
-                json_response(200, &discovery::authorization_resources())
+            ["apis", "authorization.k8s.io", "v1"] => json_response(200, &discovery::authorization_resources()),
+            ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"] if self.method == Method::POST => {
+                self.access_review()
             }
-            [
-                "apis",
-                "authorization.k8s.io",
-                "v1",
-                "selfsubjectaccessreviews",
-            ] if self.method == Method::POST => self.access_review(),
             ["apis", g, v] => {
                 let store = self.s.store.lock();
-                if store
-                    .defs()
-                    .iter()
-                    .any(|d| d.group == *g && d.version == *v)
-                {
+                if store.defs().iter().any(|d| d.group == *g && d.version == *v) {
                     json_response(200, &discovery::resource_list(&store, g, v))
                 } else {
                     not_found_path()
@@ -244,32 +201,18 @@ impl Ctx {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(unauthorized)?;
-        let user = self
-            .s
-            .auth
-            .authenticate(token.trim())
-            .ok_or_else(unauthorized)?;
-        let Some(as_user) = self
-            .headers
-            .get("impersonate-user")
-            .and_then(|v| v.to_str().ok())
-        else {
+        let user = self.s.auth.authenticate(token.trim()).ok_or_else(unauthorized)?;
+        let Some(as_user) = self.headers.get("impersonate-user").and_then(|v| v.to_str().ok()) else {
             return Ok(user);
         };
-        let groups: Vec<&str> = self
-            .headers
-            .get_all("impersonate-group")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
+        let groups: Vec<&str> =
+            self.headers.get_all("impersonate-group").iter().filter_map(|v| v.to_str().ok()).collect();
         let store = self.s.store.lock();
-        let (resource, namespace, name) = match as_user
-            .strip_prefix("system:serviceaccount:")
-            .and_then(|r| r.split_once(':'))
-        {
-            Some((ns, n)) => ("serviceaccounts", Some(ns.to_owned()), n.to_owned()),
-            None => ("users", None, as_user.to_owned()),
-        };
+        let (resource, namespace, name) =
+            match as_user.strip_prefix("system:serviceaccount:").and_then(|r| r.split_once(':')) {
+                Some((ns, n)) => ("serviceaccounts", Some(ns.to_owned()), n.to_owned()),
+                None => ("users", None, as_user.to_owned()),
+            };
         let attrs = Attributes {
             verb: "impersonate".into(),
             group: String::new(),
@@ -279,11 +222,7 @@ impl Ctx {
             name: Some(name),
         };
         if !self.s.auth.allowed(&store, &user, &attrs) {
-            return Err(ApiError::new(
-                403,
-                "Forbidden",
-                forbidden_message(&user, &attrs),
-            ));
+            return Err(ApiError::new(403, "Forbidden", forbidden_message(&user, &attrs)));
         }
         for g in &groups {
             let attrs = Attributes {
@@ -295,11 +234,7 @@ impl Ctx {
                 name: Some(g.to_string()),
             };
             if !self.s.auth.allowed(&store, &user, &attrs) {
-                return Err(ApiError::new(
-                    403,
-                    "Forbidden",
-                    forbidden_message(&user, &attrs),
-                ));
+                return Err(ApiError::new(403, "Forbidden", forbidden_message(&user, &attrs)));
             }
         }
         Ok(User::new(as_user, &groups))
@@ -308,9 +243,7 @@ impl Ctx {
     fn parse_target(&self, group: &str, version: &str, rest: &[&str]) -> Result<Target, ApiError> {
         let store = self.s.store.lock();
         let (namespace, rest) = match rest {
-            ["namespaces", ns, r @ ..]
-                if !r.is_empty() && !matches!(r[0], "status" | "finalize") =>
-            {
+            ["namespaces", ns, r @ ..] if !r.is_empty() && !matches!(r[0], "status" | "finalize") => {
                 (Some(ns.to_string()), r)
             }
             r => (None, r),
@@ -320,43 +253,23 @@ impl Ctx {
             [p, n] => (*p, Some(n.to_string()), None),
             [p, n, s] => (*p, Some(n.to_string()), Some(s.to_string())),
             _ => {
-                return Err(ApiError::new(
-                    404,
-                    "NotFound",
-                    "the server could not find the requested resource",
-                ));
+                return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"));
             }
         };
-        let def = store.find(group, version, plural).ok_or_else(|| {
-            ApiError::new(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            )
-        })?;
+        let def = store
+            .find(group, version, plural)
+            .ok_or_else(|| ApiError::new(404, "NotFound", "the server could not find the requested resource"))?;
         if let Some(s) = &sub
             && !(s == "status" && def.status)
         {
-            return Err(ApiError::new(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            ));
+            return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"));
         }
         if def.namespaced && namespace.is_none() && name.is_some() {
-            return Err(ApiError::new(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            ));
+            return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"));
         }
         Ok(Target {
             def,
-            namespace: if def_namespaced(&store, group, version, plural) {
-                namespace
-            } else {
-                None
-            },
+            namespace: if def_namespaced(&store, group, version, plural) { namespace } else { None },
             name,
             sub,
         })
@@ -381,7 +294,7 @@ impl Ctx {
                 return error(&ApiError::new(
                     405,
                     "MethodNotAllowed",
-                    format!("the server does not allow this method on the requested resource"),
+                    "the server does not allow this method on the requested resource".to_string(),
                 ));
             }
         };
@@ -396,34 +309,24 @@ impl Ctx {
             namespace: t.namespace.clone(),
             name: t.name.clone(),
         };
-        let user = self
-            .user
-            .clone()
-            .unwrap_or_else(|| User::new("system:anonymous", &[]));
+        let user = self.user.clone().unwrap_or_else(|| User::new("system:anonymous", &[]));
         if !self.s.auth.allowed(&self.s.store.lock(), &user, &attrs) {
             return error(
-                &ApiError::new(403, "Forbidden", forbidden_message(&user, &attrs))
-                    .details(json!({"name": t.name, "group": t.def.group, "kind": t.def.plural})),
+                &ApiError::new(403, "Forbidden", forbidden_message(&user, &attrs)).details(status_details(&t)),
             );
         }
-        if matches!(
-            verb,
-            "create" | "update" | "patch" | "delete" | "deletecollection"
-        ) && let Some(code) = self.s.faults.write_failure()
+        if matches!(verb, "create" | "update" | "patch" | "delete" | "deletecollection")
+            && let Some(code) = self.s.faults.write_failure()
         {
             let (reason, msg) = match code {
-                429 => (
-                    "TooManyRequests",
-                    "the server has received too many requests and has asked us to try again later",
-                ),
+                429 => {
+                    ("TooManyRequests", "the server has received too many requests and has asked us to try again later")
+                }
                 500 => (
                     "InternalError",
                     "an error on the server (\"injected fault\") has prevented the request from succeeding",
                 ),
-                503 => (
-                    "ServiceUnavailable",
-                    "the server is currently unable to handle the request",
-                ),
+                503 => ("ServiceUnavailable", "the server is currently unable to handle the request"),
                 _ => ("InternalError", "injected fault"),
             };
             let mut e = ApiError::new(code, reason, msg);
@@ -446,10 +349,7 @@ impl Ctx {
     }
 
     fn wants_table(&self) -> bool {
-        self.headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("as=Table"))
+        self.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("as=Table"))
     }
 
     fn output(&self, def: &ResourceDef, obj: &Value) -> Value {
@@ -462,22 +362,19 @@ impl Ctx {
         let name = t.name.as_deref().unwrap_or_default();
         let store = self.s.store.lock();
         match store.get(&t.def, t.namespace.as_deref(), name) {
-            Some(o) if self.wants_table() => json_response(
-                200,
-                &table::table(&t.def, &[o], &store.rv().to_string(), None),
-            ),
+            Some(o) if self.wants_table() => {
+                json_response(200, &table::table(&t.def, &[o], &store.rv().to_string(), None))
+            }
             Some(o) => json_response(200, &self.output(&t.def, &o)),
             None => error(&ApiError::not_found(&t.def, name)),
         }
     }
 
-    fn selectors(
-        &self,
-    ) -> Result<(crate::selector::Selector, crate::selector::FieldSelector), ApiError> {
+    fn selectors(&self) -> Result<(crate::selector::Selector, crate::selector::FieldSelector), ApiError> {
         let labels = crate::selector::Selector::parse(self.q("labelSelector").unwrap_or(""))
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let fields = crate::selector::FieldSelector::parse(self.q("fieldSelector").unwrap_or(""))
-            .map_err(|e| ApiError::bad_request(format!("{}", e.reason)))?;
+            .map_err(|e| ApiError::bad_request(e.reason.to_string()))?;
         Ok((labels, fields))
     }
 
@@ -503,9 +400,7 @@ impl Ctx {
                     ));
                 }
                 None => {
-                    return error(&ApiError::bad_request(
-                        "continue key is not valid: illegal base64 data",
-                    ));
+                    return error(&ApiError::bad_request("continue key is not valid: illegal base64 data"));
                 }
             }
         }
@@ -576,11 +471,7 @@ impl Ctx {
             Err(e) => return error(&e),
         };
         let opts = self.opts(&self.user_agent_manager());
-        let result = self
-            .s
-            .store
-            .lock()
-            .create(&t.def, t.namespace.as_deref(), body, &opts);
+        let result = self.s.store.lock().create(&t.def, t.namespace.as_deref(), body, &opts);
         match result {
             Ok(o) => json_response(201, &self.output(&t.def, &o)),
             Err(e) => error(&e),
@@ -597,14 +488,7 @@ impl Ctx {
             return error(&ApiError::conflict(&t.def, name));
         }
         let opts = self.opts(&self.user_agent_manager());
-        let result = self.s.store.lock().update(
-            &t.def,
-            t.namespace.as_deref(),
-            name,
-            body,
-            t.sub.as_deref(),
-            &opts,
-        );
+        let result = self.s.store.lock().update(&t.def, t.namespace.as_deref(), name, body, t.sub.as_deref(), &opts);
         match result {
             Ok(o) => json_response(200, &self.output(&t.def, &o)),
             Err(e) => error(&e),
@@ -647,9 +531,7 @@ impl Ctx {
                     dry_run: self.q("dryRun").is_some(),
                 };
                 let force = self.q("force") == Some("true");
-                let now = jiff::Timestamp::now()
-                    .strftime("%Y-%m-%dT%H:%M:%SZ")
-                    .to_string();
+                let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
                 match current {
                     None if t.sub.is_none() => {
                         let mut body = config.clone();
@@ -665,22 +547,17 @@ impl Ctx {
                                 if let Some(m) = owned["metadata"].as_object_mut() {
                                     m.remove("managedFields");
                                 }
-                                let applied =
-                                    match fields::apply(&owned, &config, manager, None, true, &now)
-                                    {
-                                        Ok(v) => v,
-                                        Err(e) => return error(&e),
-                                    };
+                                let applied = match fields::apply(&owned, &config, manager, None, true, &now) {
+                                    Ok(v) => v,
+                                    Err(e) => return error(&e),
+                                };
                                 let result = store.update(
                                     &t.def,
                                     t.namespace.as_deref(),
                                     &name,
                                     applied,
                                     None,
-                                    &WriteOpts {
-                                        manager: manager.into(),
-                                        ..Default::default()
-                                    },
+                                    &WriteOpts { manager: manager.into(), ..Default::default() },
                                 );
                                 return match result {
                                     Ok(o) => json_response(201, &self.output(&t.def, &o)),
@@ -691,19 +568,17 @@ impl Ctx {
                         }
                     }
                     None => return error(&ApiError::not_found(&t.def, &name)),
-                    Some(cur) => {
-                        match fields::apply(&cur, &config, manager, t.sub.as_deref(), force, &now) {
-                            Ok(merged) => store.update(
-                                &t.def,
-                                t.namespace.as_deref(),
-                                &name,
-                                strip_rv(merged),
-                                t.sub.as_deref(),
-                                &opts,
-                            ),
-                            Err(e) => Err(e),
-                        }
-                    }
+                    Some(cur) => match fields::apply(&cur, &config, manager, t.sub.as_deref(), force, &now) {
+                        Ok(merged) => store.update(
+                            &t.def,
+                            t.namespace.as_deref(),
+                            &name,
+                            strip_rv(merged),
+                            t.sub.as_deref(),
+                            &opts,
+                        ),
+                        Err(e) => Err(e),
+                    },
                 }
             }
             kind @ ("application/merge-patch+json"
@@ -731,9 +606,7 @@ impl Ctx {
                     let ops: json_patch::Patch = match serde_json::from_value(patch) {
                         Ok(p) => p,
                         Err(e) => {
-                            return error(&ApiError::bad_request(format!(
-                                "error decoding patch: {e}"
-                            )));
+                            return error(&ApiError::bad_request(format!("error decoding patch: {e}")));
                         }
                     };
                     if let Err(e) = json_patch::patch(&mut doc, &ops) {
@@ -751,23 +624,13 @@ impl Ctx {
                 // applies to whatever is current (we hold the lock).
                 let rv_in_doc = match precondition {
                     Some(Value::String(rv)) => Value::String(rv),
-                    _ => cur
-                        .pointer("/metadata/resourceVersion")
-                        .cloned()
-                        .unwrap_or(Value::Null),
+                    _ => cur.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null),
                 };
                 if doc.get("metadata").is_some_and(Value::is_object) {
                     doc["metadata"]["resourceVersion"] = rv_in_doc;
                 }
                 let opts = self.opts(&self.user_agent_manager());
-                store.update(
-                    &t.def,
-                    t.namespace.as_deref(),
-                    &name,
-                    doc,
-                    t.sub.as_deref(),
-                    &opts,
-                )
+                store.update(&t.def, t.namespace.as_deref(), &name, doc, t.sub.as_deref(), &opts)
             }
             other => {
                 return error(&ApiError::new(
@@ -789,11 +652,7 @@ impl Ctx {
         let name = t.name.as_deref().unwrap_or_default();
         let precondition: Option<String> = serde_json::from_slice::<Value>(&self.body)
             .ok()
-            .and_then(|b| {
-                b.pointer("/preconditions/resourceVersion")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            });
+            .and_then(|b| b.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_owned));
         let result = self.s.store.lock().delete(
             &t.def,
             t.namespace.as_deref(),
@@ -851,9 +710,7 @@ impl Ctx {
         let matches = move |o: &Value| {
             labels.matches_object(o)
                 && fields.matches_object(o)
-                && ns.as_deref().is_none_or(|n| {
-                    o.pointer("/metadata/namespace").and_then(Value::as_str) == Some(n)
-                })
+                && ns.as_deref().is_none_or(|n| o.pointer("/metadata/namespace").and_then(Value::as_str) == Some(n))
         };
         let mut initial: Vec<Value> = Vec::new();
         let def = t.def.clone();
@@ -876,9 +733,7 @@ impl Ctx {
                 let rv: u64 = match rv.parse() {
                     Ok(r) => r,
                     Err(_) => {
-                        return error(&ApiError::bad_request(format!(
-                            "invalid resource version: {rv}"
-                        )));
+                        return error(&ApiError::bad_request(format!("invalid resource version: {rv}")));
                     }
                 };
                 match store.since(&key, rv) {
@@ -899,12 +754,7 @@ impl Ctx {
                         initial.push(json!({"type": "ERROR", "object": status}));
                         let body = initial.iter().map(|e| format!("{e}\n")).collect::<String>();
                         drop(store);
-                        return (
-                            StatusCode::OK,
-                            [(header::CONTENT_TYPE, "application/json")],
-                            body,
-                        )
-                            .into_response();
+                        return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response();
                     }
                 }
             }
@@ -935,8 +785,7 @@ impl Ctx {
             }
             let deadline = tokio::time::sleep(timeout);
             tokio::pin!(deadline);
-            let mut tick =
-                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
             loop {
                 tokio::select! {
                     _ = &mut deadline => return,
@@ -967,13 +816,7 @@ impl Ctx {
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::TRANSFER_ENCODING, "chunked")
             .body(Body::from_stream(stream))
-            .unwrap_or_else(|_| {
-                error(&ApiError::new(
-                    500,
-                    "InternalError",
-                    "cannot build the watch response",
-                ))
-            })
+            .unwrap_or_else(|_| error(&ApiError::new(500, "InternalError", "cannot build the watch response")))
     }
 
     fn access_review(&self) -> Response {
@@ -982,9 +825,7 @@ impl Ctx {
             match super::proto::access_review(&self.body) {
                 Some(b) => b,
                 None => {
-                    return error(&ApiError::bad_request(
-                        "cannot decode the SelfSubjectAccessReview",
-                    ));
+                    return error(&ApiError::bad_request("cannot decode the SelfSubjectAccessReview"));
                 }
             }
         } else {
@@ -993,16 +834,8 @@ impl Ctx {
                 Err(e) => return error(&e),
             }
         };
-        let ra = body
-            .pointer("/spec/resourceAttributes")
-            .cloned()
-            .unwrap_or(json!({}));
-        let s = |k: &str| {
-            ra.get(k)
-                .and_then(Value::as_str)
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-        };
+        let ra = body.pointer("/spec/resourceAttributes").cloned().unwrap_or(json!({}));
+        let s = |k: &str| ra.get(k).and_then(Value::as_str).filter(|v| !v.is_empty()).map(str::to_owned);
         let attrs = Attributes {
             verb: s("verb").unwrap_or_default(),
             group: s("group").unwrap_or_default(),
@@ -1011,10 +844,7 @@ impl Ctx {
             namespace: s("namespace"),
             name: s("name"),
         };
-        let user = self
-            .user
-            .clone()
-            .unwrap_or_else(|| User::new("system:anonymous", &[]));
+        let user = self.user.clone().unwrap_or_else(|| User::new("system:anonymous", &[]));
         let allowed = self.s.auth.allowed(&self.s.store.lock(), &user, &attrs);
         let mut out = body.clone();
         out["apiVersion"] = json!("authorization.k8s.io/v1");
@@ -1024,18 +854,22 @@ impl Ctx {
     }
 }
 
+/// `details` of a Status about a target: `name` only when there is one (kube-rs requires
+/// a string if the key is present).
+fn status_details(t: &Target) -> Value {
+    let mut d = json!({"group": t.def.group, "kind": t.def.plural});
+    if let Some(n) = &t.name {
+        d["name"] = Value::String(n.clone());
+    }
+    d
+}
+
 fn def_namespaced(store: &Store, group: &str, version: &str, plural: &str) -> bool {
-    store
-        .find(group, version, plural)
-        .is_some_and(|d| d.namespaced)
+    store.find(group, version, plural).is_some_and(|d| d.namespaced)
 }
 
 fn not_found_path() -> Response {
-    error(&ApiError::new(
-        404,
-        "NotFound",
-        "the server could not find the requested resource",
-    ))
+    error(&ApiError::new(404, "NotFound", "the server could not find the requested resource"))
 }
 
 fn strip_rv(mut v: Value) -> Value {
@@ -1046,21 +880,13 @@ fn strip_rv(mut v: Value) -> Value {
 }
 
 fn object_key(o: &Value) -> (String, String) {
-    let s = |p: &str| {
-        o.pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned()
-    };
+    let s = |p: &str| o.pointer(p).and_then(Value::as_str).unwrap_or("").to_owned();
     (s("/metadata/namespace"), s("/metadata/name"))
 }
 
 /// The event a watcher sees for a change, given its filter: objects moving into the
 /// selection are ADDED, moving out are DELETED.
-fn transition<'a>(
-    c: &'a super::store::Change,
-    matches: &impl Fn(&Value) -> bool,
-) -> Option<(&'static str, &'a Value)> {
+fn transition<'a>(c: &'a super::store::Change, matches: &impl Fn(&Value) -> bool) -> Option<(&'static str, &'a Value)> {
     let now = matches(&c.object);
     let before = c.old.as_deref().map(matches);
     match (c.kind, before, now) {
@@ -1073,19 +899,12 @@ fn transition<'a>(
 
 fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD
-        .encode(json!({"rv": rv, "ns": ns, "name": name}).to_string())
+    base64::engine::general_purpose::STANDARD.encode(json!({"rv": rv, "ns": ns, "name": name}).to_string())
 }
 
 fn decode_continue(token: &str) -> Option<(u64, String, String)> {
     use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(token)
-        .ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(token).ok()?;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
-    Some((
-        v.get("rv")?.as_u64()?,
-        v.get("ns")?.as_str()?.to_owned(),
-        v.get("name")?.as_str()?.to_owned(),
-    ))
+    Some((v.get("rv")?.as_u64()?, v.get("ns")?.as_str()?.to_owned(), v.get("name")?.as_str()?.to_owned()))
 }

@@ -124,21 +124,12 @@ impl RequestStats {
 
     /// Requests matching a filter.
     pub fn count(&self, f: impl Fn(&StatKey) -> bool) -> u64 {
-        self.counts
-            .lock()
-            .iter()
-            .filter(|(k, _)| f(k))
-            .map(|(_, n)| n)
-            .sum()
+        self.counts.lock().iter().filter(|(k, _)| f(k)).map(|(_, n)| n).sum()
     }
 
     /// Every counted request.
     pub fn snapshot(&self) -> Vec<(StatKey, u64)> {
-        self.counts
-            .lock()
-            .iter()
-            .map(|(k, n)| (k.clone(), *n))
-            .collect()
+        self.counts.lock().iter().map(|(k, n)| (k.clone(), *n)).collect()
     }
 }
 
@@ -160,16 +151,8 @@ impl ApiServer {
     pub async fn start(config: ApiServerConfig) -> Result<Self, ApiServerError> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|source| ApiServerError::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| ApiServerError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+            .map_err(|source| ApiServerError::Bind { addr: config.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| ApiServerError::Bind { addr: config.listen, source })?;
         let mut store = Store::new(config.history_window);
         if let Some(path) = &config.state_file
             && path.exists()
@@ -188,9 +171,7 @@ impl ApiServer {
             bookmark_interval: config.bookmark_interval,
             address: addr.to_string(),
         };
-        let app = axum::Router::new()
-            .fallback(http::handle)
-            .with_state(shared.clone());
+        let app = axum::Router::new().fallback(http::handle).with_state(shared.clone());
         let cert = tls::ServingCert::generate().map_err(ApiServerError::Tls)?;
         let (ca_der, ca_pem) = (cert.der.clone(), cert.pem.clone());
         let cancel = CancellationToken::new();
@@ -198,16 +179,7 @@ impl ApiServer {
         let task = tokio::spawn(async move { tls::serve(listener, &cert, app, token).await });
         let url = format!("https://{addr}");
         tracing::info!(%url, "embedded API server listening");
-        Ok(Self {
-            shared,
-            ca_der,
-            ca_pem,
-            url,
-            admin_token,
-            state_file: config.state_file,
-            cancel,
-            task: Some(task),
-        })
+        Ok(Self { shared, ca_der, ca_pem, url, admin_token, state_file: config.state_file, cancel, task: Some(task) })
     }
 
     /// Base URL (`https://127.0.0.1:PORT`).
@@ -225,6 +197,8 @@ impl ApiServer {
         let mut c = kube::Config::new(self.url.parse().expect("the server URL is a valid URI"));
         c.auth_info.token = Some(token.to_owned().into());
         c.root_cert = Some(vec![self.ca_der.clone()]);
+        // Callers see injected faults as they are; kreflex retries with its own policy.
+        c.default_retry = false;
         c.read_timeout = None;
         c
     }
@@ -236,8 +210,7 @@ impl ApiServer {
 
     /// A `kube::Client` authenticating with `token`.
     pub fn client_with_token(&self, token: &str) -> kube::Client {
-        kube::Client::try_from(self.kube_config(token))
-            .expect("a client for a plain-HTTP server always builds")
+        kube::Client::try_from(self.kube_config(token)).expect("a client for a plain-HTTP server always builds")
     }
 
     /// Adds a bearer token for a user (RBAC then decides what it may do).
@@ -337,16 +310,10 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn load_state(store: &mut Store, path: &Path) -> Result<(), ApiServerError> {
-    let err = |reason: String| ApiServerError::State {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let err = |reason: String| ApiServerError::State { path: path.to_path_buf(), reason };
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
     let doc: Value = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
-    let rv = doc
-        .get("resourceVersion")
-        .and_then(Value::as_u64)
-        .unwrap_or(1);
+    let rv = doc.get("resourceVersion").and_then(Value::as_u64).unwrap_or(1);
     let objects = doc
         .get("objects")
         .and_then(Value::as_array)

@@ -38,10 +38,7 @@ fn varint(b: &[u8]) -> Option<(u64, &[u8])> {
 }
 
 fn field(b: &[u8], n: u64) -> Option<&[u8]> {
-    fields(b)?
-        .into_iter()
-        .find(|(k, _)| *k == n)
-        .map(|(_, v)| v)
+    fields(b)?.into_iter().find(|(k, _)| *k == n).map(|(_, v)| v)
 }
 
 /// The JSON form of a protobuf `SelfSubjectAccessReview` (spec.resourceAttributes only).
@@ -50,11 +47,7 @@ pub fn access_review(body: &[u8]) -> Option<Value> {
     let raw = field(unknown, 2)?;
     let spec = field(raw, 2)?;
     let attrs = field(spec, 1)?;
-    let s = |n: u64| {
-        field(attrs, n)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .unwrap_or_default()
-    };
+    let s = |n: u64| field(attrs, n).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
     Some(json!({"spec": {"resourceAttributes": {
         "namespace": s(1), "verb": s(2), "group": s(3), "version": s(4), "resource": s(5), "subresource": s(6), "name": s(7)}}}))
 }
@@ -71,14 +64,9 @@ mod tests {
 
     #[test]
     fn decodes_resource_attributes() {
-        let attrs = [
-            ld(1, b"default"),
-            ld(2, b"patch"),
-            ld(3, b"stable.example.com"),
-            ld(5, b"databases"),
-            ld(6, b"status"),
-        ]
-        .concat();
+        let attrs =
+            [ld(1, b"default"), ld(2, b"patch"), ld(3, b"stable.example.com"), ld(5, b"databases"), ld(6, b"status")]
+                .concat();
         let raw = [ld(1, b"meta"), ld(2, &ld(1, &attrs))].concat();
         let body = [b"k8s\0".to_vec(), ld(1, b"typemeta"), ld(2, &raw)].concat();
         let v = access_review(&body).expect("decodes");

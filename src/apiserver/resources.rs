@@ -44,29 +44,17 @@ pub struct ResourceDef {
 impl ResourceDef {
     /// `group/version` or `v1`.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.clone()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
+        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
     }
 
     /// `plural.group` (or `plural` for core), as in error messages.
     pub fn qualified(&self) -> String {
-        if self.group.is_empty() {
-            self.plural.clone()
-        } else {
-            format!("{}.{}", self.plural, self.group)
-        }
+        if self.group.is_empty() { self.plural.clone() } else { format!("{}.{}", self.plural, self.group) }
     }
 
     /// `Kind.group` (or `Kind`), as in validation messages.
     pub fn qualified_kind(&self) -> String {
-        if self.group.is_empty() {
-            self.kind.clone()
-        } else {
-            format!("{}.{}", self.kind, self.group)
-        }
+        if self.group.is_empty() { self.kind.clone() } else { format!("{}.{}", self.kind, self.group) }
     }
 
     /// The storage key shared by every version of the resource.
@@ -75,14 +63,7 @@ impl ResourceDef {
     }
 }
 
-fn builtin(
-    group: &str,
-    version: &str,
-    plural: &str,
-    kind: &str,
-    namespaced: bool,
-    short: &[&str],
-) -> ResourceDef {
+fn builtin(group: &str, version: &str, plural: &str, kind: &str, namespaced: bool, short: &[&str]) -> ResourceDef {
     ResourceDef {
         group: group.into(),
         version: version.into(),
@@ -116,38 +97,10 @@ pub fn builtins() -> Vec<ResourceDef> {
             false,
             &["crd", "crds"],
         ),
-        builtin(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "roles",
-            "Role",
-            true,
-            &[],
-        ),
-        builtin(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "rolebindings",
-            "RoleBinding",
-            true,
-            &[],
-        ),
-        builtin(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "clusterroles",
-            "ClusterRole",
-            false,
-            &[],
-        ),
-        builtin(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "clusterrolebindings",
-            "ClusterRoleBinding",
-            false,
-            &[],
-        ),
+        builtin("rbac.authorization.k8s.io", "v1", "roles", "Role", true, &[]),
+        builtin("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true, &[]),
+        builtin("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, &[]),
+        builtin("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false, &[]),
     ];
     for d in &mut out {
         match d.kind.as_str() {
@@ -160,59 +113,21 @@ pub fn builtins() -> Vec<ResourceDef> {
     }
     let ev = |d: &mut ResourceDef| {
         d.columns = vec![
-            Column {
-                name: "Type".into(),
-                kind: "string".into(),
-                json_path: ".type".into(),
-            },
-            Column {
-                name: "Reason".into(),
-                kind: "string".into(),
-                json_path: ".reason".into(),
-            },
-            Column {
-                name: "Object".into(),
-                kind: "string".into(),
-                json_path: ".involvedObject.name".into(),
-            },
-            Column {
-                name: "Message".into(),
-                kind: "string".into(),
-                json_path: ".message".into(),
-            },
+            Column { name: "Type".into(), kind: "string".into(), json_path: ".type".into() },
+            Column { name: "Reason".into(), kind: "string".into(), json_path: ".reason".into() },
+            Column { name: "Object".into(), kind: "string".into(), json_path: ".involvedObject.name".into() },
+            Column { name: "Message".into(), kind: "string".into(), json_path: ".message".into() },
         ]
     };
-    for d in out
-        .iter_mut()
-        .filter(|d| d.kind == "Event" && d.group.is_empty())
-    {
+    for d in out.iter_mut().filter(|d| d.kind == "Event" && d.group.is_empty()) {
         ev(d);
     }
-    for d in out
-        .iter_mut()
-        .filter(|d| d.kind == "Event" && !d.group.is_empty())
-    {
+    for d in out.iter_mut().filter(|d| d.kind == "Event" && !d.group.is_empty()) {
         d.columns = vec![
-            Column {
-                name: "Type".into(),
-                kind: "string".into(),
-                json_path: ".type".into(),
-            },
-            Column {
-                name: "Reason".into(),
-                kind: "string".into(),
-                json_path: ".reason".into(),
-            },
-            Column {
-                name: "Object".into(),
-                kind: "string".into(),
-                json_path: ".regarding.name".into(),
-            },
-            Column {
-                name: "Note".into(),
-                kind: "string".into(),
-                json_path: ".note".into(),
-            },
+            Column { name: "Type".into(), kind: "string".into(), json_path: ".type".into() },
+            Column { name: "Reason".into(), kind: "string".into(), json_path: ".reason".into() },
+            Column { name: "Object".into(), kind: "string".into(), json_path: ".regarding.name".into() },
+            Column { name: "Note".into(), kind: "string".into(), json_path: ".note".into() },
         ];
     }
     out
@@ -231,23 +146,14 @@ pub fn from_crd(crd: &Value) -> Result<Vec<ResourceDef>, String> {
     let short_names: Vec<String> = names
         .get("shortNames")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
     let expected = format!("{plural}.{group}");
     if crd.pointer("/metadata/name").and_then(Value::as_str) != Some(expected.as_str()) {
-        return Err(format!(
-            "metadata.name: Invalid value: must be spec.names.plural+\".\"+spec.group ({expected})"
-        ));
+        return Err(format!("metadata.name: Invalid value: must be spec.names.plural+\".\"+spec.group ({expected})"));
     }
     let namespaced = s(spec, "scope").as_deref() != Some("Cluster");
-    let versions = spec
-        .get("versions")
-        .and_then(Value::as_array)
-        .ok_or("spec.versions is required")?;
+    let versions = spec.get("versions").and_then(Value::as_array).ok_or("spec.versions is required")?;
     let mut out = Vec::new();
     for v in versions {
         if v.get("served").and_then(Value::as_bool) == Some(false) {

@@ -33,8 +33,7 @@ pub fn check(schema: &Value, obj: &mut Value) -> Checked {
             let unknown: Vec<String> = map
                 .keys()
                 .filter(|k| {
-                    !matches!(k.as_str(), "apiVersion" | "kind" | "metadata")
-                        && !props.get(k.as_str()).is_some()
+                    !matches!(k.as_str(), "apiVersion" | "kind" | "metadata") && props.get(k.as_str()).is_none()
                 })
                 .cloned()
                 .collect();
@@ -48,28 +47,14 @@ pub fn check(schema: &Value, obj: &mut Value) -> Checked {
 }
 
 fn preserves_unknown(schema: &Value) -> bool {
-    schema
-        .get("x-kubernetes-preserve-unknown-fields")
-        .and_then(Value::as_bool)
-        == Some(true)
+    schema.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true)
 }
 
 fn required(schema: &Value, map: &serde_json::Map<String, Value>, path: &str, out: &mut Checked) {
-    for r in schema
-        .get("required")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
+    for r in schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
         if !map.contains_key(r) {
-            let field = if path.is_empty() {
-                r.to_owned()
-            } else {
-                format!("{path}.{r}")
-            };
-            out.causes
-                .push(("FieldValueRequired".into(), "Required value".into(), field));
+            let field = if path.is_empty() { r.to_owned() } else { format!("{path}.{r}") };
+            out.causes.push(("FieldValueRequired".into(), "Required value".into(), field));
         }
     }
 }
@@ -90,18 +75,11 @@ fn walk(schema: &Value, v: &mut Value, path: &str, out: &mut Checked) {
     if v.is_null() && schema.get("nullable").and_then(Value::as_bool) == Some(true) {
         return;
     }
-    if schema
-        .get("x-kubernetes-int-or-string")
-        .and_then(Value::as_bool)
-        == Some(true)
-    {
+    if schema.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true) {
         if !(v.is_string() || type_name(v) == "integer") {
             out.causes.push((
                 "FieldValueTypeInvalid".into(),
-                format!(
-                    "Invalid value: \"{}\": spec.{path} must be an integer or string",
-                    type_name(v)
-                ),
+                format!("Invalid value: \"{}\": spec.{path} must be an integer or string", type_name(v)),
                 path.into(),
             ));
         }
@@ -113,9 +91,7 @@ fn walk(schema: &Value, v: &mut Value, path: &str, out: &mut Checked) {
         if !ok {
             out.causes.push((
                 "FieldValueTypeInvalid".into(),
-                format!(
-                    "Invalid value: \"{actual}\": {path} in body must be of type {t}: \"{actual}\""
-                ),
+                format!("Invalid value: \"{actual}\": {path} in body must be of type {t}: \"{actual}\""),
                 path.into(),
             ));
             return;
@@ -124,11 +100,7 @@ fn walk(schema: &Value, v: &mut Value, path: &str, out: &mut Checked) {
     if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
         && !allowed.contains(v)
     {
-        let list = allowed
-            .iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = allowed.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");
         out.causes.push((
             "FieldValueNotSupported".into(),
             format!("Unsupported value: {v}: supported values: {list}"),
@@ -145,18 +117,13 @@ fn walk(schema: &Value, v: &mut Value, path: &str, out: &mut Checked) {
                 }
                 required(schema, map, path, out);
                 if !preserves_unknown(schema) {
-                    let unknown: Vec<String> = map
-                        .keys()
-                        .filter(|k| !props.contains_key(*k))
-                        .cloned()
-                        .collect();
+                    let unknown: Vec<String> = map.keys().filter(|k| !props.contains_key(*k)).cloned().collect();
                     for k in unknown {
                         map.remove(&k);
                         out.unknown.push(format!("{path}.{k}"));
                     }
                 }
-            } else if let Some(extra) = schema.get("additionalProperties").filter(|a| a.is_object())
-            {
+            } else if let Some(extra) = schema.get("additionalProperties").filter(|a| a.is_object()) {
                 for (k, child) in map.iter_mut() {
                     walk(extra, child, &format!("{path}.{k}"), out);
                 }
@@ -193,16 +160,10 @@ mod tests {
         let c = check(&schema(), &mut o);
         let fields: Vec<&str> = c.causes.iter().map(|c| c.2.as_str()).collect();
         assert!(
-            fields.contains(&"spec.engine")
-                && fields.contains(&"spec.size")
-                && fields.contains(&"spec.name"),
+            fields.contains(&"spec.engine") && fields.contains(&"spec.size") && fields.contains(&"spec.name"),
             "{c:?}"
         );
-        assert!(
-            c.causes
-                .iter()
-                .any(|c| c.1.starts_with("Unsupported value: \"db2\""))
-        );
+        assert!(c.causes.iter().any(|c| c.1.starts_with("Unsupported value: \"db2\"")));
     }
 
     #[test]

@@ -21,13 +21,7 @@ pub struct ApiError {
 impl ApiError {
     /// Any failure.
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            reason,
-            message: message.into(),
-            details: None,
-            retry_after: None,
-        }
+        Self { code, reason, message: message.into(), details: None, retry_after: None }
     }
 
     /// With details.
@@ -48,22 +42,14 @@ impl ApiError {
 
     /// 404 for an object.
     pub fn not_found(def: &ResourceDef, name: &str) -> Self {
-        Self::new(
-            404,
-            "NotFound",
-            format!("{} \"{name}\" not found", def.qualified()),
-        )
-        .details(json!({"name": name, "group": def.group, "kind": def.plural}))
+        Self::new(404, "NotFound", format!("{} \"{name}\" not found", def.qualified()))
+            .details(json!({"name": name, "group": def.group, "kind": def.plural}))
     }
 
     /// 409 AlreadyExists.
     pub fn already_exists(def: &ResourceDef, name: &str) -> Self {
-        Self::new(
-            409,
-            "AlreadyExists",
-            format!("{} \"{name}\" already exists", def.qualified()),
-        )
-        .details(json!({"name": name, "group": def.group, "kind": def.plural}))
+        Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", def.qualified()))
+            .details(json!({"name": name, "group": def.group, "kind": def.plural}))
     }
 
     /// 409 Conflict on a stale resourceVersion.
@@ -85,26 +71,10 @@ impl ApiError {
     }
 
     /// 422 Invalid with field causes `(reason, message, field)`.
-    pub fn invalid(
-        def: &ResourceDef,
-        kind: &str,
-        name: &str,
-        causes: &[(String, String, String)],
-    ) -> Self {
-        let summary = causes
-            .iter()
-            .map(|(_, m, f)| format!("{f}: {m}"))
-            .collect::<Vec<_>>();
-        let summary = if summary.len() == 1 {
-            summary[0].clone()
-        } else {
-            format!("[{}]", summary.join(", "))
-        };
-        let qualified = if def.group.is_empty() {
-            kind.to_owned()
-        } else {
-            format!("{kind}.{}", def.group)
-        };
+    pub fn invalid(def: &ResourceDef, kind: &str, name: &str, causes: &[(String, String, String)]) -> Self {
+        let summary = causes.iter().map(|(_, m, f)| format!("{f}: {m}")).collect::<Vec<_>>();
+        let summary = if summary.len() == 1 { summary[0].clone() } else { format!("[{}]", summary.join(", ")) };
+        let qualified = if def.group.is_empty() { kind.to_owned() } else { format!("{kind}.{}", def.group) };
         Self::new(422, "Invalid", format!("{qualified} \"{name}\" is invalid: {summary}")).details(json!({
             "name": name, "group": def.group, "kind": kind,
             "causes": causes.iter().map(|(r, m, f)| json!({"reason": r, "message": m, "field": f})).collect::<Vec<_>>(),

@@ -55,9 +55,7 @@ pub struct Store {
 }
 
 fn now() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 impl Store {
@@ -75,19 +73,10 @@ impl Store {
             tx,
         };
         for ns in ["default", "kube-system", "kube-public"] {
-            let def = s
-                .find("", "v1", "namespaces")
-                .expect("namespaces are built in");
+            let def = s.find("", "v1", "namespaces").expect("namespaces are built in");
             let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-            let _ = s.create(
-                &def,
-                None,
-                body,
-                &WriteOpts {
-                    manager: "kreflex-apiserver".into(),
-                    ..Default::default()
-                },
-            );
+            let _ =
+                s.create(&def, None, body, &WriteOpts { manager: "kreflex-apiserver".into(), ..Default::default() });
         }
         s
     }
@@ -109,10 +98,7 @@ impl Store {
 
     /// A served resource by group, version and plural.
     pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceDef>> {
-        self.defs
-            .iter()
-            .find(|d| d.group == group && d.version == version && d.plural == plural)
-            .cloned()
+        self.defs.iter().find(|d| d.group == group && d.version == version && d.plural == plural).cloned()
     }
 
     /// Subscribes to changes (before reading history, so nothing is missed).
@@ -125,21 +111,12 @@ impl Store {
         if rv < self.compacted {
             return None;
         }
-        Some(
-            self.history
-                .iter()
-                .filter(|c| c.rv > rv && &c.key == key)
-                .cloned()
-                .collect(),
-        )
+        Some(self.history.iter().filter(|c| c.rv > rv && &c.key == key).cloned().collect())
     }
 
     /// One object.
     pub fn get(&self, def: &ResourceDef, ns: Option<&str>, name: &str) -> Option<Arc<Value>> {
-        self.objects
-            .get(&def.storage_key())?
-            .get(&(ns.unwrap_or("").to_owned(), name.to_owned()))
-            .cloned()
+        self.objects.get(&def.storage_key())?.get(&(ns.unwrap_or("").to_owned(), name.to_owned())).cloned()
     }
 
     /// Objects of a resource, in one namespace or all, in key order.
@@ -159,26 +136,11 @@ impl Store {
 
     /// Every object of a resource with its key (for state snapshots).
     pub fn all_objects(&self) -> Vec<(StorageKey, Arc<Value>)> {
-        self.objects
-            .iter()
-            .flat_map(|(k, m)| m.values().map(move |v| (k.clone(), v.clone())))
-            .collect()
+        self.objects.iter().flat_map(|(k, m)| m.values().map(move |v| (k.clone(), v.clone()))).collect()
     }
 
-    fn record(
-        &mut self,
-        key: StorageKey,
-        kind: &'static str,
-        object: Arc<Value>,
-        old: Option<Arc<Value>>,
-    ) {
-        let change = Arc::new(Change {
-            rv: self.rv,
-            key,
-            kind,
-            object,
-            old,
-        });
+    fn record(&mut self, key: StorageKey, kind: &'static str, object: Arc<Value>, old: Option<Arc<Value>>) {
+        let change = Arc::new(Change { rv: self.rv, key, kind, object, old });
         self.history.push_back(change.clone());
         while self.history.len() > self.window {
             if let Some(c) = self.history.pop_front() {
@@ -202,10 +164,7 @@ impl Store {
     /// Checks identity fields of a body against the URL's resource.
     fn check_kind(def: &ResourceDef, body: &Value) -> Result<(), ApiError> {
         let kind = body.get("kind").and_then(Value::as_str).unwrap_or("");
-        let name = body
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let name = body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
         if !kind.is_empty() && kind != def.kind {
             return Err(ApiError::invalid(
                 def,
@@ -220,8 +179,7 @@ impl Store {
         }
         if let Some(av) = body.get("apiVersion").and_then(Value::as_str)
             && av != def.api_version()
-            && !(av.split('/').next() == Some(def.group.as_str())
-                || (def.group.is_empty() && !av.contains('/')))
+            && !(av.split('/').next() == Some(def.group.as_str()) || (def.group.is_empty() && !av.contains('/')))
         {
             return Err(ApiError::bad_request(format!(
                 "the API version in the data ({av}) does not match the expected API version ({})",
@@ -237,24 +195,13 @@ impl Store {
             return Ok(());
         };
         let checked = schema::check(schema, obj);
-        let name = obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
+        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
         if !checked.causes.is_empty() {
             return Err(ApiError::invalid(def, &def.kind, &name, &checked.causes));
         }
         if strict && !checked.unknown.is_empty() {
-            let list = checked
-                .unknown
-                .iter()
-                .map(|f| format!("unknown field \"{f}\""))
-                .collect::<Vec<_>>()
-                .join(", ");
-            return Err(ApiError::bad_request(format!(
-                "strict decoding error: {list}"
-            )));
+            let list = checked.unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect::<Vec<_>>().join(", ");
+            return Err(ApiError::bad_request(format!("strict decoding error: {list}")));
         }
         Ok(())
     }
@@ -271,24 +218,13 @@ impl Store {
         if !body.is_object() {
             return Err(ApiError::bad_request("the body must be a JSON object"));
         }
-        let meta = body
-            .as_object_mut()
-            .expect("checked above")
-            .entry("metadata")
-            .or_insert_with(|| json!({}));
+        let meta = body.as_object_mut().expect("checked above").entry("metadata").or_insert_with(|| json!({}));
         if !meta.is_object() {
             return Err(ApiError::bad_request("metadata must be an object"));
         }
-        let mut name = meta
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
+        let mut name = meta.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
         if name.is_empty() {
-            let prefix = meta
-                .get("generateName")
-                .and_then(Value::as_str)
-                .unwrap_or("");
+            let prefix = meta.get("generateName").and_then(Value::as_str).unwrap_or("");
             if prefix.is_empty() {
                 return Err(ApiError::invalid(
                     def,
@@ -311,11 +247,7 @@ impl Store {
                 &[("FieldValueInvalid".into(), reason, "metadata.name".into())],
             ));
         }
-        let ns = if def.namespaced {
-            Some(ns.unwrap_or("default"))
-        } else {
-            None
-        };
+        let ns = if def.namespaced { Some(ns.unwrap_or("default")) } else { None };
         if let Some(body_ns) = meta.get("namespace").and_then(Value::as_str)
             && Some(body_ns) != ns
             && def.namespaced
@@ -327,36 +259,24 @@ impl Store {
         if let Some(ns) = ns
             && !self.namespace_exists(ns)
         {
-            return Err(
-                ApiError::new(404, "NotFound", format!("namespaces \"{ns}\" not found"))
-                    .details(json!({"name": ns, "kind": "namespaces"})),
-            );
+            return Err(ApiError::new(404, "NotFound", format!("namespaces \"{ns}\" not found"))
+                .details(json!({"name": ns, "kind": "namespaces"})));
         }
         if self.get(def, ns, &name).is_some() {
             return Err(ApiError::already_exists(def, &name));
         }
         let ts = now();
         {
-            let meta = body["metadata"]
-                .as_object_mut()
-                .expect("metadata is an object");
+            let meta = body["metadata"].as_object_mut().expect("metadata is an object");
             meta.insert("name".into(), Value::String(name.clone()));
             match ns {
                 Some(ns) => meta.insert("namespace".into(), Value::String(ns.into())),
                 None => meta.remove("namespace"),
             };
-            meta.insert(
-                "uid".into(),
-                Value::String(uuid::Uuid::new_v4().to_string()),
-            );
+            meta.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
             meta.insert("creationTimestamp".into(), Value::String(ts.clone()));
-            for k in [
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "resourceVersion",
-                "managedFields",
-                "selfLink",
-            ] {
+            for k in ["deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "managedFields", "selfLink"]
+            {
                 meta.remove(k);
             }
             if def.custom || def.kind == "CustomResourceDefinition" {
@@ -365,29 +285,19 @@ impl Store {
         }
         body["apiVersion"] = Value::String(def.api_version());
         body["kind"] = Value::String(def.kind.clone());
-        if def.status && def.kind != "Namespace" {
-            if let Some(m) = body.as_object_mut() {
-                m.remove("status");
-            }
+        if def.status
+            && def.kind != "Namespace"
+            && let Some(m) = body.as_object_mut()
+        {
+            m.remove("status");
         }
         if def.kind == "Namespace" {
             body["status"] = json!({"phase": "Active"});
         }
         Self::validate(def, &mut body, opts.strict)?;
-        let new_defs = if def.kind == "CustomResourceDefinition" {
-            Some(self.crd_defs(&body)?)
-        } else {
-            None
-        };
+        let new_defs = if def.kind == "CustomResourceDefinition" { Some(self.crd_defs(&body)?) } else { None };
         let mut entries = Vec::new();
-        fields::record_update(
-            &mut entries,
-            &opts.manager,
-            None,
-            &def.api_version(),
-            &fields::leaves(&body),
-            &ts,
-        );
+        fields::record_update(&mut entries, &opts.manager, None, &def.api_version(), &fields::leaves(&body), &ts);
         fields::write(&mut body, &entries);
         if opts.dry_run {
             return Ok(Arc::new(body));
@@ -398,10 +308,7 @@ impl Store {
         let rv = self.next_rv();
         body["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let obj = Arc::new(body);
-        self.objects
-            .entry(def.storage_key())
-            .or_default()
-            .insert((ns.unwrap_or("").to_owned(), name), obj.clone());
+        self.objects.entry(def.storage_key()).or_default().insert((ns.unwrap_or("").to_owned(), name), obj.clone());
         self.record(def.storage_key(), "ADDED", obj.clone(), None);
         Ok(obj)
     }
@@ -419,26 +326,16 @@ impl Store {
     ) -> Result<Arc<Value>, ApiError> {
         Self::check_kind(def, &body)?;
         let ns = if def.namespaced { ns } else { None };
-        let old = self
-            .get(def, ns, name)
-            .ok_or_else(|| ApiError::not_found(def, name))?;
-        let body_name = body
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or(name);
+        let old = self.get(def, ns, name).ok_or_else(|| ApiError::not_found(def, name))?;
+        let body_name = body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(name);
         if body_name != name {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({body_name}) does not match the name on the URL ({name})"
             )));
         }
-        if let Some(rv) = body
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
+        if let Some(rv) = body.pointer("/metadata/resourceVersion").and_then(Value::as_str)
             && !rv.is_empty()
-            && Some(rv)
-                != old
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
+            && Some(rv) != old.pointer("/metadata/resourceVersion").and_then(Value::as_str)
         {
             return Err(ApiError::conflict(def, name));
         }
@@ -509,12 +406,7 @@ impl Store {
             let added: Vec<String> = new
                 .pointer("/metadata/finalizers")
                 .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter(|f| !before.contains(f))
-                        .map(|f| f.to_string())
-                        .collect()
-                })
+                .map(|a| a.iter().filter(|f| !before.contains(f)).map(|f| f.to_string()).collect())
                 .unwrap_or_default();
             if !added.is_empty() {
                 return Err(ApiError::invalid(
@@ -540,32 +432,16 @@ impl Store {
             // A no-op write changes nothing, not even the resourceVersion.
             return Ok(old);
         }
-        if (def.custom || def.kind == "CustomResourceDefinition")
-            && sub.is_none()
-            && spec_changed(&old, &new)
-        {
-            let g = old
-                .pointer("/metadata/generation")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
+        if (def.custom || def.kind == "CustomResourceDefinition") && sub.is_none() && spec_changed(&old, &new) {
+            let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
             new["metadata"]["generation"] = json!(g + 1);
         }
         let ts = now();
         let mut entries = fields::read(&old);
-        fields::record_update(
-            &mut entries,
-            &opts.manager,
-            sub,
-            &def.api_version(),
-            &fields::changed(&old, &new),
-            &ts,
-        );
+        fields::record_update(&mut entries, &opts.manager, sub, &def.api_version(), &fields::changed(&old, &new), &ts);
         fields::write(&mut new, &entries);
-        let new_defs = if def.kind == "CustomResourceDefinition" && sub.is_none() {
-            Some(self.crd_defs(&new)?)
-        } else {
-            None
-        };
+        let new_defs =
+            if def.kind == "CustomResourceDefinition" && sub.is_none() { Some(self.crd_defs(&new)?) } else { None };
         if opts.dry_run {
             return Ok(Arc::new(new));
         }
@@ -587,19 +463,13 @@ impl Store {
         let rv = self.next_rv();
         new["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let done = new.pointer("/metadata/deletionTimestamp").is_some()
-            && new
-                .pointer("/metadata/finalizers")
-                .and_then(Value::as_array)
-                .is_none_or(|a| a.is_empty());
+            && new.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(|a| a.is_empty());
         let obj = Arc::new(new);
         let key = (ns.unwrap_or("").to_owned(), name.to_owned());
         if done {
             self.remove(def, &key, obj.clone());
         } else {
-            self.objects
-                .entry(def.storage_key())
-                .or_default()
-                .insert(key, obj.clone());
+            self.objects.entry(def.storage_key()).or_default().insert(key, obj.clone());
             self.record(def.storage_key(), "MODIFIED", obj.clone(), old);
         }
         Ok(obj)
@@ -628,24 +498,17 @@ impl Store {
         dry_run: bool,
     ) -> Result<Arc<Value>, ApiError> {
         let ns = if def.namespaced { ns } else { None };
-        let old = self
-            .get(def, ns, name)
-            .ok_or_else(|| ApiError::not_found(def, name))?;
+        let old = self.get(def, ns, name).ok_or_else(|| ApiError::not_found(def, name))?;
         if let Some(rv) = precondition_rv
-            && Some(rv)
-                != old
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
+            && Some(rv) != old.pointer("/metadata/resourceVersion").and_then(Value::as_str)
         {
             return Err(ApiError::conflict(def, name));
         }
         if dry_run {
             return Ok(old);
         }
-        let has_finalizers = old
-            .pointer("/metadata/finalizers")
-            .and_then(Value::as_array)
-            .is_some_and(|a| !a.is_empty());
+        let has_finalizers =
+            old.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
         if has_finalizers {
             if old.pointer("/metadata/deletionTimestamp").is_some() {
                 return Ok(old);
@@ -654,10 +517,7 @@ impl Store {
             new["metadata"]["deletionTimestamp"] = Value::String(now());
             new["metadata"]["deletionGracePeriodSeconds"] = json!(0);
             if def.custom {
-                let g = old
-                    .pointer("/metadata/generation")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0);
+                let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
                 new["metadata"]["generation"] = json!(g + 1);
             }
             return self.commit(def, ns, name, new, Some(old));
@@ -666,28 +526,19 @@ impl Store {
         let mut last = (*old).clone();
         last["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let last = Arc::new(last);
-        self.remove(
-            def,
-            &(ns.unwrap_or("").to_owned(), name.to_owned()),
-            last.clone(),
-        );
+        self.remove(def, &(ns.unwrap_or("").to_owned(), name.to_owned()), last.clone());
         Ok(last)
     }
 
     fn delete_namespace_contents(&mut self, ns: &str) {
-        let defs: Vec<Arc<ResourceDef>> =
-            self.defs.iter().filter(|d| d.namespaced).cloned().collect();
+        let defs: Vec<Arc<ResourceDef>> = self.defs.iter().filter(|d| d.namespaced).cloned().collect();
         let mut seen = std::collections::HashSet::new();
         for def in defs {
             if !seen.insert(def.storage_key()) {
                 continue;
             }
             for obj in self.list(&def, Some(ns)) {
-                let name = obj
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_owned();
+                let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
                 let rv = self.next_rv();
                 let mut last = (*obj).clone();
                 last["metadata"]["resourceVersion"] = Value::String(rv.to_string());
@@ -697,13 +548,8 @@ impl Store {
     }
 
     fn crd_defs(&self, crd: &Value) -> Result<Vec<ResourceDef>, ApiError> {
-        let crd_def = self
-            .find("apiextensions.k8s.io", "v1", "customresourcedefinitions")
-            .expect("CRDs are built in");
-        let name = crd
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let crd_def = self.find("apiextensions.k8s.io", "v1", "customresourcedefinitions").expect("CRDs are built in");
+        let name = crd.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
         let defs = resources::from_crd(crd).map_err(|reason| {
             ApiError::invalid(
                 &crd_def,
@@ -712,22 +558,14 @@ impl Store {
                 &[("FieldValueInvalid".into(), reason, "spec".into())],
             )
         })?;
-        let taken = self.defs.iter().any(|d| {
-            !d.custom
-                && defs
-                    .iter()
-                    .any(|n| n.group == d.group && n.plural == d.plural)
-        });
+        let taken =
+            self.defs.iter().any(|d| !d.custom && defs.iter().any(|n| n.group == d.group && n.plural == d.plural));
         if taken {
             return Err(ApiError::invalid(
                 &crd_def,
                 "CustomResourceDefinition",
                 name,
-                &[(
-                    "FieldValueInvalid".into(),
-                    "the resource is built in".into(),
-                    "spec.names.plural".into(),
-                )],
+                &[("FieldValueInvalid".into(), "the resource is built in".into(), "spec.names.plural".into())],
             ));
         }
         Ok(defs)
@@ -771,29 +609,16 @@ impl Store {
 
     /// Loads objects saved by a snapshot (CRDs first, so their resources are served).
     pub fn restore(&mut self, rv: u64, objects: Vec<(StorageKey, Value)>) {
-        let (crds, rest): (Vec<_>, Vec<_>) = objects
-            .into_iter()
-            .partition(|(k, _)| k.1 == "customresourcedefinitions");
+        let (crds, rest): (Vec<_>, Vec<_>) = objects.into_iter().partition(|(k, _)| k.1 == "customresourcedefinitions");
         for (key, mut obj) in crds.into_iter().chain(rest) {
             if key.1 == "customresourcedefinitions"
                 && let Ok(defs) = resources::from_crd(&obj)
             {
                 self.serve_crd(&mut obj, defs);
             }
-            let ns = obj
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
-            let name = obj
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
-            self.objects
-                .entry(key)
-                .or_default()
-                .insert((ns, name), Arc::new(obj));
+            let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_owned();
+            let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
+            self.objects.entry(key).or_default().insert((ns, name), Arc::new(obj));
         }
         self.rv = self.rv.max(rv);
         self.compacted = self.rv;
@@ -825,7 +650,5 @@ fn random_suffix() -> String {
     use rand::Rng;
     const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    (0..5)
-        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
-        .collect()
+    (0..5).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect()
 }

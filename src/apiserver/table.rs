@@ -15,7 +15,9 @@ pub fn table(def: &ResourceDef, objects: &[Arc<Value>], rv: &str, cont: Option<&
         columns.push(json!({"name": c.name, "type": if c.kind == "date" { "string" } else { c.kind.as_str() }, "format": "", "description": "", "priority": 0}));
     }
     if !has_age {
-        columns.push(json!({"name": "Age", "type": "string", "format": "", "description": "CreationTimestamp", "priority": 0}));
+        columns.push(
+            json!({"name": "Age", "type": "string", "format": "", "description": "CreationTimestamp", "priority": 0}),
+        );
     }
     let rows: Vec<Value> = objects
         .iter()
@@ -47,11 +49,7 @@ pub fn table(def: &ResourceDef, objects: &[Arc<Value>], rv: &str, cont: Option<&
 /// Evaluates a simple JSONPath (`.spec.engine`, `.status.conditions[0].type`).
 fn json_path<'a>(o: &'a Value, path: &str) -> Option<&'a Value> {
     let mut cur = o;
-    for part in path
-        .trim_start_matches('.')
-        .split('.')
-        .filter(|p| !p.is_empty())
-    {
+    for part in path.trim_start_matches('.').split('.').filter(|p| !p.is_empty()) {
         let (key, index) = match part.split_once('[') {
             Some((k, rest)) => (k, rest.trim_end_matches(']').parse::<usize>().ok()),
             None => (part, None),
@@ -69,10 +67,7 @@ fn age(ts: &str) -> String {
     let Ok(t) = ts.parse::<jiff::Timestamp>() else {
         return "<unknown>".into();
     };
-    let secs = jiff::Timestamp::now()
-        .as_second()
-        .saturating_sub(t.as_second())
-        .max(0);
+    let secs = jiff::Timestamp::now().as_second().saturating_sub(t.as_second()).max(0);
     match secs {
         s if s < 120 => format!("{s}s"),
         s if s < 3600 * 3 => format!("{}m", s / 60),
@@ -87,13 +82,9 @@ mod tests {
 
     #[test]
     fn evaluates_simple_json_paths() {
-        let o =
-            json!({"spec": {"engine": "postgres"}, "status": {"conditions": [{"type": "Ready"}]}});
+        let o = json!({"spec": {"engine": "postgres"}, "status": {"conditions": [{"type": "Ready"}]}});
         assert_eq!(json_path(&o, ".spec.engine"), Some(&json!("postgres")));
-        assert_eq!(
-            json_path(&o, ".status.conditions[0].type"),
-            Some(&json!("Ready"))
-        );
+        assert_eq!(json_path(&o, ".status.conditions[0].type"), Some(&json!("Ready")));
         assert_eq!(json_path(&o, ".status.state"), None);
     }
 }

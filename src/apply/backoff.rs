@@ -21,12 +21,7 @@ pub struct Backoff {
 impl Default for Backoff {
     /// 5 ms doubling to 5 min, 6 in-place attempts.
     fn default() -> Self {
-        Self {
-            min: Duration::from_millis(5),
-            max: Duration::from_secs(300),
-            factor: 2.0,
-            attempts: 6,
-        }
+        Self { min: Duration::from_millis(5), max: Duration::from_secs(300), factor: 2.0, attempts: 6 }
     }
 }
 
@@ -68,10 +63,7 @@ mod tests {
         for attempt in 0..20 {
             for _ in 0..50 {
                 let d = b.delay(attempt);
-                assert!(
-                    d >= b.min && d <= b.ceiling(attempt).max(b.min),
-                    "{attempt}: {d:?}"
-                );
+                assert!(d >= b.min && d <= b.ceiling(attempt).max(b.min), "{attempt}: {d:?}");
             }
         }
     }

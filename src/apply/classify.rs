@@ -53,20 +53,14 @@ pub fn classify(err: &kube::Error) -> Decision {
                 409 => Decision::Conflict,
                 410 | 429 | 500..=599 => Decision::Retry { after },
                 0 => Decision::Retry { after },
-                code => Decision::GiveUp {
-                    code: Some(code),
-                    reason: format!("{}: {}", status.reason, status.message),
-                },
+                code => Decision::GiveUp { code: Some(code), reason: format!("{}: {}", status.reason, status.message) },
             }
         }
         // Transport-level failures: the request may not have reached the server.
         kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => {
             Decision::Retry { after: None }
         }
-        other => Decision::GiveUp {
-            code: None,
-            reason: other.to_string(),
-        },
+        other => Decision::GiveUp { code: None, reason: other.to_string() },
     }
 }
 
@@ -82,10 +76,7 @@ mod tests {
     #[test]
     fn transient_server_errors_are_retried() {
         for code in [410, 429, 500, 502, 503, 504] {
-            assert!(
-                matches!(classify(&api(code, "x")), Decision::Retry { .. }),
-                "{code}"
-            );
+            assert!(matches!(classify(&api(code, "x")), Decision::Retry { .. }), "{code}");
         }
         let service = kube::Error::Service("connection refused".into());
         assert_eq!(classify(&service), Decision::Retry { after: None });
@@ -94,31 +85,20 @@ mod tests {
     #[test]
     fn retry_after_is_honoured() {
         let mut s = Status::failure("slow down", "TooManyRequests").with_code(429);
-        s.details =
-            serde_json::from_value(serde_json::json!({"retryAfterSeconds": 3})).expect("details");
-        assert_eq!(
-            classify(&kube::Error::Api(s.boxed())),
-            Decision::Retry {
-                after: Some(Duration::from_secs(3))
-            }
-        );
+        s.details = serde_json::from_value(serde_json::json!({"retryAfterSeconds": 3})).expect("details");
+        assert_eq!(classify(&kube::Error::Api(s.boxed())), Decision::Retry { after: Some(Duration::from_secs(3)) });
     }
 
     #[test]
     fn conflicts_and_already_exists_are_distinguished() {
         assert_eq!(classify(&api(409, "Conflict")), Decision::Conflict);
-        assert_eq!(
-            classify(&api(409, "AlreadyExists")),
-            Decision::AlreadyExists
-        );
+        assert_eq!(classify(&api(409, "AlreadyExists")), Decision::AlreadyExists);
     }
 
     #[test]
     fn client_errors_are_permanent() {
         for code in [400, 401, 403, 404, 422] {
-            assert!(
-                matches!(classify(&api(code, "Invalid")), Decision::GiveUp { code: Some(c), .. } if c == code)
-            );
+            assert!(matches!(classify(&api(code, "Invalid")), Decision::GiveUp { code: Some(c), .. } if c == code));
         }
     }
 }

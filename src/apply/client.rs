@@ -32,22 +32,14 @@ struct ImpersonationTemplate {
 impl ScopedClients {
     /// Clients that act with kreflex's own identity (no impersonation).
     pub fn unscoped(base: kube::Config) -> Self {
-        Self {
-            base,
-            impersonate: None,
-        }
+        Self { base: without_client_retries(base), impersonate: None }
     }
 
     /// Clients impersonating `user_template` (`{namespace}` and `{plugin}` are replaced),
     /// e.g. `system:serviceaccount:{namespace}:kreflex-{plugin}`.
-    pub fn impersonating(
-        base: kube::Config,
-        user_template: &str,
-        namespace: &str,
-        groups: Vec<String>,
-    ) -> Self {
+    pub fn impersonating(base: kube::Config, user_template: &str, namespace: &str, groups: Vec<String>) -> Self {
         Self {
-            base,
+            base: without_client_retries(base),
             impersonate: Some(ImpersonationTemplate {
                 user: user_template.to_owned(),
                 namespace: namespace.to_owned(),
@@ -58,11 +50,7 @@ impl ScopedClients {
 
     /// The identity a plugin's requests carry, if impersonating.
     pub fn user_for(&self, plugin: &str) -> Option<String> {
-        self.impersonate.as_ref().map(|t| {
-            t.user
-                .replace("{namespace}", &t.namespace)
-                .replace("{plugin}", plugin)
-        })
+        self.impersonate.as_ref().map(|t| t.user.replace("{namespace}", &t.namespace).replace("{plugin}", plugin))
     }
 
     /// A client for `plugin`.
@@ -73,12 +61,7 @@ impl ScopedClients {
             config.auth_info.impersonate_groups = if t.groups.is_empty() {
                 None
             } else {
-                Some(
-                    t.groups
-                        .iter()
-                        .map(|g| g.replace("{namespace}", &t.namespace))
-                        .collect(),
-                )
+                Some(t.groups.iter().map(|g| g.replace("{namespace}", &t.namespace)).collect())
             };
         }
         kube::Client::try_from(config)
@@ -88,6 +71,14 @@ impl ScopedClients {
     pub fn own_client(&self) -> Result<kube::Client, kube::Error> {
         kube::Client::try_from(self.base.clone())
     }
+}
+
+/// kube's client retries 429/503/504 itself (up to 15 times, minutes in all), which would
+/// hide failures from [`classify`](super::classify) and from the metrics. kreflex retries
+/// with its own policy, in one place.
+fn without_client_retries(mut config: kube::Config) -> kube::Config {
+    config.default_retry = false;
+    config
 }
 
 /// The object an event is about, for defaults (patch target, namespace and owner of
@@ -145,13 +136,7 @@ pub struct Applier {
 
 impl Applier {
     /// An applier for `plugin` sending through `client` (its scoped client).
-    pub fn new(
-        plugin: &str,
-        client: kube::Client,
-        resources: Resources,
-        backoff: Backoff,
-        metrics: Metrics,
-    ) -> Self {
+    pub fn new(plugin: &str, client: kube::Client, resources: Resources, backoff: Backoff, metrics: Metrics) -> Self {
         Self {
             plugin: Arc::from(plugin),
             field_manager: format!("kreflex/{plugin}"),
@@ -184,19 +169,12 @@ impl Applier {
                 Decision::AlreadyExists if matches!(action, Action::Create { .. }) => {
                     return Ok(Applied::AlreadyDone);
                 }
-                Decision::GiveUp {
-                    code: Some(404), ..
-                } if matches!(action, Action::Delete { .. }) => {
+                Decision::GiveUp { code: Some(404), .. } if matches!(action, Action::Delete { .. }) => {
                     return Ok(Applied::AlreadyDone);
                 }
                 Decision::Retry { after } if attempt + 1 < self.backoff.max_attempts() => {
                     let delay = after.unwrap_or_else(|| self.backoff.delay(attempt));
-                    self.metrics
-                        .retries
-                        .get_or_create(&PluginLabel {
-                            plugin: self.plugin.to_string(),
-                        })
-                        .inc();
+                    self.metrics.retries.get_or_create(&PluginLabel { plugin: self.plugin.to_string() }).inc();
                     tracing::debug!(plugin = %self.plugin, action = name, attempt, ?delay, error = %err, "transient failure; retrying");
                     tokio::time::sleep(delay).await;
                     attempt += 1;
@@ -221,62 +199,38 @@ impl Applier {
 
     async fn apply_once(&self, action: &Action, on: &EventTarget) -> Result<Applied, kube::Error> {
         match action {
-            Action::Patch {
-                target,
-                subresource,
-                patch_type,
-                body,
-            } => {
-                let api = self
-                    .api_for(&target.gvk(), target.namespace.as_deref())
-                    .await?;
+            Action::Patch { target, subresource, patch_type, body } => {
+                let api = self.api_for(&target.gvk(), target.namespace.as_deref()).await?;
                 let params = match patch_type {
                     // Controllers own their intent: a conflict with another manager is
                     // resolved in the plugin's favour, as kube-rs recommends for controllers.
                     PatchType::Apply => PatchParams::apply(&self.field_manager).force(),
-                    _ => PatchParams {
-                        field_manager: Some(self.field_manager.clone()),
-                        ..PatchParams::default()
-                    },
+                    _ => PatchParams { field_manager: Some(self.field_manager.clone()), ..PatchParams::default() },
                 };
                 let patch = match patch_type {
                     PatchType::Merge => Patch::Merge(body.clone()),
-                    PatchType::Json => Patch::Json::<Value>(
-                        serde_json::from_value(body.clone()).map_err(kube::Error::SerdeError)?,
-                    ),
+                    PatchType::Json => {
+                        Patch::Json::<Value>(serde_json::from_value(body.clone()).map_err(kube::Error::SerdeError)?)
+                    }
                     PatchType::Apply => Patch::Apply(body.clone()),
                 };
                 match subresource.as_deref() {
                     None => api.patch(&target.name, &params, &patch).await?,
                     Some("status") => api.patch_status(&target.name, &params, &patch).await?,
-                    Some(sub) => {
-                        api.patch_subresource(sub, &target.name, &params, &patch)
-                            .await?
-                    }
+                    Some(sub) => api.patch_subresource(sub, &target.name, &params, &patch).await?,
                 };
                 Ok(Applied::Done)
             }
             Action::Create { object } => {
                 let mut object = object.clone();
                 let gvk = Gvk::from_api_version(
-                    object
-                        .get("apiVersion")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default(),
-                    object
-                        .get("kind")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default(),
+                    object.get("apiVersion").and_then(Value::as_str).unwrap_or_default(),
+                    object.get("kind").and_then(Value::as_str).unwrap_or_default(),
                 );
                 let resource = self.resources.resolve(&gvk).await?;
                 let namespace = if resource.namespaced {
-                    let ns = object
-                        .pointer("/metadata/namespace")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned);
-                    let ns = ns
-                        .or_else(|| on.object.namespace.clone())
-                        .unwrap_or_else(|| "default".into());
+                    let ns = object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_owned);
+                    let ns = ns.or_else(|| on.object.namespace.clone()).unwrap_or_else(|| "default".into());
                     object["metadata"]["namespace"] = Value::String(ns.clone());
                     Some(ns)
                 } else {
@@ -284,33 +238,21 @@ impl Applier {
                 };
                 add_owner_reference(&mut object, on, namespace.as_deref());
                 let api = self.api(&resource.api, namespace.as_deref());
-                let obj: DynamicObject =
-                    serde_json::from_value(object).map_err(kube::Error::SerdeError)?;
-                let params = PostParams {
-                    field_manager: Some(self.field_manager.clone()),
-                    ..PostParams::default()
-                };
+                let obj: DynamicObject = serde_json::from_value(object).map_err(kube::Error::SerdeError)?;
+                let params = PostParams { field_manager: Some(self.field_manager.clone()), ..PostParams::default() };
                 api.create(&params, &obj).await?;
                 Ok(Applied::Done)
             }
             Action::Delete { target } => {
-                let api = self
-                    .api_for(&target.gvk(), target.namespace.as_deref())
-                    .await?;
+                let api = self.api_for(&target.gvk(), target.namespace.as_deref()).await?;
                 api.delete(&target.name, &DeleteParams::default()).await?;
                 Ok(Applied::Done)
             }
-            Action::EmitEvent {
-                severity,
-                reason,
-                message,
-            } => {
+            Action::EmitEvent { severity, reason, message } => {
                 self.record(on, *severity, reason, message).await?;
                 Ok(Applied::Done)
             }
-            Action::RequeueAfter { after_ms } => {
-                Ok(Applied::Requeue(Duration::from_millis(*after_ms)))
-            }
+            Action::RequeueAfter { after_ms } => Ok(Applied::Requeue(Duration::from_millis(*after_ms))),
         }
     }
 
@@ -326,16 +268,9 @@ impl Applier {
         record_event(&self.client, &self.plugin, on, severity, reason, message).await
     }
 
-    async fn api_for(
-        &self,
-        gvk: &Gvk,
-        namespace: Option<&str>,
-    ) -> Result<Api<DynamicObject>, kube::Error> {
+    async fn api_for(&self, gvk: &Gvk, namespace: Option<&str>) -> Result<Api<DynamicObject>, kube::Error> {
         let resource = self.resources.resolve(gvk).await?;
-        Ok(self.api(
-            &resource.api,
-            if resource.namespaced { namespace } else { None },
-        ))
+        Ok(self.api(&resource.api, if resource.namespaced { namespace } else { None }))
     }
 
     fn api(&self, ar: &kube::core::ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
@@ -357,10 +292,7 @@ pub async fn record_event(
     reason: &str,
     message: &str,
 ) -> Result<(), kube::Error> {
-    let reporter = Reporter {
-        controller: "kreflex".into(),
-        instance: Some(format!("kreflex/{plugin}")),
-    };
+    let reporter = Reporter { controller: "kreflex".into(), instance: Some(format!("kreflex/{plugin}")) };
     let recorder = Recorder::new(client.clone(), reporter);
     let reference = k8s_openapi::api::core::v1::ObjectReference {
         api_version: Some(on.object.api_version.clone()),
@@ -419,22 +351,12 @@ fn action_name(a: &Action) -> &'static str {
 
 fn describe_target(a: &Action, on: &EventTarget) -> String {
     match a {
-        Action::Patch {
-            target,
-            subresource: Some(s),
-            ..
-        } => format!("{target} ({s})"),
+        Action::Patch { target, subresource: Some(s), .. } => format!("{target} ({s})"),
         Action::Patch { target, .. } | Action::Delete { target } => target.to_string(),
         Action::Create { object } => format!(
             "{} {}",
-            object
-                .get("kind")
-                .and_then(Value::as_str)
-                .unwrap_or("object"),
-            object
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("<generated>")
+            object.get("kind").and_then(Value::as_str).unwrap_or("object"),
+            object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("<generated>")
         ),
         Action::EmitEvent { .. } | Action::RequeueAfter { .. } => on.object.to_string(),
     }
@@ -471,24 +393,13 @@ mod tests {
         assert_eq!(explicit["metadata"]["ownerReferences"], json!([]));
         let mut cluster_owner = json!({"metadata": {"name": "x"}});
         add_owner_reference(&mut cluster_owner, &target(None), Some("b"));
-        assert_eq!(
-            cluster_owner["metadata"]["ownerReferences"][0]["name"],
-            "orders"
-        );
+        assert_eq!(cluster_owner["metadata"]["ownerReferences"][0]["name"], "orders");
     }
 
     #[test]
     fn impersonation_identity_follows_the_template() {
         let cfg = kube::Config::new("http://127.0.0.1:1".parse().expect("uri"));
-        let c = ScopedClients::impersonating(
-            cfg,
-            "system:serviceaccount:{namespace}:kreflex-{plugin}",
-            "ops",
-            vec![],
-        );
-        assert_eq!(
-            c.user_for("database-status").as_deref(),
-            Some("system:serviceaccount:ops:kreflex-database-status")
-        );
+        let c = ScopedClients::impersonating(cfg, "system:serviceaccount:{namespace}:kreflex-{plugin}", "ops", vec![]);
+        assert_eq!(c.user_for("database-status").as_deref(), Some("system:serviceaccount:ops:kreflex-database-status"));
     }
 }

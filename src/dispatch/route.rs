@@ -25,16 +25,8 @@ impl Route {
         Ok(Self {
             gvk: s.gvk.clone(),
             namespaces: s.namespaces.clone(),
-            labels: s
-                .label_selector
-                .as_deref()
-                .map(Selector::parse)
-                .transpose()?,
-            fields: s
-                .field_selector
-                .as_deref()
-                .map(FieldSelector::parse)
-                .transpose()?,
+            labels: s.label_selector.as_deref().map(Selector::parse).transpose()?,
+            fields: s.field_selector.as_deref().map(FieldSelector::parse).transpose()?,
             generation_changed_only: s.generation_changed_only,
             finalizer: s.finalizer,
         })
@@ -42,12 +34,7 @@ impl Route {
 
     /// Whether the object is in scope (namespace and selectors), ignoring the event kind.
     pub fn selects(&self, o: &CachedObject) -> bool {
-        if !self.namespaces.is_empty()
-            && !o
-                .namespace
-                .as_ref()
-                .is_some_and(|ns| self.namespaces.contains(ns))
-        {
+        if !self.namespaces.is_empty() && !o.namespace.as_ref().is_some_and(|ns| self.namespaces.contains(ns)) {
             return false;
         }
         if self.labels.is_none() && self.fields.is_none() {
@@ -84,13 +71,13 @@ pub fn route(route: &Route, ev: &InformerEvent, finalizer: &str) -> Delivery {
             Delivery::Skip
         };
     }
+    // An object still missing our finalizer is delivered even without a generation change,
+    // so that the finalizer gets added.
+    let finalizer_in_place = !route.finalizer || o.finalizers.iter().any(|f| f == finalizer);
     if ev.kind == EventKind::Modified
         && route.generation_changed_only
-        && ev
-            .old
-            .as_ref()
-            .is_some_and(|old| old.generation == o.generation)
-        && !(route.finalizer && !o.finalizers.iter().any(|f| f == finalizer))
+        && ev.old.as_ref().is_some_and(|old| old.generation == o.generation)
+        && finalizer_in_place
     {
         return Delivery::Skip;
     }
@@ -125,17 +112,8 @@ mod tests {
         Arc::new(CachedObject::from_value(v).expect("named"))
     }
 
-    fn ev(
-        kind: EventKind,
-        object: Arc<CachedObject>,
-        old: Option<Arc<CachedObject>>,
-    ) -> InformerEvent {
-        InformerEvent {
-            gvk: Arc::new(Gvk::new("stable.example.com", "v1", "Database")),
-            kind,
-            object,
-            old,
-        }
+    fn ev(kind: EventKind, object: Arc<CachedObject>, old: Option<Arc<CachedObject>>) -> InformerEvent {
+        InformerEvent { gvk: Arc::new(Gvk::new("stable.example.com", "v1", "Database")), kind, object, old }
     }
 
     const FIN: &str = "kreflex.io/p";
@@ -143,68 +121,26 @@ mod tests {
     #[test]
     fn kind_namespace_and_selectors_scope_delivery() {
         let e = ev(EventKind::Added, obj("prod", 1, json!({})), None);
+        assert_eq!(route(&sub(|_| {}), &e, FIN), Delivery::Deliver(EventKind::Added));
+        assert_eq!(route(&sub(|s| s.namespaces = vec!["dev".into()]), &e, FIN), Delivery::Skip);
         assert_eq!(
-            route(&sub(|_| {}), &e, FIN),
+            route(&sub(|s| s.label_selector = Some("team=shop".into())), &e, FIN),
             Delivery::Deliver(EventKind::Added)
         );
-        assert_eq!(
-            route(&sub(|s| s.namespaces = vec!["dev".into()]), &e, FIN),
-            Delivery::Skip
-        );
-        assert_eq!(
-            route(
-                &sub(|s| s.label_selector = Some("team=shop".into())),
-                &e,
-                FIN
-            ),
-            Delivery::Deliver(EventKind::Added)
-        );
-        assert_eq!(
-            route(
-                &sub(|s| s.label_selector = Some("team=data".into())),
-                &e,
-                FIN
-            ),
-            Delivery::Skip
-        );
-        assert_eq!(
-            route(
-                &sub(|s| s.field_selector = Some("metadata.name=b".into())),
-                &e,
-                FIN
-            ),
-            Delivery::Skip
-        );
-        assert_eq!(
-            route(&sub(|s| s.gvk.kind = "Cache".into()), &e, FIN),
-            Delivery::Skip
-        );
+        assert_eq!(route(&sub(|s| s.label_selector = Some("team=data".into())), &e, FIN), Delivery::Skip);
+        assert_eq!(route(&sub(|s| s.field_selector = Some("metadata.name=b".into())), &e, FIN), Delivery::Skip);
+        assert_eq!(route(&sub(|s| s.gvk.kind = "Cache".into()), &e, FIN), Delivery::Skip);
     }
 
     #[test]
     fn generation_filter_drops_status_only_updates() {
         let r = sub(|s| s.generation_changed_only = true);
-        let status_only = ev(
-            EventKind::Modified,
-            obj("a", 1, json!({})),
-            Some(obj("a", 1, json!({}))),
-        );
+        let status_only = ev(EventKind::Modified, obj("a", 1, json!({})), Some(obj("a", 1, json!({}))));
         assert_eq!(route(&r, &status_only, FIN), Delivery::Skip);
-        let spec_change = ev(
-            EventKind::Modified,
-            obj("a", 2, json!({})),
-            Some(obj("a", 1, json!({}))),
-        );
+        let spec_change = ev(EventKind::Modified, obj("a", 2, json!({})), Some(obj("a", 1, json!({}))));
+        assert_eq!(route(&r, &spec_change, FIN), Delivery::Deliver(EventKind::Modified));
         assert_eq!(
-            route(&r, &spec_change, FIN),
-            Delivery::Deliver(EventKind::Modified)
-        );
-        assert_eq!(
-            route(
-                &r,
-                &ev(EventKind::Resync, obj("a", 1, json!({})), None),
-                FIN
-            ),
+            route(&r, &ev(EventKind::Resync, obj("a", 1, json!({})), None), FIN),
             Delivery::Deliver(EventKind::Resync)
         );
     }
@@ -215,28 +151,13 @@ mod tests {
             s.finalizer = true;
             s.generation_changed_only = true;
         });
-        let deleting = obj(
-            "a",
-            1,
-            json!({"deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": [FIN]}),
-        );
+        let deleting = obj("a", 1, json!({"deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": [FIN]}));
         assert_eq!(
-            route(
-                &r,
-                &ev(EventKind::Modified, deleting.clone(), Some(deleting)),
-                FIN
-            ),
+            route(&r, &ev(EventKind::Modified, deleting.clone(), Some(deleting)), FIN),
             Delivery::Deliver(EventKind::Finalizing)
         );
-        let released = obj(
-            "a",
-            1,
-            json!({"deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": ["other"]}),
-        );
-        assert_eq!(
-            route(&r, &ev(EventKind::Modified, released, None), FIN),
-            Delivery::Skip
-        );
+        let released = obj("a", 1, json!({"deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": ["other"]}));
+        assert_eq!(route(&r, &ev(EventKind::Modified, released, None), FIN), Delivery::Skip);
         // An object missing our finalizer is delivered even without a generation change, so
         // that the finalizer gets added.
         let bare = obj("a", 1, json!({}));

@@ -52,10 +52,7 @@ impl Default for DispatcherConfig {
             queue_capacity: 100_000,
             finalizer_timeout: Duration::from_secs(300),
             limits: Limits::default(),
-            backoff: crate::apply::backoff::Backoff {
-                min: Duration::from_millis(50),
-                ..Default::default()
-            },
+            backoff: crate::apply::backoff::Backoff { min: Duration::from_millis(50), ..Default::default() },
         }
     }
 }
@@ -100,11 +97,7 @@ impl Dispatcher {
     }
 
     /// Routes events until the channel closes or `cancel` fires, then closes the queue.
-    pub async fn route_events(
-        &self,
-        mut events: mpsc::Receiver<InformerEvent>,
-        cancel: CancellationToken,
-    ) {
+    pub async fn route_events(&self, mut events: mpsc::Receiver<InformerEvent>, cancel: CancellationToken) {
         loop {
             let ev = tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -120,14 +113,8 @@ impl Dispatcher {
                             namespace: ev.object.namespace.clone(),
                             name: ev.object.name.clone(),
                         };
-                        let item = PendingEvent {
-                            kind,
-                            object: ev.object.clone(),
-                            old: ev.old.clone(),
-                        };
-                        let label = PluginLabel {
-                            plugin: lp.name().to_owned(),
-                        };
+                        let item = PendingEvent { kind, object: ev.object.clone(), old: ev.old.clone() };
+                        let label = PluginLabel { plugin: lp.name().to_owned() };
                         let before = self.queue.stats().coalesced;
                         if !self.queue.push(key, item).await {
                             return;
@@ -178,19 +165,12 @@ impl Dispatcher {
     }
 
     /// One event for one plugin, start to end.
-    async fn handle(
-        &self,
-        lp: Arc<LoadedPlugin>,
-        key: &QueueKey,
-        mut item: PendingEvent,
-    ) -> Outcome<PendingEvent> {
+    async fn handle(&self, lp: Arc<LoadedPlugin>, key: &QueueKey, mut item: PendingEvent) -> Outcome<PendingEvent> {
         let plugin = lp.name().to_owned();
         // Deliver the latest state: a requeued or retried event may carry an object that
         // has changed since (e.g. by the plugin's own status patch).
         if item.kind != EventKind::Deleted
-            && let Some(latest) =
-                self.cache
-                    .get_object(&key.gvk, key.namespace.as_deref(), &key.name)
+            && let Some(latest) = self.cache.get_object(&key.gvk, key.namespace.as_deref(), &key.name)
             && latest.uid == item.object.uid
         {
             item.object = latest;
@@ -204,17 +184,12 @@ impl Dispatcher {
         let manages_finalizer = route.is_some_and(|r| r.finalizer);
 
         if manages_finalizer
-            && matches!(
-                item.kind,
-                EventKind::Added | EventKind::Modified | EventKind::Resync
-            )
+            && matches!(item.kind, EventKind::Added | EventKind::Modified | EventKind::Resync)
             && !item.object.deleting
             && !item.object.finalizers.contains(&lp.finalizer)
             && let Err(e) = self.add_finalizer(key, &item.object, &lp.finalizer).await
         {
-            return self
-                .after_api_error(&plugin, &target, item, e, "AddFinalizerFailed")
-                .await;
+            return self.after_api_error(&plugin, &target, item, e, "AddFinalizerFailed").await;
         }
 
         let ctx = CallContext {
@@ -234,9 +209,7 @@ impl Dispatcher {
         let result = lp.plugin.call(raw, ctx).await;
         self.metrics
             .call_duration
-            .get_or_create(&PluginLabel {
-                plugin: plugin.clone(),
-            })
+            .get_or_create(&PluginLabel { plugin: plugin.clone() })
             .observe(started.elapsed().as_secs_f64());
 
         let raw_actions = match result {
@@ -246,16 +219,12 @@ impl Dispatcher {
                 if matches!(e, CallError::Unavailable { .. }) {
                     return Outcome::Retry(item);
                 }
-                self.warn(&plugin, &target, "PluginFailed", &e.to_string())
-                    .await;
+                self.warn(&plugin, &target, "PluginFailed", &e.to_string()).await;
                 return self.failed(&lp, &target, item, &e.to_string()).await;
             }
             Ok(Err(pe)) => {
                 self.metrics.plugin_error(&plugin, "plugin_error");
-                let msg = format!(
-                    "plugin {plugin}: {} event for {}: {}",
-                    item.kind, target.object, pe.message
-                );
+                let msg = format!("plugin {plugin}: {} event for {}: {}", item.kind, target.object, pe.message);
                 tracing::warn!(retryable = pe.retryable, "{msg}");
                 if pe.retryable {
                     return self.failed(&lp, &target, item, &msg).await;
@@ -265,34 +234,26 @@ impl Dispatcher {
             }
             Ok(Ok(raw)) => raw,
         };
-        let ectx = EventContext {
-            plugin: &plugin,
-            event: item.kind,
-            object: &target.object,
-        };
+        let ectx = EventContext { plugin: &plugin, event: item.kind, object: &target.object };
         let actions = match actions::validate(raw_actions, &ectx, &self.config.limits) {
             Ok(a) => a,
             Err(e) => {
                 self.metrics.plugin_error(&plugin, "invalid_action");
                 tracing::error!(error = %e, "invalid action; nothing applied");
-                self.warn(&plugin, &target, "InvalidAction", &e.to_string())
-                    .await;
+                self.warn(&plugin, &target, "InvalidAction", &e.to_string()).await;
                 return Outcome::Completed;
             }
         };
         // All or nothing: one denied action stops the whole list before any request.
         for a in &actions {
             if let Some(req) = self.request_for(a, &target).await
-                && let Err(denied) = rbac::check(lp.plugin.info(), &req, &|g: &Gvk| {
-                    self.resources.plural_of(g)
-                })
+                && let Err(denied) = rbac::check(lp.plugin.info(), &req, &|g: &Gvk| self.resources.plural_of(g))
             {
                 self.metrics.action(&plugin, action_label(a), "denied");
                 tracing::warn!(target: "kreflex::audit", plugin = %plugin, verb = %req.verb, resource = %req.resource,
                     subresource = req.subresource.as_deref().unwrap_or(""), namespace = req.namespace.as_deref().unwrap_or(""),
                     name = req.name.as_deref().unwrap_or(""), outcome = "denied", reason = %denied.reason, "action denied");
-                self.warn(&plugin, &target, "ActionDenied", &denied.to_string())
-                    .await;
+                self.warn(&plugin, &target, "ActionDenied", &denied.to_string()).await;
                 return Outcome::Completed;
             }
         }
@@ -306,17 +267,7 @@ impl Dispatcher {
                 Ok(Applied::Requeue(d)) => requeue = Some(d),
                 Ok(applied) => {
                     self.metrics.action(&plugin, action_label(a), "applied");
-                    audit(
-                        &plugin,
-                        a,
-                        &target,
-                        if applied == Applied::Done {
-                            "applied"
-                        } else {
-                            "already-done"
-                        },
-                        None,
-                    );
+                    audit(&plugin, a, &target, if applied == Applied::Done { "applied" } else { "already-done" }, None);
                 }
                 Err(e) => {
                     audit(&plugin, a, &target, e.decision.label(), e.code);
@@ -325,22 +276,14 @@ impl Dispatcher {
             }
         }
         if item.kind == EventKind::Finalizing
-            && let Err(e) = self
-                .remove_finalizer(key, &item.object, &lp.finalizer)
-                .await
+            && let Err(e) = self.remove_finalizer(key, &item.object, &lp.finalizer).await
         {
-            return self
-                .after_api_error(&plugin, &target, item, e, "RemoveFinalizerFailed")
-                .await;
+            return self.after_api_error(&plugin, &target, item, e, "RemoveFinalizerFailed").await;
         }
         match requeue {
             Some(d) if item.kind != EventKind::Deleted => Outcome::RequeueAfter(
                 d,
-                PendingEvent {
-                    kind: EventKind::Resync,
-                    object: item.object.clone(),
-                    old: None,
-                },
+                PendingEvent { kind: EventKind::Resync, object: item.object.clone(), old: None },
             ),
             _ => Outcome::Completed,
         }
@@ -349,28 +292,13 @@ impl Dispatcher {
     /// The request an action will make, for the permission check.
     async fn request_for(&self, a: &Action, on: &EventTarget) -> Option<rbac::Request> {
         let (verb, target, sub) = match a {
-            Action::Patch {
-                target,
-                subresource,
-                ..
-            } => ("patch", target.clone(), subresource.clone()),
+            Action::Patch { target, subresource, .. } => ("patch", target.clone(), subresource.clone()),
             Action::Delete { target } => ("delete", target.clone(), None),
             Action::Create { object } => {
                 let r = ObjectRef::of(object).unwrap_or(ObjectRef {
-                    api_version: object
-                        .get("apiVersion")
-                        .and_then(|v| v.as_str())
-                        .unwrap_or_default()
-                        .to_owned(),
-                    kind: object
-                        .get("kind")
-                        .and_then(|v| v.as_str())
-                        .unwrap_or_default()
-                        .to_owned(),
-                    namespace: object
-                        .pointer("/metadata/namespace")
-                        .and_then(|v| v.as_str())
-                        .map(str::to_owned),
+                    api_version: object.get("apiVersion").and_then(|v| v.as_str()).unwrap_or_default().to_owned(),
+                    kind: object.get("kind").and_then(|v| v.as_str()).unwrap_or_default().to_owned(),
+                    namespace: object.pointer("/metadata/namespace").and_then(|v| v.as_str()).map(str::to_owned),
                     name: String::new(),
                 });
                 ("create", r, None)
@@ -381,11 +309,7 @@ impl Dispatcher {
                     group: "events.k8s.io".into(),
                     resource: "events".into(),
                     subresource: None,
-                    namespace: on
-                        .object
-                        .namespace
-                        .clone()
-                        .or_else(|| Some("default".into())),
+                    namespace: on.object.namespace.clone().or_else(|| Some("default".into())),
                     name: None,
                 });
             }
@@ -407,14 +331,8 @@ impl Dispatcher {
                 });
             }
         };
-        let namespace = if resource.namespaced {
-            target
-                .namespace
-                .clone()
-                .or_else(|| on.object.namespace.clone())
-        } else {
-            None
-        };
+        let namespace =
+            if resource.namespaced { target.namespace.clone().or_else(|| on.object.namespace.clone()) } else { None };
         Some(rbac::Request {
             verb: verb.into(),
             group: gvk.group.clone(),
@@ -438,15 +356,8 @@ impl Dispatcher {
             Decision::Conflict => {
                 // The object changed under the plugin: re-run it on the fresh object.
                 tracing::info!(error = %e, "conflict; re-running the plugin on the fresh object");
-                let fresh = self
-                    .fetch(&target.object)
-                    .await
-                    .unwrap_or(item.object.clone());
-                Outcome::Retry(PendingEvent {
-                    kind: item.kind,
-                    object: fresh,
-                    old: item.old,
-                })
+                let fresh = self.fetch(&target.object).await.unwrap_or(item.object.clone());
+                Outcome::Retry(PendingEvent { kind: item.kind, object: fresh, old: item.old })
             }
             Decision::Retry { .. } => {
                 tracing::warn!(error = %e, "transient failure persisted; the event is retried with backoff");
@@ -454,8 +365,7 @@ impl Dispatcher {
             }
             Decision::AlreadyExists | Decision::GiveUp { .. } => {
                 tracing::error!(error = %e, "action rejected; not retried");
-                self.warn(plugin, target, "ActionFailed", &e.to_string())
-                    .await;
+                self.warn(plugin, target, "ActionFailed", &e.to_string()).await;
                 Outcome::Completed
             }
         }
@@ -505,12 +415,8 @@ impl Dispatcher {
                 self.config.finalizer_timeout
             );
             tracing::warn!("{note}");
-            self.warn(lp.name(), target, "FinalizerTimeout", &note)
-                .await;
-            if let Err(e) = self
-                .remove_finalizer(&key, &item.object, &lp.finalizer)
-                .await
-            {
+            self.warn(lp.name(), target, "FinalizerTimeout", &note).await;
+            if let Err(e) = self.remove_finalizer(&key, &item.object, &lp.finalizer).await {
                 tracing::error!(error = %e, "cannot remove the finalizer");
                 return Outcome::Retry(item);
             }
@@ -529,15 +435,9 @@ impl Dispatcher {
         CachedObject::from_value(serde_json::to_value(obj).ok()?).map(Arc::new)
     }
 
-    async fn add_finalizer(
-        &self,
-        key: &QueueKey,
-        o: &CachedObject,
-        finalizer: &str,
-    ) -> Result<(), kube::Error> {
-        let mut patch = vec![
-            serde_json::json!({"op": "test", "path": "/metadata/resourceVersion", "value": o.resource_version}),
-        ];
+    async fn add_finalizer(&self, key: &QueueKey, o: &CachedObject, finalizer: &str) -> Result<(), kube::Error> {
+        let mut patch =
+            vec![serde_json::json!({"op": "test", "path": "/metadata/resourceVersion", "value": o.resource_version})];
         if o.finalizers.is_empty() {
             patch.push(serde_json::json!({"op": "add", "path": "/metadata/finalizers", "value": [finalizer]}));
         } else {
@@ -546,12 +446,7 @@ impl Dispatcher {
         self.patch_metadata(key, patch).await
     }
 
-    async fn remove_finalizer(
-        &self,
-        key: &QueueKey,
-        o: &CachedObject,
-        finalizer: &str,
-    ) -> Result<(), kube::Error> {
+    async fn remove_finalizer(&self, key: &QueueKey, o: &CachedObject, finalizer: &str) -> Result<(), kube::Error> {
         // Read the current list: the cached one may be stale.
         let current = self.fetch(&o.object_ref(&key.gvk)).await;
         let Some(current) = current else {
@@ -570,40 +465,24 @@ impl Dispatcher {
         }
     }
 
-    async fn patch_metadata(
-        &self,
-        key: &QueueKey,
-        patch: Vec<serde_json::Value>,
-    ) -> Result<(), kube::Error> {
+    async fn patch_metadata(&self, key: &QueueKey, patch: Vec<serde_json::Value>) -> Result<(), kube::Error> {
         let res = self.resources.resolve(&key.gvk).await?;
         let api: kube::Api<kube::api::DynamicObject> = match (&key.namespace, res.namespaced) {
             (Some(ns), true) => kube::Api::namespaced_with(self.own_client.clone(), ns, &res.api),
             _ => kube::Api::all_with(self.own_client.clone(), &res.api),
         };
-        let p: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(patch))
-            .map_err(kube::Error::SerdeError)?;
-        let params = kube::api::PatchParams {
-            field_manager: Some("kreflex".into()),
-            ..Default::default()
-        };
-        api.patch(&key.name, &params, &kube::api::Patch::Json::<()>(p))
-            .await
-            .map(|_| ())
+        let p: json_patch::Patch =
+            serde_json::from_value(serde_json::Value::Array(patch)).map_err(kube::Error::SerdeError)?;
+        let params = kube::api::PatchParams { field_manager: Some("kreflex".into()), ..Default::default() };
+        api.patch(&key.name, &params, &kube::api::Patch::Json::<()>(p)).await.map(|_| ())
     }
 
     /// A Warning Event about a plugin failure, recorded with kreflex's own identity (the
     /// plugin may not be allowed to write Events, and its failure must be visible anyway).
     async fn warn(&self, plugin: &str, target: &EventTarget, reason: &str, message: &str) {
         let short: String = message.chars().take(1000).collect();
-        if let Err(e) = crate::apply::record_event(
-            &self.own_client,
-            plugin,
-            target,
-            Severity::Warning,
-            reason,
-            &short,
-        )
-        .await
+        if let Err(e) =
+            crate::apply::record_event(&self.own_client, plugin, target, Severity::Warning, reason, &short).await
         {
             tracing::warn!(error = %e, reason, "cannot record a Warning Event");
         }
@@ -612,11 +491,7 @@ impl Dispatcher {
 
 fn deletion_age(o: &CachedObject) -> Option<Duration> {
     let v = o.value();
-    let ts: jiff::Timestamp = v
-        .pointer("/metadata/deletionTimestamp")?
-        .as_str()?
-        .parse()
-        .ok()?;
+    let ts: jiff::Timestamp = v.pointer("/metadata/deletionTimestamp")?.as_str()?.parse().ok()?;
     let age = jiff::Timestamp::now().duration_since(ts);
     Duration::try_from(age).ok()
 }
@@ -634,12 +509,7 @@ fn action_label(a: &Action) -> &'static str {
 /// One structured line per applied (or failed) action: what a security reviewer greps for.
 fn audit(plugin: &str, a: &Action, on: &EventTarget, outcome: &str, code: Option<u16>) {
     let (verb, target, patch_type) = match a {
-        Action::Patch {
-            target,
-            subresource,
-            patch_type,
-            ..
-        } => (
+        Action::Patch { target, subresource, patch_type, .. } => (
             "patch",
             match subresource {
                 Some(s) => format!("{target} ({s})"),
@@ -649,15 +519,11 @@ fn audit(plugin: &str, a: &Action, on: &EventTarget, outcome: &str, code: Option
         ),
         Action::Create { object } => (
             "create",
-            ObjectRef::of(object)
-                .map(|r| r.to_string())
-                .unwrap_or_else(|| "object with generateName".into()),
+            ObjectRef::of(object).map(|r| r.to_string()).unwrap_or_else(|| "object with generateName".into()),
             String::new(),
         ),
         Action::Delete { target } => ("delete", target.to_string(), String::new()),
-        Action::EmitEvent { reason, .. } => {
-            ("event", format!("{} ({reason})", on.object), String::new())
-        }
+        Action::EmitEvent { reason, .. } => ("event", format!("{} ({reason})", on.object), String::new()),
         Action::RequeueAfter { .. } => return,
     };
     tracing::info!(target: "kreflex::audit", plugin, verb, object = %target, patch_type, outcome, http_status = code.unwrap_or(0), "action");

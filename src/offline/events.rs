@@ -32,9 +32,7 @@ pub fn parse_events(text: &str) -> Result<Vec<InputEvent>, String> {
     let stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
     for (i, doc) in stream.enumerate() {
         let doc = doc.map_err(|e| format!("document #{i} is not valid JSON: {e}"))?;
-        for (kind, object, explicit_old) in
-            classify(doc).map_err(|e| format!("document #{i}: {e}"))?
-        {
+        for (kind, object, explicit_old) in classify(doc).map_err(|e| format!("document #{i}: {e}"))? {
             let key = ObjectRef::of(&object);
             let previous = key.as_ref().and_then(|k| last.get(k).cloned());
             let old_object = explicit_old.or(match kind {
@@ -48,11 +46,7 @@ pub fn parse_events(text: &str) -> Result<Vec<InputEvent>, String> {
                     last.insert(k, object.clone());
                 }
             }
-            out.push(InputEvent {
-                kind,
-                object,
-                old_object,
-            });
+            out.push(InputEvent { kind, object, old_object });
         }
     }
     if out.is_empty() {
@@ -80,9 +74,8 @@ fn classify(doc: Value) -> Result<Vec<Parsed>, String> {
             return Ok(vec![(kind, object, None)]);
         }
         let kind = match map.get("kind").and_then(Value::as_str) {
-            Some(k) => serde_json::from_value(Value::String(k.to_owned())).map_err(|_| {
-                format!("unknown event kind {k:?} (added, modified, deleted, resync, finalizing)")
-            })?,
+            Some(k) => serde_json::from_value(Value::String(k.to_owned()))
+                .map_err(|_| format!("unknown event kind {k:?} (added, modified, deleted, resync, finalizing)"))?,
             None => EventKind::Added,
         };
         return Ok(vec![(kind, object, map.remove("oldObject"))]);
@@ -92,15 +85,13 @@ fn classify(doc: Value) -> Result<Vec<Parsed>, String> {
             Some(Value::Array(items)) => items,
             _ => return Err("a List without items".into()),
         };
-        return Ok(items
-            .into_iter()
-            .map(|o| (EventKind::Added, o, None))
-            .collect());
+        return Ok(items.into_iter().map(|o| (EventKind::Added, o, None)).collect());
     }
     if map.contains_key("apiVersion") && map.contains_key("metadata") {
         return Ok(vec![(EventKind::Added, Value::Object(map), None)]);
     }
-    Err("neither a watch event ({\"type\",\"object\"}), an event ({\"kind\",\"object\"}) nor a Kubernetes object".into())
+    Err("neither a watch event ({\"type\",\"object\"}), an event ({\"kind\",\"object\"}) nor a Kubernetes object"
+        .into())
 }
 
 #[cfg(test)]
@@ -120,15 +111,9 @@ mod tests {
     fn reads_a_kubectl_watch_stream_and_tracks_old_objects() {
         let evs = parse_events(STREAM).expect("stream parses");
         let kinds: Vec<_> = evs.iter().map(|e| e.kind).collect();
-        assert_eq!(
-            kinds,
-            [EventKind::Added, EventKind::Modified, EventKind::Deleted]
-        );
+        assert_eq!(kinds, [EventKind::Added, EventKind::Modified, EventKind::Deleted]);
         assert!(evs[0].old_object.is_none());
-        let rv = |v: &Option<Value>| {
-            v.as_ref()
-                .and_then(|o| o.pointer("/metadata/resourceVersion").cloned())
-        };
+        let rv = |v: &Option<Value>| v.as_ref().and_then(|o| o.pointer("/metadata/resourceVersion").cloned());
         assert_eq!(rv(&evs[1].old_object), Some(Value::from("1")));
         assert_eq!(rv(&evs[2].old_object), Some(Value::from("3")));
     }
@@ -136,10 +121,7 @@ mod tests {
     #[test]
     fn reads_explicit_events_bare_objects_and_lists() {
         let explicit = r#"{"kind":"finalizing","object":{"apiVersion":"v1","kind":"X","metadata":{"name":"a"}}}"#;
-        assert_eq!(
-            parse_events(explicit).expect("explicit")[0].kind,
-            EventKind::Finalizing
-        );
+        assert_eq!(parse_events(explicit).expect("explicit")[0].kind, EventKind::Finalizing);
         let bare = r#"{"apiVersion":"v1","kind":"X","metadata":{"name":"a"}}"#;
         assert_eq!(parse_events(bare).expect("bare")[0].kind, EventKind::Added);
         let list = r#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"X","metadata":{"name":"a"}},{"apiVersion":"v1","kind":"X","metadata":{"name":"b"}}]}"#;
@@ -148,17 +130,9 @@ mod tests {
 
     #[test]
     fn malformed_input_is_a_clear_error() {
-        assert!(
-            parse_events("{\"type\":\"ADDED\"")
-                .expect_err("truncated")
-                .contains("document #0")
-        );
+        assert!(parse_events("{\"type\":\"ADDED\"").expect_err("truncated").contains("document #0"));
         assert!(parse_events("[1,2]").is_err());
-        assert!(
-            parse_events(r#"{"kind":"exploded","object":{}}"#)
-                .expect_err("bad kind")
-                .contains("exploded")
-        );
+        assert!(parse_events(r#"{"kind":"exploded","object":{}}"#).expect_err("bad kind").contains("exploded"));
         assert!(parse_events("").is_err());
     }
 }

@@ -45,16 +45,8 @@ pub fn skip_reason(info: &PluginInfo, event: &InputEvent) -> Option<String> {
     let Some(sub) = info.subscriptions.iter().find(|s| s.gvk == gvk) else {
         return Some(format!("plugin {} does not subscribe to {gvk}", info.name));
     };
-    if !sub.namespaces.is_empty()
-        && !r
-            .namespace
-            .as_ref()
-            .is_some_and(|ns| sub.namespaces.contains(ns))
-    {
-        return Some(format!(
-            "namespace {:?} is not subscribed",
-            r.namespace.as_deref().unwrap_or("")
-        ));
+    if !sub.namespaces.is_empty() && !r.namespace.as_ref().is_some_and(|ns| sub.namespaces.contains(ns)) {
+        return Some(format!("namespace {:?} is not subscribed", r.namespace.as_deref().unwrap_or("")));
     }
     if let Some(sel) = &sub.label_selector {
         match crate::selector::Selector::parse(sel) {
@@ -75,8 +67,7 @@ pub fn skip_reason(info: &PluginInfo, event: &InputEvent) -> Option<String> {
         }
     }
     if sub.generation_changed_only && event.kind == EventKind::Modified {
-        let generation =
-            |o: &serde_json::Value| o.pointer("/metadata/generation").and_then(|g| g.as_i64());
+        let generation = |o: &serde_json::Value| o.pointer("/metadata/generation").and_then(|g| g.as_i64());
         if let Some(old) = &event.old_object
             && generation(old) == generation(&event.object)
         {
@@ -88,13 +79,7 @@ pub fn skip_reason(info: &PluginInfo, event: &InputEvent) -> Option<String> {
 
 /// Runs every event through the plugin, in order. With `filter` the routing rules of
 /// [`skip_reason`] apply; without it every event is delivered.
-pub fn run(
-    plugin: &Plugin,
-    events: &[InputEvent],
-    ctx: &CallContext,
-    filter: bool,
-    limits: &Limits,
-) -> Vec<Report> {
+pub fn run(plugin: &Plugin, events: &[InputEvent], ctx: &CallContext, filter: bool, limits: &Limits) -> Vec<Report> {
     events
         .iter()
         .enumerate()
@@ -124,7 +109,13 @@ pub fn run(
                     ))
                 }
                 Ok(Ok(raw_actions)) => match &object_ref {
-                    None => report.error = Some(format!("plugin {}: {} event: the object has no apiVersion, kind or metadata.name", plugin.name(), ev.kind)),
+                    None => {
+                        report.error = Some(format!(
+                            "plugin {}: {} event: the object has no apiVersion, kind or metadata.name",
+                            plugin.name(),
+                            ev.kind
+                        ))
+                    }
                     Some(obj) => {
                         let ectx = EventContext { plugin: plugin.name(), event: ev.kind, object: obj };
                         match actions::validate(raw_actions, &ectx, limits) {

@@ -27,8 +27,7 @@ impl DirObjects {
             if !matches!(ext, "yaml" | "yml" | "json") {
                 continue;
             }
-            let text =
-                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             for doc in parse_documents(&text).map_err(|e| format!("{}: {e}", path.display()))? {
                 me.insert(doc);
             }
@@ -79,17 +78,8 @@ impl ObjectSource for DirObjects {
         self.objects.get(target).map(|o| Arc::from(o.to_string()))
     }
 
-    fn list(
-        &self,
-        gvk: &Gvk,
-        namespace: Option<&str>,
-        label_selector: Option<&str>,
-    ) -> Result<Vec<Arc<str>>, String> {
-        let selector = label_selector
-            .map(Selector::parse)
-            .transpose()
-            .map_err(|e| e.to_string())?
-            .unwrap_or_default();
+    fn list(&self, gvk: &Gvk, namespace: Option<&str>, label_selector: Option<&str>) -> Result<Vec<Arc<str>>, String> {
+        let selector = label_selector.map(Selector::parse).transpose().map_err(|e| e.to_string())?.unwrap_or_default();
         Ok(self
             .objects
             .iter()

@@ -108,10 +108,7 @@ impl Metrics {
         let dispatched = Family::default();
         let coalesced = Family::default();
         let call_duration = Family::<PluginLabel, Histogram>::new_with_constructor(|| {
-            Histogram::new([
-                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                1.0, 2.5,
-            ])
+            Histogram::new([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
         });
         let plugin_errors = Family::default();
         let actions = Family::default();
@@ -120,52 +117,16 @@ impl Metrics {
         let reloads = Family::default();
         let plugins_loaded = Gauge::default();
         r.register("events", "Events received from informers", events.clone());
-        r.register(
-            "watch_errors",
-            "Watch failures, each followed by a relist with backoff",
-            watch_errors.clone(),
-        );
-        r.register(
-            "events_dispatched",
-            "Events queued for a plugin",
-            dispatched.clone(),
-        );
-        r.register(
-            "events_coalesced",
-            "Events merged into one already pending for the same object",
-            coalesced.clone(),
-        );
-        r.register(
-            "plugin_call_duration_seconds",
-            "Duration of plugin calls",
-            call_duration.clone(),
-        );
-        r.register(
-            "plugin_errors",
-            "Failed plugin calls by kind",
-            plugin_errors.clone(),
-        );
+        r.register("watch_errors", "Watch failures, each followed by a relist with backoff", watch_errors.clone());
+        r.register("events_dispatched", "Events queued for a plugin", dispatched.clone());
+        r.register("events_coalesced", "Events merged into one already pending for the same object", coalesced.clone());
+        r.register("plugin_call_duration_seconds", "Duration of plugin calls", call_duration.clone());
+        r.register("plugin_errors", "Failed plugin calls by kind", plugin_errors.clone());
         r.register("actions", "Plugin actions by outcome", actions.clone());
-        r.register(
-            "apply_retries",
-            "API requests retried after a transient failure",
-            retries.clone(),
-        );
-        r.register(
-            "queue_depth",
-            "Objects waiting in the queues",
-            queue_depth.clone(),
-        );
-        r.register(
-            "reloads",
-            "Plugin loads and reloads by result",
-            reloads.clone(),
-        );
-        r.register(
-            "plugins_loaded",
-            "Plugins currently loaded",
-            plugins_loaded.clone(),
-        );
+        r.register("apply_retries", "API requests retried after a transient failure", retries.clone());
+        r.register("queue_depth", "Objects waiting in the queues", queue_depth.clone());
+        r.register("reloads", "Plugin loads and reloads by result", reloads.clone());
+        r.register("plugins_loaded", "Plugins currently loaded", plugins_loaded.clone());
         Self {
             events,
             watch_errors,
@@ -204,12 +165,7 @@ impl Metrics {
 
     /// Counts one failed plugin call.
     pub fn plugin_error(&self, plugin: &str, kind: &str) {
-        self.plugin_errors
-            .get_or_create(&PluginErrorLabels {
-                plugin: plugin.to_owned(),
-                kind: kind.to_owned(),
-            })
-            .inc();
+        self.plugin_errors.get_or_create(&PluginErrorLabels { plugin: plugin.to_owned(), kind: kind.to_owned() }).inc();
     }
 
     /// Sum of a counter family's values whose labels satisfy `filter` — for tests and
@@ -225,14 +181,8 @@ impl Metrics {
                     let end = labels[start..].find('"')? + start;
                     Some(labels[start..end].to_owned())
                 };
-                let l = ActionLabels {
-                    plugin: get("plugin")?,
-                    action: get("action")?,
-                    outcome: get("outcome")?,
-                };
-                filter(&l)
-                    .then(|| value.parse::<f64>().ok().map(|v| v as u64))
-                    .flatten()
+                let l = ActionLabels { plugin: get("plugin")?, action: get("action")?, outcome: get("outcome")? };
+                filter(&l).then(|| value.parse::<f64>().ok().map(|v| v as u64)).flatten()
             })
             .sum()
     }

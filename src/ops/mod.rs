@@ -3,7 +3,5 @@
 mod metrics;
 mod server;
 
-pub use metrics::{
-    ActionLabels, EventLabels, GvkLabel, Metrics, PluginErrorLabels, PluginLabel, ReloadLabels,
-};
+pub use metrics::{ActionLabels, EventLabels, GvkLabel, Metrics, PluginErrorLabels, PluginLabel, ReloadLabels};
 pub use server::{Health, serve};

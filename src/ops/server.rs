@@ -73,9 +73,7 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(cancel.cancelled_owned())
-            .await;
+        let served = axum::serve(listener, app).with_graceful_shutdown(cancel.cancelled_owned()).await;
         if let Err(e) = served {
             tracing::error!(error = %e, "admin endpoint stopped");
         }
@@ -84,11 +82,7 @@ pub async fn serve(
 }
 
 async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
-    if s.health.inner.read().live {
-        (StatusCode::OK, "ok\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not live\n")
-    }
+    if s.health.inner.read().live { (StatusCode::OK, "ok\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "not live\n") }
 }
 
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
@@ -96,19 +90,13 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     if h.ready {
         (StatusCode::OK, "ok\n".to_owned())
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {}\n", h.reason),
-        )
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", h.reason))
     }
 }
 
 async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         s.metrics.encode(),
     )
 }

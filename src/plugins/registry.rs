@@ -82,10 +82,7 @@ impl Registry {
 
     /// Every subscribed kind.
     pub fn kinds(&self) -> std::collections::BTreeSet<crate::model::Gvk> {
-        self.plugins
-            .values()
-            .flat_map(|p| p.routes.iter().map(|r| r.gvk.clone()))
-            .collect()
+        self.plugins.values().flat_map(|p| p.routes.iter().map(|r| r.gvk.clone())).collect()
     }
 }
 
@@ -95,10 +92,8 @@ pub fn load_file(runtime: &Runtime, path: &Path) -> Result<LoadedPlugin, String>
     let bytes = std::fs::read(path).map_err(|e| format!("{label}: cannot read: {e}"))?;
     let side = path.with_extension("json");
     let file: PluginFile = if side.exists() {
-        let text = std::fs::read_to_string(&side)
-            .map_err(|e| format!("{}: cannot read: {e}", side.display()))?;
-        serde_json::from_str(&text)
-            .map_err(|e| format!("{}: invalid plugin file: {e}", side.display()))?
+        let text = std::fs::read_to_string(&side).map_err(|e| format!("{}: cannot read: {e}", side.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: invalid plugin file: {e}", side.display()))?
     } else {
         PluginFile::default()
     };
@@ -108,8 +103,7 @@ pub fn load_file(runtime: &Runtime, path: &Path) -> Result<LoadedPlugin, String>
         timeout: file.call_timeout_ms.map(Duration::from_millis),
         config: config.clone(),
     };
-    let plugin =
-        Plugin::load_with(runtime, &bytes, &label, &opts).map_err(|e: LoadError| e.to_string())?;
+    let plugin = Plugin::load_with(runtime, &bytes, &label, &opts).map_err(|e: LoadError| e.to_string())?;
     let routes = plugin
         .info()
         .subscriptions
@@ -133,21 +127,18 @@ pub fn load_file(runtime: &Runtime, path: &Path) -> Result<LoadedPlugin, String>
 pub fn load_dir(runtime: &Runtime, dir: &Path) -> (Vec<LoadedPlugin>, Vec<String>) {
     let mut errors = Vec::new();
     let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
-            .collect(),
+        Ok(rd) => {
+            rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "wasm")).collect()
+        }
         Err(e) => return (Vec::new(), vec![format!("{}: {e}", dir.display())]),
     };
     paths.sort();
     let mut loaded: Vec<LoadedPlugin> = Vec::new();
     for p in paths {
         match load_file(runtime, &p) {
-            Ok(lp) if loaded.iter().any(|o| o.name() == lp.name()) => errors.push(format!(
-                "{}: plugin name {:?} is already loaded from another file",
-                p.display(),
-                lp.name()
-            )),
+            Ok(lp) if loaded.iter().any(|o| o.name() == lp.name()) => {
+                errors.push(format!("{}: plugin name {:?} is already loaded from another file", p.display(), lp.name()))
+            }
             Ok(lp) => loaded.push(lp),
             Err(e) => errors.push(e),
         }

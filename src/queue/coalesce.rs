@@ -53,11 +53,7 @@ impl Coalesce for PendingEvent {
             _ if self.kind == Deleted => Some(self.object.clone()),
             _ => self.old,
         };
-        PendingEvent {
-            kind,
-            object: newer.object,
-            old,
-        }
+        PendingEvent { kind, object: newer.object, old }
     }
 }
 
@@ -68,17 +64,15 @@ mod tests {
 
     fn obj(rv: &str, uid: &str) -> Arc<CachedObject> {
         Arc::new(
-            CachedObject::from_value(json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": "a", "resourceVersion": rv, "uid": uid}}))
-                .expect("named"),
+            CachedObject::from_value(
+                json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": "a", "resourceVersion": rv, "uid": uid}}),
+            )
+            .expect("named"),
         )
     }
 
     fn ev(kind: EventKind, rv: &str, old: Option<&str>) -> PendingEvent {
-        PendingEvent {
-            kind,
-            object: obj(rv, "u1"),
-            old: old.map(|o| obj(o, "u1")),
-        }
+        PendingEvent { kind, object: obj(rv, "u1"), old: old.map(|o| obj(o, "u1")) }
     }
 
     fn rv(o: &Option<Arc<CachedObject>>) -> Option<&str> {
@@ -87,11 +81,7 @@ mod tests {
 
     #[test]
     fn latest_object_wins_and_old_is_what_the_plugin_last_saw() {
-        let e = ev(EventKind::Modified, "2", Some("1")).coalesce(ev(
-            EventKind::Modified,
-            "3",
-            Some("2"),
-        ));
+        let e = ev(EventKind::Modified, "2", Some("1")).coalesce(ev(EventKind::Modified, "3", Some("2")));
         assert_eq!(
             (e.kind, e.object.resource_version.as_deref(), rv(&e.old)),
             (EventKind::Modified, Some("3"), Some("1"))
@@ -107,20 +97,13 @@ mod tests {
     #[test]
     fn deletion_wins_with_the_last_known_object() {
         let e = ev(EventKind::Modified, "2", Some("1")).coalesce(ev(EventKind::Deleted, "3", None));
-        assert_eq!(
-            (e.kind, e.object.resource_version.as_deref()),
-            (EventKind::Deleted, Some("3"))
-        );
+        assert_eq!((e.kind, e.object.resource_version.as_deref()), (EventKind::Deleted, Some("3")));
     }
 
     #[test]
     fn recreation_is_a_new_incarnation_unless_the_uid_is_the_same() {
         let deleted = ev(EventKind::Deleted, "3", None);
-        let new = PendingEvent {
-            kind: EventKind::Added,
-            object: obj("4", "u2"),
-            old: None,
-        };
+        let new = PendingEvent { kind: EventKind::Added, object: obj("4", "u2"), old: None };
         assert_eq!(deleted.clone().coalesce(new).kind, EventKind::Added);
         let relisted = ev(EventKind::Added, "4", None);
         let e = deleted.coalesce(relisted);
@@ -130,34 +113,21 @@ mod tests {
     #[test]
     fn finalizing_is_sticky_and_resync_yields_to_modified() {
         assert_eq!(
-            ev(EventKind::Finalizing, "2", None)
-                .coalesce(ev(EventKind::Modified, "3", None))
-                .kind,
+            ev(EventKind::Finalizing, "2", None).coalesce(ev(EventKind::Modified, "3", None)).kind,
             EventKind::Finalizing
         );
         assert_eq!(
-            ev(EventKind::Modified, "2", None)
-                .coalesce(ev(EventKind::Finalizing, "3", None))
-                .kind,
+            ev(EventKind::Modified, "2", None).coalesce(ev(EventKind::Finalizing, "3", None)).kind,
             EventKind::Finalizing
         );
         assert_eq!(
-            ev(EventKind::Resync, "2", None)
-                .coalesce(ev(EventKind::Modified, "3", None))
-                .kind,
+            ev(EventKind::Resync, "2", None).coalesce(ev(EventKind::Modified, "3", None)).kind,
             EventKind::Modified
         );
         assert_eq!(
-            ev(EventKind::Modified, "2", None)
-                .coalesce(ev(EventKind::Resync, "3", None))
-                .kind,
+            ev(EventKind::Modified, "2", None).coalesce(ev(EventKind::Resync, "3", None)).kind,
             EventKind::Modified
         );
-        assert_eq!(
-            ev(EventKind::Resync, "2", None)
-                .coalesce(ev(EventKind::Resync, "3", None))
-                .kind,
-            EventKind::Resync
-        );
+        assert_eq!(ev(EventKind::Resync, "2", None).coalesce(ev(EventKind::Resync, "3", None)).kind, EventKind::Resync);
     }
 }

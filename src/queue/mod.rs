@@ -62,14 +62,7 @@ struct Entry<T> {
 
 impl<T> Entry<T> {
     fn new() -> Self {
-        Self {
-            pending: None,
-            in_flight: false,
-            not_before: None,
-            requeue: false,
-            failures: 0,
-            scheduled: false,
-        }
+        Self { pending: None, in_flight: false, not_before: None, requeue: false, failures: 0, scheduled: false }
     }
 }
 
@@ -139,14 +132,9 @@ where
                 if s.closed {
                     return false;
                 }
-                let known = s
-                    .entries
-                    .get(&key)
-                    .is_some_and(|e| e.pending.is_some() || e.in_flight);
+                let known = s.entries.get(&key).is_some_and(|e| e.pending.is_some() || e.in_flight);
                 if known || s.entries.len() < self.capacity {
-                    let item = item
-                        .take()
-                        .expect("item is only taken once, right before returning");
+                    let item = item.take().expect("item is only taken once, right before returning");
                     Self::push_locked(&mut s, key, item);
                     drop(s);
                     self.changed.notify_waiters();
@@ -217,10 +205,7 @@ where
                     let Some(Reverse((_, _, key))) = s.delayed.pop() else {
                         break;
                     };
-                    let due = s
-                        .entries
-                        .get(&key)
-                        .is_some_and(|e| e.not_before.is_none_or(|nb| nb <= now));
+                    let due = s.entries.get(&key).is_some_and(|e| e.not_before.is_none_or(|nb| nb <= now));
                     if due && let Some(e) = s.entries.get_mut(&key) {
                         e.not_before = None;
                         e.requeue = false;
@@ -289,10 +274,7 @@ where
                 s.stats.retries += 1;
             }
         }
-        let idle = s
-            .entries
-            .get(key)
-            .is_some_and(|e| e.pending.is_none() && !e.in_flight && e.failures == 0);
+        let idle = s.entries.get(key).is_some_and(|e| e.pending.is_none() && !e.in_flight && e.failures == 0);
         if idle {
             s.entries.remove(key);
             drop(s);
@@ -322,12 +304,7 @@ where
 
     /// Keys with an item waiting (not counting items in flight).
     pub fn len(&self) -> usize {
-        self.state
-            .lock()
-            .entries
-            .values()
-            .filter(|e| e.pending.is_some())
-            .count()
+        self.state.lock().entries.values().filter(|e| e.pending.is_some()).count()
     }
 
     /// True if nothing is waiting.
@@ -337,12 +314,7 @@ where
 
     /// Keys in flight.
     pub fn in_flight(&self) -> usize {
-        self.state
-            .lock()
-            .entries
-            .values()
-            .filter(|e| e.in_flight)
-            .count()
+        self.state.lock().entries.values().filter(|e| e.in_flight).count()
     }
 
     /// What the queue did so far.

@@ -14,20 +14,12 @@ impl Coalesce for Item {
 fn queue(capacity: usize) -> WorkQueue<&'static str, Item> {
     WorkQueue::new(
         capacity,
-        Backoff {
-            min: Duration::from_millis(100),
-            max: Duration::from_secs(10),
-            factor: 2.0,
-            attempts: 3,
-        },
+        Backoff { min: Duration::from_millis(100), max: Duration::from_secs(10), factor: 2.0, attempts: 3 },
     )
 }
 
 async fn take(q: &WorkQueue<&'static str, Item>) -> (&'static str, Item) {
-    tokio::time::timeout(Duration::from_secs(3600), q.next())
-        .await
-        .expect("an item in time")
-        .expect("open")
+    tokio::time::timeout(Duration::from_secs(3600), q.next()).await.expect("an item in time").expect("open")
 }
 
 async fn nothing_ready(q: &WorkQueue<&'static str, Item>, within: Duration) -> bool {
@@ -43,10 +35,7 @@ async fn one_item_per_key_in_flight_and_keys_run_in_parallel() {
     let (k2, _) = take(&q).await;
     assert_eq!((k1, k2), ("a", "b"));
     q.push("a", Item(vec![3])).await;
-    assert!(
-        nothing_ready(&q, Duration::from_secs(1)).await,
-        "a is in flight: its next item waits"
-    );
+    assert!(nothing_ready(&q, Duration::from_secs(1)).await, "a is in flight: its next item waits");
     q.done(&"a", Outcome::Completed);
     assert_eq!(take(&q).await, ("a", Item(vec![3])));
 }
@@ -61,11 +50,7 @@ async fn coalesces_updates_while_a_key_is_busy() {
     }
     q.done(&"a", Outcome::Completed);
     let (_, item) = take(&q).await;
-    assert_eq!(
-        item.0,
-        (1..=50).collect::<Vec<_>>(),
-        "one delivery carrying every change in order"
-    );
+    assert_eq!(item.0, (1..=50).collect::<Vec<_>>(), "one delivery carrying every change in order");
     assert_eq!(q.stats().coalesced, 49);
     assert!(nothing_ready(&q, Duration::from_secs(1)).await);
 }
@@ -75,23 +60,14 @@ async fn requeue_after_redelivers_unless_a_newer_item_supersedes_it() {
     let q = queue(10);
     q.push("a", Item(vec![1])).await;
     let _ = take(&q).await;
-    q.done(
-        &"a",
-        Outcome::RequeueAfter(Duration::from_secs(5), Item(vec![99])),
-    );
+    q.done(&"a", Outcome::RequeueAfter(Duration::from_secs(5), Item(vec![99])));
     assert!(nothing_ready(&q, Duration::from_secs(4)).await);
     assert_eq!(take(&q).await.1, Item(vec![99]));
-    q.done(
-        &"a",
-        Outcome::RequeueAfter(Duration::from_secs(5), Item(vec![99])),
-    );
+    q.done(&"a", Outcome::RequeueAfter(Duration::from_secs(5), Item(vec![99])));
     q.push("a", Item(vec![2])).await;
     let started = Instant::now();
     assert_eq!(take(&q).await.1, Item(vec![99, 2]));
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "the real change did not wait for the timer"
-    );
+    assert!(started.elapsed() < Duration::from_secs(1), "the real change did not wait for the timer");
 }
 
 #[tokio::test(start_paused = true)]
@@ -108,20 +84,14 @@ async fn retries_back_off_exponentially_and_reset_on_success() {
     }
     // Full jitter: each wait is within [min, min·2ⁿ].
     for (n, w) in waits.iter().enumerate() {
-        assert!(
-            *w >= Duration::from_millis(100) && *w <= Duration::from_millis(100 << n),
-            "{n}: {w:?}"
-        );
+        assert!(*w >= Duration::from_millis(100) && *w <= Duration::from_millis(100 << n), "{n}: {w:?}");
     }
     assert_eq!(q.stats().retries, 3);
     q.done(&"a", Outcome::Completed);
     q.push("a", Item(vec![2])).await;
     let t = Instant::now();
     let _ = take(&q).await;
-    assert!(
-        t.elapsed() < Duration::from_millis(1),
-        "success reset the backoff"
-    );
+    assert!(t.elapsed() < Duration::from_millis(1), "success reset the backoff");
 }
 
 #[tokio::test(start_paused = true)]
@@ -151,10 +121,7 @@ async fn a_full_queue_applies_backpressure_instead_of_dropping() {
     assert!(!pusher.is_finished(), "push waits for room");
     let (k, _) = take(&q).await;
     q.done(&k, Outcome::Completed);
-    assert!(
-        pusher.await.expect("join"),
-        "push completes once room frees up"
-    );
+    assert!(pusher.await.expect("join"), "push completes once room frees up");
     assert_eq!(q.len(), 2);
 }
 

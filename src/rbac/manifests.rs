@@ -13,11 +13,7 @@ type Rules = BTreeMap<(String, String), BTreeSet<String>>;
 
 /// Multi-document YAML: everything the given plugins and kreflex need, nothing more.
 /// `namespace` is where kreflex and the plugin service accounts live.
-pub fn rbac_yaml(
-    plugins: &[PluginInfo],
-    namespace: &str,
-    plural_of: &dyn Fn(&Gvk) -> String,
-) -> String {
+pub fn rbac_yaml(plugins: &[PluginInfo], namespace: &str, plural_of: &dyn Fn(&Gvk) -> String) -> String {
     manifests(plugins, namespace, plural_of)
         .iter()
         .map(|d| serde_yaml::to_string(d).unwrap_or_default())
@@ -26,11 +22,7 @@ pub fn rbac_yaml(
 }
 
 /// The documents of [`rbac_yaml`], as JSON values.
-pub fn manifests(
-    plugins: &[PluginInfo],
-    namespace: &str,
-    plural_of: &dyn Fn(&Gvk) -> String,
-) -> Vec<Value> {
+pub fn manifests(plugins: &[PluginInfo], namespace: &str, plural_of: &dyn Fn(&Gvk) -> String) -> Vec<Value> {
     let mut docs = Vec::new();
     for p in plugins {
         let sa = format!("kreflex-{}", p.name);
@@ -48,10 +40,8 @@ pub fn manifests(
         }
         let subject = json!([{"kind": "ServiceAccount", "name": sa, "namespace": namespace}]);
         if !cluster.is_empty() {
-            docs.push(
-                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                "metadata": {"name": sa, "labels": labels(&p.name)}, "rules": rules(&cluster)}),
-            );
+            docs.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": sa, "labels": labels(&p.name)}, "rules": rules(&cluster)}));
             docs.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
                 "metadata": {"name": sa, "labels": labels(&p.name)},
                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": sa}, "subjects": subject}));
@@ -64,11 +54,11 @@ pub fn manifests(
                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa}, "subjects": subject}));
         }
     }
-    docs.push(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "kreflex", "namespace": namespace}}));
     docs.push(
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-        "metadata": {"name": "kreflex"}, "rules": own_rules(plugins, plural_of)}),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "kreflex", "namespace": namespace}}),
     );
+    docs.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "kreflex"}, "rules": own_rules(plugins, plural_of)}));
     docs.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
         "metadata": {"name": "kreflex"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "kreflex"},
@@ -81,10 +71,7 @@ fn labels(plugin: &str) -> Value {
 }
 
 fn add(rules: &mut Rules, p: &Permission) {
-    rules
-        .entry((p.group.clone(), p.resource.clone()))
-        .or_default()
-        .extend(p.verbs.iter().cloned());
+    rules.entry((p.group.clone(), p.resource.clone())).or_default().extend(p.verbs.iter().cloned());
 }
 
 fn rules(r: &Rules) -> Vec<Value> {
@@ -97,9 +84,7 @@ fn own_rules(plugins: &[PluginInfo], plural_of: &dyn Fn(&Gvk) -> String) -> Vec<
     let mut r: Rules = BTreeMap::new();
     for p in plugins {
         for s in &p.subscriptions {
-            let verbs = r
-                .entry((s.gvk.group.clone(), plural_of(&s.gvk)))
-                .or_default();
+            let verbs = r.entry((s.gvk.group.clone(), plural_of(&s.gvk))).or_default();
             verbs.extend(["get", "list", "watch"].map(String::from));
             if s.finalizer {
                 // Adding and removing `kreflex.io/<plugin>` finalizers.
@@ -108,18 +93,13 @@ fn own_rules(plugins: &[PluginInfo], plural_of: &dyn Fn(&Gvk) -> String) -> Vec<
         }
     }
     for group in ["", "events.k8s.io"] {
-        r.entry((group.into(), "events".into()))
-            .or_default()
-            .extend(["create", "patch"].map(String::from));
+        r.entry((group.into(), "events".into())).or_default().extend(["create", "patch"].map(String::from));
     }
     r.entry(("coordination.k8s.io".into(), "leases".into()))
         .or_default()
         .extend(["get", "create", "update"].map(String::from));
     let mut out = rules(&r);
-    let names: Vec<String> = plugins
-        .iter()
-        .map(|p| format!("kreflex-{}", p.name))
-        .collect();
+    let names: Vec<String> = plugins.iter().map(|p| format!("kreflex-{}", p.name)).collect();
     if !names.is_empty() {
         out.push(json!({"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"], "resourceNames": names}));
     }
@@ -161,33 +141,20 @@ mod tests {
     }
 
     fn docs() -> Vec<Value> {
-        let yaml = rbac_yaml(&[plugin()], "kreflex-system", &|g| {
-            crate::model::guess_plural(&g.kind)
-        });
-        serde_yaml::Deserializer::from_str(&yaml)
-            .map(|d| serde::Deserialize::deserialize(d).expect("yaml"))
-            .collect()
+        let yaml = rbac_yaml(&[plugin()], "kreflex-system", &|g| crate::model::guess_plural(&g.kind));
+        serde_yaml::Deserializer::from_str(&yaml).map(|d| serde::Deserialize::deserialize(d).expect("yaml")).collect()
     }
 
     fn find<'a>(docs: &'a [Value], kind: &str, name: &str, ns: Option<&str>) -> &'a Value {
         docs.iter()
-            .find(|d| {
-                d["kind"] == kind
-                    && d["metadata"]["name"] == name
-                    && d["metadata"]["namespace"].as_str() == ns
-            })
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name && d["metadata"]["namespace"].as_str() == ns)
             .unwrap_or_else(|| panic!("{kind} {name} {ns:?} missing"))
     }
 
     #[test]
     fn each_plugin_gets_exactly_its_declared_permissions() {
         let d = docs();
-        find(
-            &d,
-            "ServiceAccount",
-            "kreflex-database-status",
-            Some("kreflex-system"),
-        );
+        find(&d, "ServiceAccount", "kreflex-database-status", Some("kreflex-system"));
         let cr = find(&d, "ClusterRole", "kreflex-database-status", None);
         assert_eq!(
             cr["rules"],
@@ -195,10 +162,7 @@ mod tests {
         );
         for ns in ["a", "b"] {
             let role = find(&d, "Role", "kreflex-database-status", Some(ns));
-            assert_eq!(
-                role["rules"],
-                json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}])
-            );
+            assert_eq!(role["rules"], json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}]));
             let rb = find(&d, "RoleBinding", "kreflex-database-status", Some(ns));
             assert_eq!(rb["subjects"][0]["namespace"], "kreflex-system");
         }
@@ -207,32 +171,21 @@ mod tests {
     #[test]
     fn kreflex_itself_reads_subscriptions_impersonates_plugins_and_writes_events() {
         let d = docs();
-        let rules = find(&d, "ClusterRole", "kreflex", None)["rules"]
-            .as_array()
-            .expect("rules")
-            .clone();
+        let rules = find(&d, "ClusterRole", "kreflex", None)["rules"].as_array().expect("rules").clone();
         let has = |group: &str, res: &str, verb: &str| {
             rules.iter().any(|r| {
                 r["apiGroups"][0] == group
                     && r["resources"][0] == res
-                    && r["verbs"]
-                        .as_array()
-                        .is_some_and(|v| v.iter().any(|x| x == verb))
+                    && r["verbs"].as_array().is_some_and(|v| v.iter().any(|x| x == verb))
             })
         };
         assert!(has("stable.example.com", "databases", "watch"));
-        assert!(
-            has("stable.example.com", "databases", "patch"),
-            "finalizer subscriptions need patch"
-        );
+        assert!(has("stable.example.com", "databases", "patch"), "finalizer subscriptions need patch");
         assert!(has("events.k8s.io", "events", "create"));
         assert!(has("coordination.k8s.io", "leases", "update"));
         assert!(has("", "serviceaccounts", "impersonate"));
         assert!(!has("", "secrets", "get"));
-        let imp = rules
-            .iter()
-            .find(|r| r["verbs"][0] == "impersonate")
-            .expect("impersonate rule");
+        let imp = rules.iter().find(|r| r["verbs"][0] == "impersonate").expect("impersonate rule");
         assert_eq!(imp["resourceNames"], json!(["kreflex-database-status"]));
     }
 }

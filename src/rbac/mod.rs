@@ -10,16 +10,7 @@ use crate::model::{Gvk, Permission, PluginInfo};
 use std::fmt;
 
 /// Verbs a permission may name.
-pub const VERBS: [&str; 8] = [
-    "get",
-    "list",
-    "watch",
-    "create",
-    "update",
-    "patch",
-    "delete",
-    "deletecollection",
-];
+pub const VERBS: [&str; 8] = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"];
 
 /// One request a plugin wants made (an action or a host read).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,11 +35,7 @@ impl fmt::Display for Request {
             Some(s) => format!("{}/{s}", self.resource),
             None => self.resource.clone(),
         };
-        let group = if self.group.is_empty() {
-            "core".to_owned()
-        } else {
-            self.group.clone()
-        };
+        let group = if self.group.is_empty() { "core".to_owned() } else { self.group.clone() };
         write!(f, "{} {res} (group {group})", self.verb)?;
         match (&self.namespace, &self.name) {
             (Some(ns), Some(n)) => write!(f, " {ns}/{n}"),
@@ -84,10 +71,7 @@ pub struct PermissionError {
 /// Checks what `describe()` declared: a valid name, at least one subscription, known
 /// verbs, well-formed resources, groups and namespaces.
 pub fn validate(info: &PluginInfo) -> Result<(), PermissionError> {
-    let err = |reason: String| PermissionError {
-        plugin: info.name.clone(),
-        reason,
-    };
+    let err = |reason: String| PermissionError { plugin: info.name.clone(), reason };
     if !is_dns_label(&info.name) {
         return Err(err(if info.name.is_empty() {
             "the name is empty".into()
@@ -103,10 +87,7 @@ pub fn validate(info: &PluginInfo) -> Result<(), PermissionError> {
     }
     for s in &info.subscriptions {
         if s.gvk.version.is_empty() || s.gvk.kind.is_empty() || !is_group(&s.gvk.group) {
-            return Err(err(format!(
-                "subscription {} is not a valid group/version/kind",
-                s.gvk
-            )));
+            return Err(err(format!("subscription {} is not a valid group/version/kind", s.gvk)));
         }
         check_namespaces(&s.namespaces).map_err(|r| err(format!("subscription {}: {r}", s.gvk)))?;
     }
@@ -116,22 +97,14 @@ pub fn validate(info: &PluginInfo) -> Result<(), PermissionError> {
             return Err(at("invalid API group".into()));
         }
         let (plural, sub) = split_resource(&p.resource);
-        if !is_dns_label(plural)
-            || sub.is_some_and(|s| !is_dns_label(s))
-            || p.resource.matches('/').count() > 1
-        {
-            return Err(at(
-                "the resource must be a plural, optionally with one /subresource".into(),
-            ));
+        if !is_dns_label(plural) || sub.is_some_and(|s| !is_dns_label(s)) || p.resource.matches('/').count() > 1 {
+            return Err(at("the resource must be a plural, optionally with one /subresource".into()));
         }
         if p.verbs.is_empty() {
             return Err(at("no verbs".into()));
         }
         if let Some(v) = p.verbs.iter().find(|v| !VERBS.contains(&v.as_str())) {
-            return Err(at(format!(
-                "unknown verb {v:?} (allowed: {})",
-                VERBS.join(", ")
-            )));
+            return Err(at(format!("unknown verb {v:?} (allowed: {})", VERBS.join(", "))));
         }
         check_namespaces(&p.namespaces).map_err(at)?;
     }
@@ -142,16 +115,8 @@ pub fn validate(info: &PluginInfo) -> Result<(), PermissionError> {
 /// to its resource plural (from discovery). Subscriptions grant get/list/watch on their
 /// resource in their namespaces; everything else must be declared, with the subresource
 /// matching exactly.
-pub fn check(
-    info: &PluginInfo,
-    req: &Request,
-    plural_of: &dyn Fn(&Gvk) -> Option<String>,
-) -> Result<(), Denied> {
-    let deny = |reason: String| Denied {
-        plugin: info.name.clone(),
-        request: Box::new(req.clone()),
-        reason,
-    };
+pub fn check(info: &PluginInfo, req: &Request, plural_of: &dyn Fn(&Gvk) -> Option<String>) -> Result<(), Denied> {
+    let deny = |reason: String| Denied { plugin: info.name.clone(), request: Box::new(req.clone()), reason };
     if let Some(name) = &req.name
         && !is_object_name(name)
     {
@@ -171,9 +136,7 @@ pub fn check(
     };
     if matches!(req.verb.as_str(), "get" | "list" | "watch") && req.subresource.is_none() {
         let subscribed = info.subscriptions.iter().any(|s| {
-            s.gvk.group == req.group
-                && plural_of(&s.gvk).is_some_and(|p| p == req.resource)
-                && in_scope(&s.namespaces)
+            s.gvk.group == req.group && plural_of(&s.gvk).is_some_and(|p| p == req.resource) && in_scope(&s.namespaces)
         });
         if subscribed {
             return Ok(());
@@ -187,13 +150,7 @@ pub fn check(
             && p.verbs.contains(&req.verb)
             && in_scope(&p.namespaces)
     });
-    if granted {
-        Ok(())
-    } else {
-        Err(deny(
-            "no declared permission or subscription covers it".into(),
-        ))
-    }
+    if granted { Ok(()) } else { Err(deny("no declared permission or subscription covers it".into())) }
 }
 
 /// The host-read policy of one plugin: [`check`] applied to the host's `get` and
@@ -212,8 +169,7 @@ impl<F: Fn(&Gvk) -> Option<String> + Send + Sync + 'static> ReadPolicy<F> {
 
 impl<F: Fn(&Gvk) -> Option<String> + Send + Sync> crate::wasm::AccessPolicy for ReadPolicy<F> {
     fn check_read(&self, r: &crate::wasm::ReadRequest<'_>) -> Result<(), String> {
-        let resource =
-            (self.plural_of)(r.gvk).unwrap_or_else(|| crate::model::guess_plural(&r.gvk.kind));
+        let resource = (self.plural_of)(r.gvk).unwrap_or_else(|| crate::model::guess_plural(&r.gvk.kind));
         let req = Request {
             verb: r.verb.to_owned(),
             group: r.gvk.group.clone(),
@@ -229,9 +185,7 @@ impl<F: Fn(&Gvk) -> Option<String> + Send + Sync> crate::wasm::AccessPolicy for 
 /// The identity a plugin's requests carry when impersonating: `template` with
 /// `{namespace}` and `{plugin}` replaced.
 pub fn plugin_user(template: &str, namespace: &str, plugin: &str) -> String {
-    template
-        .replace("{namespace}", namespace)
-        .replace("{plugin}", plugin)
+    template.replace("{namespace}", namespace).replace("{plugin}", plugin)
 }
 
 /// The default impersonation template.
@@ -254,8 +208,7 @@ fn check_namespaces(namespaces: &[String]) -> Result<(), String> {
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }

@@ -34,14 +34,7 @@ fn plural(g: &Gvk) -> Option<String> {
     (g.kind == "Database").then(|| "databases".to_owned())
 }
 
-fn req(
-    verb: &str,
-    group: &str,
-    resource: &str,
-    sub: Option<&str>,
-    ns: Option<&str>,
-    name: Option<&str>,
-) -> Request {
+fn req(verb: &str, group: &str, resource: &str, sub: Option<&str>, ns: Option<&str>, name: Option<&str>) -> Request {
     Request {
         verb: verb.into(),
         group: group.into(),
@@ -58,58 +51,16 @@ fn allowed(r: &Request) -> bool {
 
 #[test]
 fn declared_writes_are_allowed_in_their_namespaces() {
-    assert!(allowed(&req(
-        "patch",
-        "stable.example.com",
-        "databases",
-        Some("status"),
-        Some("shop"),
-        Some("orders")
-    )));
-    assert!(allowed(&req(
-        "create",
-        "",
-        "configmaps",
-        None,
-        Some("anywhere"),
-        Some("x")
-    )));
+    assert!(allowed(&req("patch", "stable.example.com", "databases", Some("status"), Some("shop"), Some("orders"))));
+    assert!(allowed(&req("create", "", "configmaps", None, Some("anywhere"), Some("x"))));
 }
 
 #[test]
 fn subscriptions_imply_reads_only() {
-    assert!(allowed(&req(
-        "get",
-        "stable.example.com",
-        "databases",
-        None,
-        Some("shop"),
-        Some("orders")
-    )));
-    assert!(allowed(&req(
-        "list",
-        "stable.example.com",
-        "databases",
-        None,
-        Some("shop"),
-        None
-    )));
-    assert!(!allowed(&req(
-        "patch",
-        "stable.example.com",
-        "databases",
-        None,
-        Some("shop"),
-        Some("orders")
-    )));
-    assert!(!allowed(&req(
-        "delete",
-        "stable.example.com",
-        "databases",
-        None,
-        Some("shop"),
-        Some("orders")
-    )));
+    assert!(allowed(&req("get", "stable.example.com", "databases", None, Some("shop"), Some("orders"))));
+    assert!(allowed(&req("list", "stable.example.com", "databases", None, Some("shop"), None)));
+    assert!(!allowed(&req("patch", "stable.example.com", "databases", None, Some("shop"), Some("orders"))));
+    assert!(!allowed(&req("delete", "stable.example.com", "databases", None, Some("shop"), Some("orders"))));
 }
 
 #[test]
@@ -124,72 +75,23 @@ fn namespace_escapes_are_denied() {
         Some("orders")
     )));
     // Cluster-scoped target or all-namespace list from a namespaced grant.
-    assert!(!allowed(&req(
-        "patch",
-        "stable.example.com",
-        "databases",
-        Some("status"),
-        None,
-        Some("orders")
-    )));
-    assert!(!allowed(&req(
-        "list",
-        "stable.example.com",
-        "databases",
-        None,
-        None,
-        None
-    )));
+    assert!(!allowed(&req("patch", "stable.example.com", "databases", Some("status"), None, Some("orders"))));
+    assert!(!allowed(&req("list", "stable.example.com", "databases", None, None, None)));
     // Main resource versus status.
-    assert!(!allowed(&req(
-        "patch",
-        "stable.example.com",
-        "databases",
-        None,
-        Some("shop"),
-        Some("orders")
-    )));
+    assert!(!allowed(&req("patch", "stable.example.com", "databases", None, Some("shop"), Some("orders"))));
     // Malformed names and namespaces.
     for name in ["", "..", "../etc", "a/b", "UPPER"] {
-        assert!(
-            !allowed(&req(
-                "create",
-                "",
-                "configmaps",
-                None,
-                Some("shop"),
-                Some(name)
-            )),
-            "{name:?}"
-        );
+        assert!(!allowed(&req("create", "", "configmaps", None, Some("shop"), Some(name))), "{name:?}");
     }
-    assert!(!allowed(&req(
-        "create",
-        "",
-        "configmaps",
-        None,
-        Some("../x"),
-        Some("a")
-    )));
+    assert!(!allowed(&req("create", "", "configmaps", None, Some("../x"), Some("a"))));
     // Another group with the same plural.
-    assert!(!allowed(&req(
-        "create",
-        "evil.example.com",
-        "configmaps",
-        None,
-        Some("shop"),
-        Some("a")
-    )));
+    assert!(!allowed(&req("create", "evil.example.com", "configmaps", None, Some("shop"), Some("a"))));
 }
 
 #[test]
 fn denial_names_plugin_verb_resource_and_object() {
-    let e = check(
-        &info(),
-        &req("delete", "", "secrets", None, Some("shop"), Some("db-pass")),
-        &plural,
-    )
-    .expect_err("denied");
+    let e = check(&info(), &req("delete", "", "secrets", None, Some("shop"), Some("db-pass")), &plural)
+        .expect_err("denied");
     assert_eq!(
         e.to_string(),
         "plugin db may not delete secrets (group core) shop/db-pass: no declared permission or subscription covers it"
@@ -200,12 +102,7 @@ fn denial_names_plugin_verb_resource_and_object() {
 fn malformed_declarations_are_rejected_with_the_offending_entry() {
     let mut bad = info();
     bad.permissions[0].verbs.push("escalate".into());
-    assert!(
-        validate(&bad)
-            .expect_err("bad verb")
-            .reason
-            .contains("escalate")
-    );
+    assert!(validate(&bad).expect_err("bad verb").reason.contains("escalate"));
     let mut bad = info();
     bad.permissions[1].resource = "a/b/c".into();
     assert!(validate(&bad).is_err());

@@ -44,10 +44,7 @@ impl ArtifactCache {
     pub fn new(dir: PathBuf, engine: &Engine) -> Self {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
-        Self {
-            dir,
-            engine_key: format!("{:016x}", h.finish()),
-        }
+        Self { dir, engine_key: format!("{:016x}", h.finish()) }
     }
 
     /// The directory artifacts live in.
@@ -56,8 +53,7 @@ impl ArtifactCache {
     }
 
     fn path_for(&self, content_hash: &str) -> PathBuf {
-        self.dir
-            .join(format!("{content_hash}-{}.cwasm", self.engine_key))
+        self.dir.join(format!("{content_hash}-{}.cwasm", self.engine_key))
     }
 
     /// Loads the compiled component for `bytes` (whose SHA-256 is `content_hash`) from the

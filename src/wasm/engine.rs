@@ -68,9 +68,7 @@ pub struct Runtime {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+        f.debug_struct("Runtime").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
@@ -84,14 +82,11 @@ impl Runtime {
         // some of it (std's stdio, clocks, random). The capabilities behind it are
         // withheld per store in `HostState::new`: no preopens, env, args or sockets.
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        super::bindings::Reactor::add_to_linker::<
-            HostState,
-            wasmtime::component::HasSelf<HostState>,
-        >(&mut linker, |s| s)?;
-        let cache = config
-            .cache_dir
-            .clone()
-            .map(|dir| ArtifactCache::new(dir, &engine));
+        super::bindings::Reactor::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )?;
+        let cache = config.cache_dir.clone().map(|dir| ArtifactCache::new(dir, &engine));
         let ticker = EpochTicker::start(engine.clone());
         Ok(Self {
             slots: Arc::new(tokio::sync::Semaphore::new(config.max_instances as usize)),
@@ -160,14 +155,12 @@ impl EpochTicker {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         // A plain thread: the tokio runtime may be busy or absent (e.g. `kreflex inspect`).
-        let spawned = std::thread::Builder::new()
-            .name("kreflex-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
-                }
-            });
+        let spawned = std::thread::Builder::new().name("kreflex-epoch".into()).spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the epoch ticker; plugin CPU deadlines will not fire");
         }

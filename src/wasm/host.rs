@@ -23,12 +23,7 @@ pub trait ObjectSource: Send + Sync {
     fn get(&self, target: &ObjectRef) -> Option<Arc<str>>;
     /// Objects of a kind, optionally in one namespace and matching a label selector.
     /// `Err` for a malformed selector.
-    fn list(
-        &self,
-        gvk: &Gvk,
-        namespace: Option<&str>,
-        label_selector: Option<&str>,
-    ) -> Result<Vec<Arc<str>>, String>;
+    fn list(&self, gvk: &Gvk, namespace: Option<&str>, label_selector: Option<&str>) -> Result<Vec<Arc<str>>, String>;
 }
 
 /// An empty object source: every `get` finds nothing, every `list` is empty.
@@ -88,9 +83,7 @@ pub struct CallContext {
 
 impl std::fmt::Debug for CallContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallContext")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+        f.debug_struct("CallContext").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
@@ -107,46 +100,25 @@ pub struct HostState {
 impl HostState {
     /// A sandboxed store state for `plugin`. `ctx` is `None` while the plugin is being
     /// described (loading), when no object is in scope.
-    pub(crate) fn new(
-        plugin: Arc<str>,
-        memory_limit: usize,
-        max_output: usize,
-        ctx: Option<CallContext>,
-    ) -> Self {
+    pub(crate) fn new(plugin: Arc<str>, memory_limit: usize, max_output: usize, ctx: Option<CallContext>) -> Self {
         let output = CapturedOutput::new(max_output);
         let mut b = WasiCtx::builder();
         // Nothing is inherited: no env, args, preopens or stdin. Sockets are refused even
         // though the interfaces are linked (the default address check denies every
         // address; these make the intent explicit).
-        b.stdout(output.clone())
-            .stderr(output.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false);
+        b.stdout(output.clone()).stderr(output.clone()).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
         let limits = super::plugin::Limiter::new(memory_limit);
-        Self {
-            wasi: b.build(),
-            table: ResourceTable::new(),
-            limits,
-            plugin,
-            ctx,
-            output,
-        }
+        Self { wasi: b.build(), table: ResourceTable::new(), limits, plugin, ctx, output }
     }
 
     fn call_ctx(&self) -> Result<&CallContext, String> {
-        self.ctx
-            .as_ref()
-            .ok_or_else(|| "no objects can be read while the plugin is being described".to_owned())
+        self.ctx.as_ref().ok_or_else(|| "no objects can be read while the plugin is being described".to_owned())
     }
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -185,22 +157,13 @@ impl host::Host for HostState {
     ) -> Result<Vec<String>, String> {
         let gvk = Gvk::from(gvk);
         let ctx = self.call_ctx()?;
-        ctx.policy.check_read(&ReadRequest {
-            verb: "list",
-            gvk: &gvk,
-            namespace: namespace.as_deref(),
-            name: None,
-        })?;
-        let objects = ctx
-            .source
-            .list(&gvk, namespace.as_deref(), label_selector.as_deref())?;
+        ctx.policy.check_read(&ReadRequest { verb: "list", gvk: &gvk, namespace: namespace.as_deref(), name: None })?;
+        let objects = ctx.source.list(&gvk, namespace.as_deref(), label_selector.as_deref())?;
         Ok(objects.iter().map(|o| o.to_string()).collect())
     }
 
     fn get_config(&mut self) -> Option<String> {
-        self.ctx
-            .as_ref()
-            .and_then(|c| c.config.as_deref().map(str::to_owned))
+        self.ctx.as_ref().and_then(|c| c.config.as_deref().map(str::to_owned))
     }
 }
 
@@ -220,13 +183,7 @@ struct Captured {
 
 impl CapturedOutput {
     fn new(capacity: usize) -> Self {
-        Self {
-            inner: Arc::new(Mutex::new(Captured {
-                buf: BytesMut::new(),
-                capacity,
-                dropped: 0,
-            })),
-        }
+        Self { inner: Arc::new(Mutex::new(Captured { buf: BytesMut::new(), capacity, dropped: 0 })) }
     }
 
     /// Logs what the guest printed, line by line, tagged with the plugin name.
@@ -240,11 +197,7 @@ impl CapturedOutput {
             tracing::info!(target: "kreflex::plugin_output", plugin, "{line}");
         }
         if c.dropped > 0 {
-            tracing::warn!(
-                plugin,
-                dropped_bytes = c.dropped,
-                "plugin output exceeded the per-call limit"
-            );
+            tracing::warn!(plugin, dropped_bytes = c.dropped, "plugin output exceeded the per-call limit");
         }
         c.buf.clear();
         c.dropped = 0;

@@ -80,9 +80,7 @@ pub enum LoadError {
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
     /// The call ran past its CPU deadline and was interrupted.
-    #[error(
-        "plugin {plugin}: {event} event for {object}: exceeded its CPU deadline of {timeout:?} and was stopped"
-    )]
+    #[error("plugin {plugin}: {event} event for {object}: exceeded its CPU deadline of {timeout:?} and was stopped")]
     Timeout {
         /// Plugin name.
         plugin: String,
@@ -94,9 +92,7 @@ pub enum CallError {
         timeout: Duration,
     },
     /// The plugin tried to grow its memory past the limit and then failed.
-    #[error(
-        "plugin {plugin}: {event} event for {object}: exceeded its memory limit of {limit_mib} MiB: {detail}"
-    )]
+    #[error("plugin {plugin}: {event} event for {object}: exceeded its memory limit of {limit_mib} MiB: {detail}")]
     OutOfMemory {
         /// Plugin name.
         plugin: String,
@@ -152,20 +148,12 @@ pub(crate) struct Limiter {
 
 impl Limiter {
     pub(crate) fn new(memory_limit: usize) -> Self {
-        Self {
-            memory_limit,
-            memory_denied: false,
-        }
+        Self { memory_limit, memory_denied: false }
     }
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.memory_limit {
             self.memory_denied = true;
             return Ok(false);
@@ -173,12 +161,7 @@ impl ResourceLimiter for Limiter {
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }
@@ -204,10 +187,7 @@ struct Inner {
 
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin")
-            .field("name", &self.inner.name)
-            .field("hash", &self.inner.hash)
-            .finish()
+        f.debug_struct("Plugin").field("name", &self.inner.name).field("hash", &self.inner.hash).finish()
     }
 }
 
@@ -245,26 +225,16 @@ impl Plugin {
             });
         }
         let (component, outcome) = match runtime.cache() {
-            Some(cache) => cache
-                .load_or_compile(&runtime.engine, bytes, &hash)
-                .map_err(not_component)?,
-            None => (
-                Component::from_binary(&runtime.engine, bytes).map_err(not_component)?,
-                CacheOutcome::Compiled,
-            ),
+            Some(cache) => cache.load_or_compile(&runtime.engine, bytes, &hash).map_err(not_component)?,
+            None => (Component::from_binary(&runtime.engine, bytes).map_err(not_component)?, CacheOutcome::Compiled),
         };
         let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld {
             source_name: source_name.to_owned(),
             reason: format!("{e:#}"),
         };
-        let instance_pre = runtime
-            .linker
-            .instantiate_pre(&component)
-            .map_err(wrong_world)?;
+        let instance_pre = runtime.linker.instantiate_pre(&component).map_err(wrong_world)?;
         let pre = ReactorPre::new(instance_pre).map_err(wrong_world)?;
-        let memory_limit = memory_limit
-            .unwrap_or(runtime.config.memory_limit)
-            .min(runtime.config.memory_ceiling);
+        let memory_limit = memory_limit.unwrap_or(runtime.config.memory_limit).min(runtime.config.memory_ceiling);
         let timeout = timeout.unwrap_or(runtime.config.call_timeout);
 
         let label: Arc<str> = Arc::from(source_name);
@@ -274,19 +244,13 @@ impl Plugin {
             config: opts.config.clone(),
         };
         let mut store = new_store(runtime, &label, memory_limit, timeout, Some(describe_ctx));
-        let described = pre
-            .instantiate(&mut store)
-            .and_then(|reactor: Reactor| reactor.call_describe(&mut store));
+        let described = pre.instantiate(&mut store).and_then(|reactor: Reactor| reactor.call_describe(&mut store));
         store.data().output.flush_to_log(source_name);
         let info = match described {
             Ok(info) => PluginInfo::from(info),
             Err(e) => {
-                let reason =
-                    describe_trap(&e, store.data().limits.memory_denied, timeout, memory_limit);
-                return Err(LoadError::DescribeFailed {
-                    source_name: source_name.to_owned(),
-                    reason,
-                });
+                let reason = describe_trap(&e, store.data().limits.memory_denied, timeout, memory_limit);
+                return Err(LoadError::DescribeFailed { source_name: source_name.to_owned(), reason });
             }
         };
         crate::rbac::validate(&info).map_err(|e| LoadError::InvalidInfo {
@@ -347,18 +311,9 @@ impl Plugin {
         ctx: CallContext,
     ) -> Result<Result<Vec<RawAction>, wit::PluginError>, CallError> {
         let inner = &*self.inner;
-        let mut store = new_store(
-            &inner.runtime,
-            &inner.name,
-            inner.memory_limit,
-            inner.timeout,
-            Some(ctx),
-        );
-        let wit_event = wit::Event {
-            kind: event.kind.into(),
-            object: event.object.clone(),
-            old_object: event.old_object.clone(),
-        };
+        let mut store = new_store(&inner.runtime, &inner.name, inner.memory_limit, inner.timeout, Some(ctx));
+        let wit_event =
+            wit::Event { kind: event.kind.into(), object: event.object.clone(), old_object: event.old_object.clone() };
         let result = inner
             .pre
             .instantiate(&mut store)
@@ -368,12 +323,7 @@ impl Plugin {
             let object = object_label(&event.object);
             let (plugin, kind) = (inner.name.to_string(), event.kind);
             if is_interrupt(&e) {
-                CallError::Timeout {
-                    plugin,
-                    event: kind,
-                    object,
-                    timeout: inner.timeout,
-                }
+                CallError::Timeout { plugin, event: kind, object, timeout: inner.timeout }
             } else if store.data().limits.memory_denied {
                 CallError::OutOfMemory {
                     plugin,
@@ -383,12 +333,7 @@ impl Plugin {
                     detail: format!("{e:#}"),
                 }
             } else {
-                CallError::Trap {
-                    plugin,
-                    event: kind,
-                    object,
-                    detail: format!("{e:#}"),
-                }
+                CallError::Trap { plugin, event: kind, object, detail: format!("{e:#}") }
             }
         })
     }
@@ -400,18 +345,8 @@ impl Plugin {
         event: RawEvent,
         ctx: CallContext,
     ) -> Result<Result<Vec<RawAction>, wit::PluginError>, CallError> {
-        let unavailable = |detail: String| CallError::Unavailable {
-            plugin: self.name().to_owned(),
-            detail,
-        };
-        let permit = self
-            .inner
-            .runtime
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
+        let unavailable = |detail: String| CallError::Unavailable { plugin: self.name().to_owned(), detail };
+        let permit = self.inner.runtime.slots.clone().acquire_owned().await.map_err(|e| unavailable(e.to_string()))?;
         let plugin = self.clone();
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
@@ -443,19 +378,11 @@ fn is_interrupt(e: &wasmtime::Error) -> bool {
     matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt))
 }
 
-fn describe_trap(
-    e: &wasmtime::Error,
-    memory_denied: bool,
-    timeout: Duration,
-    memory_limit: usize,
-) -> String {
+fn describe_trap(e: &wasmtime::Error, memory_denied: bool, timeout: Duration, memory_limit: usize) -> String {
     if is_interrupt(e) {
         format!("exceeded its CPU deadline of {timeout:?}")
     } else if memory_denied {
-        format!(
-            "exceeded its memory limit of {} MiB: {e:#}",
-            memory_limit >> 20
-        )
+        format!("exceeded its memory limit of {} MiB: {e:#}", memory_limit >> 20)
     } else {
         format!("{e:#}")
     }
@@ -477,22 +404,13 @@ fn wasmparser_is_component(bytes: &[u8]) -> bool {
 
 impl From<wit::Gvk> for Gvk {
     fn from(g: wit::Gvk) -> Self {
-        Gvk {
-            group: g.group,
-            version: g.version,
-            kind: g.kind,
-        }
+        Gvk { group: g.group, version: g.version, kind: g.kind }
     }
 }
 
 impl From<wit::ObjectRef> for ObjectRef {
     fn from(r: wit::ObjectRef) -> Self {
-        ObjectRef {
-            api_version: r.api_version,
-            kind: r.kind,
-            namespace: r.namespace,
-            name: r.name,
-        }
+        ObjectRef { api_version: r.api_version, kind: r.kind, namespace: r.namespace, name: r.name }
     }
 }
 
@@ -516,12 +434,7 @@ impl From<wit::PluginInfo> for PluginInfo {
             permissions: i
                 .permissions
                 .into_iter()
-                .map(|p| Permission {
-                    group: p.group,
-                    resource: p.resource,
-                    verbs: p.verbs,
-                    namespaces: p.namespaces,
-                })
+                .map(|p| Permission { group: p.group, resource: p.resource, verbs: p.verbs, namespaces: p.namespaces })
                 .collect(),
         }
     }

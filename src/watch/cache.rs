@@ -60,19 +60,12 @@ impl CachedObject {
             finalizers: meta
                 .get("finalizers")
                 .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|f| f.as_str().map(str::to_owned))
-                        .collect()
-                })
+                .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect())
                 .unwrap_or_default(),
             name,
             json: Arc::from(""),
         };
-        Some(CachedObject {
-            json: Arc::from(v.to_string()),
-            ..obj
-        })
+        Some(CachedObject { json: Arc::from(v.to_string()), ..obj })
     }
 
     /// The object parsed back into a JSON value.
@@ -112,45 +105,24 @@ impl Cache {
     /// Inserts or replaces an object; returns the previous version.
     pub fn apply(&self, gvk: &Gvk, obj: Arc<CachedObject>) -> Option<Arc<CachedObject>> {
         let key = (obj.namespace.clone(), obj.name.clone());
-        self.kinds
-            .write()
-            .entry(gvk.clone())
-            .or_default()
-            .insert(key, obj)
+        self.kinds.write().entry(gvk.clone()).or_default().insert(key, obj)
     }
 
     /// Removes an object; returns the last cached version.
-    pub fn delete(
-        &self,
-        gvk: &Gvk,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Option<Arc<CachedObject>> {
+    pub fn delete(&self, gvk: &Gvk, namespace: Option<&str>, name: &str) -> Option<Arc<CachedObject>> {
         let key = (namespace.map(str::to_owned), name.to_owned());
         self.kinds.write().get_mut(gvk).and_then(|m| m.remove(&key))
     }
 
     /// One object.
-    pub fn get_object(
-        &self,
-        gvk: &Gvk,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Option<Arc<CachedObject>> {
+    pub fn get_object(&self, gvk: &Gvk, namespace: Option<&str>, name: &str) -> Option<Arc<CachedObject>> {
         let key = (namespace.map(str::to_owned), name.to_owned());
-        self.kinds
-            .read()
-            .get(gvk)
-            .and_then(|m| m.get(&key).cloned())
+        self.kinds.read().get(gvk).and_then(|m| m.get(&key).cloned())
     }
 
     /// Every object of a kind.
     pub fn all(&self, gvk: &Gvk) -> Vec<Arc<CachedObject>> {
-        self.kinds
-            .read()
-            .get(gvk)
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default()
+        self.kinds.read().get(gvk).map(|m| m.values().cloned().collect()).unwrap_or_default()
     }
 
     /// Number of cached objects of a kind.
@@ -165,30 +137,17 @@ impl Cache {
 
     /// Keys of the cached objects of a kind, for relist reconciliation.
     pub(crate) fn keys(&self, gvk: &Gvk) -> Vec<Key> {
-        self.kinds
-            .read()
-            .get(gvk)
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default()
+        self.kinds.read().get(gvk).map(|m| m.keys().cloned().collect()).unwrap_or_default()
     }
 }
 
 impl ObjectSource for Cache {
     fn get(&self, target: &ObjectRef) -> Option<Arc<str>> {
-        self.get_object(&target.gvk(), target.namespace.as_deref(), &target.name)
-            .map(|o| o.json.clone())
+        self.get_object(&target.gvk(), target.namespace.as_deref(), &target.name).map(|o| o.json.clone())
     }
 
-    fn list(
-        &self,
-        gvk: &Gvk,
-        namespace: Option<&str>,
-        label_selector: Option<&str>,
-    ) -> Result<Vec<Arc<str>>, String> {
-        let selector = label_selector
-            .map(Selector::parse)
-            .transpose()
-            .map_err(|e| e.to_string())?;
+    fn list(&self, gvk: &Gvk, namespace: Option<&str>, label_selector: Option<&str>) -> Result<Vec<Arc<str>>, String> {
+        let selector = label_selector.map(Selector::parse).transpose().map_err(|e| e.to_string())?;
         let mut out: BTreeMap<String, Arc<str>> = BTreeMap::new();
         for o in self.all(gvk) {
             if namespace.is_some_and(|ns| o.namespace.as_deref() != Some(ns)) {
@@ -222,10 +181,7 @@ mod tests {
         }))
         .expect("named");
         assert!(!o.json.contains("managedFields") && !o.json.contains("last-applied"));
-        assert_eq!(
-            (o.generation, o.deleting, o.finalizers.as_slice()),
-            (Some(3), true, ["x".to_owned()].as_slice())
-        );
+        assert_eq!((o.generation, o.deleting, o.finalizers.as_slice()), (Some(3), true, ["x".to_owned()].as_slice()));
         assert_eq!(o.key(), "ns/a");
     }
 
@@ -245,13 +201,7 @@ mod tests {
         };
         assert!(ObjectSource::get(&cache, &r).is_some());
         assert_eq!(cache.list(&gvk, Some("a"), None).expect("list").len(), 2);
-        assert_eq!(
-            cache
-                .list(&gvk, None, Some("team=red"))
-                .expect("list")
-                .len(),
-            2
-        );
+        assert_eq!(cache.list(&gvk, None, Some("team=red")).expect("list").len(), 2);
         assert!(cache.list(&gvk, None, Some("team in (")).is_err());
         assert!(cache.delete(&gvk, Some("a"), "x").is_some());
         assert_eq!(cache.len(&gvk), 2);

@@ -120,10 +120,8 @@ impl InformerTask {
         let mut v = serde_json::to_value(&o).ok()?;
         // Watch events always carry apiVersion/kind, but be robust to a server that omits them.
         if let Some(map) = v.as_object_mut() {
-            map.entry("apiVersion")
-                .or_insert_with(|| self.gvk.api_version().into());
-            map.entry("kind")
-                .or_insert_with(|| self.gvk.kind.clone().into());
+            map.entry("apiVersion").or_insert_with(|| self.gvk.api_version().into());
+            map.entry("kind").or_insert_with(|| self.gvk.kind.clone().into());
         }
         CachedObject::from_value(v).map(Arc::new)
     }
@@ -133,37 +131,19 @@ impl InformerTask {
     async fn applied(&self, obj: Arc<CachedObject>) -> bool {
         let old = self.cache.apply(&self.gvk, obj.clone());
         match &old {
-            Some(prev)
-                if prev.resource_version.is_some()
-                    && prev.resource_version == obj.resource_version =>
-            {
-                true
-            }
+            Some(prev) if prev.resource_version.is_some() && prev.resource_version == obj.resource_version => true,
             Some(_) => self.send(EventKind::Modified, obj, old).await,
             None => self.send(EventKind::Added, obj, None).await,
         }
     }
 
     /// Hands an event to the router; false when kreflex is shutting down.
-    async fn send(
-        &self,
-        kind: EventKind,
-        object: Arc<CachedObject>,
-        old: Option<Arc<CachedObject>>,
-    ) -> bool {
+    async fn send(&self, kind: EventKind, object: Arc<CachedObject>, old: Option<Arc<CachedObject>>) -> bool {
         self.metrics
             .events
-            .get_or_create(&crate::ops::EventLabels {
-                gvk: self.gvk.to_string(),
-                kind: kind.to_string(),
-            })
+            .get_or_create(&crate::ops::EventLabels { gvk: self.gvk.to_string(), kind: kind.to_string() })
             .inc();
-        let ev = InformerEvent {
-            gvk: self.gvk.clone(),
-            kind,
-            object,
-            old,
-        };
+        let ev = InformerEvent { gvk: self.gvk.clone(), kind, object, old };
         tokio::select! {
             _ = self.cancel.cancelled() => false,
             sent = self.events.send(ev) => sent.is_ok(),

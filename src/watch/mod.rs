@@ -48,28 +48,14 @@ impl Informers {
         cancel: CancellationToken,
         metrics: crate::ops::Metrics,
     ) -> Self {
-        Self {
-            client,
-            resources,
-            cache,
-            events,
-            resync,
-            cancel,
-            metrics,
-            running: HashMap::new(),
-        }
+        Self { client, resources, cache, events, resync, cancel, metrics, running: HashMap::new() }
     }
 
     /// Makes the running set exactly `wanted`: starts what is missing (resolving each kind
     /// through discovery), stops what nobody needs. A kind that cannot be resolved is
     /// reported and skipped; the others still start.
     pub async fn reconcile(&mut self, wanted: &BTreeSet<Gvk>) -> Vec<(Gvk, kube::Error)> {
-        let stale: Vec<Gvk> = self
-            .running
-            .keys()
-            .filter(|g| !wanted.contains(*g))
-            .cloned()
-            .collect();
+        let stale: Vec<Gvk> = self.running.keys().filter(|g| !wanted.contains(*g)).cloned().collect();
         for gvk in stale {
             if let Some(r) = self.running.remove(&gvk) {
                 r.cancel.cancel();
@@ -105,14 +91,7 @@ impl Informers {
             };
             let handle = tokio::spawn(task.run());
             tracing::info!(%gvk, "informer started");
-            self.running.insert(
-                gvk.clone(),
-                Running {
-                    cancel,
-                    synced,
-                    task: handle,
-                },
-            );
+            self.running.insert(gvk.clone(), Running { cancel, synced, task: handle });
         }
         failed
     }

@@ -36,10 +36,7 @@ impl std::fmt::Debug for Resources {
 impl Resources {
     /// Discovery through `client`.
     pub fn new(client: Client) -> Self {
-        Self {
-            client,
-            cache: Arc::default(),
-        }
+        Self { client, cache: Arc::default() }
     }
 
     /// Resolves a GVK (cached after the first success).
@@ -48,16 +45,11 @@ impl Resources {
             return Ok(r.clone());
         }
         let g = GroupVersionKind::gvk(&gvk.group, &gvk.version, &gvk.kind);
-        let (api, caps): (ApiResource, ApiCapabilities) =
-            kube::discovery::pinned_kind(&self.client, &g).await?;
+        let (api, caps): (ApiResource, ApiCapabilities) = kube::discovery::pinned_kind(&self.client, &g).await?;
         let r = Arc::new(Resource {
             api,
             namespaced: matches!(caps.scope, Scope::Namespaced),
-            subresources: caps
-                .subresources
-                .iter()
-                .map(|(s, _)| s.plural.clone())
-                .collect(),
+            subresources: caps.subresources.iter().map(|(s, _)| s.plural.clone()).collect(),
         });
         self.cache.write().insert(gvk.clone(), r.clone());
         Ok(r)

@@ -13,15 +13,8 @@ pub fn wasm_dir() -> &'static Path {
     DIR.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let script = root.join("plugins/rust/build.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .output()
-            .expect("run plugins/rust/build.sh");
-        assert!(
-            out.status.success(),
-            "building the guest plugins failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Command::new("bash").arg(&script).output().expect("run plugins/rust/build.sh");
+        assert!(out.status.success(), "building the guest plugins failed:\n{}", String::from_utf8_lossy(&out.stderr));
         PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     })
 }

@@ -17,12 +17,8 @@ struct DatabaseStatus;
 impl Plugin for DatabaseStatus {
     fn describe() -> PluginInfo {
         PluginInfo::new("database-status", "0.1.0")
-            .subscribe(
-                Subscription::to("stable.example.com", "v1", "Database").generation_changed_only(),
-            )
-            .permit(
-                Permission::new("stable.example.com", "databases/status").verbs(["get", "patch"]),
-            )
+            .subscribe(Subscription::to("stable.example.com", "v1", "Database").generation_changed_only())
+            .permit(Permission::new("stable.example.com", "databases/status").verbs(["get", "patch"]))
             .permit(Permission::events())
     }
 
@@ -60,45 +56,28 @@ pub fn react(kind: EventKind, object: &Value) -> Vec<Decision> {
     let engine = s("/spec/engine").unwrap_or("");
     let name = s("/spec/name").or(s("/metadata/name")).unwrap_or("");
     let size = s("/spec/size").unwrap_or("default");
-    let generation = object
-        .pointer("/metadata/generation")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    let observed = object
-        .pointer("/status/observedGeneration")
-        .and_then(Value::as_i64);
+    let generation = object.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+    let observed = object.pointer("/status/observedGeneration").and_then(Value::as_i64);
     let state = s("/status/state");
     let status = |state: &str, message: String| {
-        Decision::Status(
-            json!({"status": {"state": state, "message": message, "observedGeneration": generation}}),
-        )
+        Decision::Status(json!({"status": {"state": state, "message": message, "observedGeneration": generation}}))
     };
 
     if !ENGINES.contains(&engine) {
-        let msg =
-            format!("unsupported engine \"{engine}\": expected one of postgres, mysql, mariadb");
+        let msg = format!("unsupported engine \"{engine}\": expected one of postgres, mysql, mariadb");
         if state == Some("Failed") && s("/status/message") == Some(msg.as_str()) {
             return Vec::new();
         }
-        return vec![
-            status("Failed", msg.clone()),
-            Decision::Warning("UnsupportedEngine", msg),
-        ];
+        return vec![status("Failed", msg.clone()), Decision::Warning("UnsupportedEngine", msg)];
     }
     let current = observed == Some(generation);
     match state {
         Some("Ready") if current => Vec::new(),
         Some("Provisioning") if current => {
-            vec![status(
-                "Ready",
-                format!("{engine} database \"{name}\" of size {size} is ready"),
-            )]
+            vec![status("Ready", format!("{engine} database \"{name}\" of size {size} is ready"))]
         }
         _ => vec![
-            status(
-                "Provisioning",
-                format!("provisioning {engine} database \"{name}\" of size {size}"),
-            ),
+            status("Provisioning", format!("provisioning {engine} database \"{name}\" of size {size}")),
             Decision::Requeue(Duration::from_millis(500)),
         ],
     }

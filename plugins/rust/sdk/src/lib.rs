@@ -44,8 +44,8 @@ pub use wit::{EventKind, LogLevel, ObjectRef, PatchType, PluginError, Severity};
 /// Everything a plugin usually needs.
 pub mod prelude {
     pub use crate::{
-        Action, Event, EventKind, ObjectRef, Permission, Plugin, PluginError, PluginInfo, Severity,
-        Subscription, Value, export_plugin, host, json,
+        Action, Event, EventKind, ObjectRef, Permission, Plugin, PluginError, PluginInfo, Severity, Subscription,
+        Value, export_plugin, host, json,
     };
 }
 
@@ -71,9 +71,8 @@ pub struct Event {
 impl Event {
     /// The object as a typed struct.
     pub fn object_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, PluginError> {
-        T::deserialize(&self.object).map_err(|e| {
-            PluginError::fatal(format!("object does not match the expected type: {e}"))
-        })
+        T::deserialize(&self.object)
+            .map_err(|e| PluginError::fatal(format!("object does not match the expected type: {e}")))
     }
 
     /// A string at a JSON pointer in the object (`/spec/engine`), if present.
@@ -92,10 +91,7 @@ impl Event {
         Some(ObjectRef {
             api_version: o.get("apiVersion")?.as_str()?.to_owned(),
             kind: o.get("kind")?.as_str()?.to_owned(),
-            namespace: o
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            namespace: o.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_owned),
             name: o.pointer("/metadata/name")?.as_str()?.to_owned(),
         })
     }
@@ -104,18 +100,12 @@ impl Event {
 impl PluginError {
     /// An error kreflex will not retry.
     pub fn fatal(message: impl Into<String>) -> Self {
-        PluginError {
-            message: message.into(),
-            retryable: false,
-        }
+        PluginError { message: message.into(), retryable: false }
     }
 
     /// An error kreflex retries with exponential backoff.
     pub fn retryable(message: impl Into<String>) -> Self {
-        PluginError {
-            message: message.into(),
-            retryable: true,
-        }
+        PluginError { message: message.into(), retryable: true }
     }
 }
 
@@ -153,12 +143,7 @@ impl Action {
     }
 
     /// Any patch.
-    pub fn patch(
-        target: Option<ObjectRef>,
-        subresource: Option<&str>,
-        patch_type: PatchType,
-        body: Value,
-    ) -> Self {
+    pub fn patch(target: Option<ObjectRef>, subresource: Option<&str>, patch_type: PatchType, body: Value) -> Self {
         Action(wit::Action::Patch(wit::Patch {
             target,
             subresource: subresource.map(Into::into),
@@ -188,18 +173,12 @@ impl Action {
     }
 
     fn event(severity: Severity, reason: &str, message: impl Into<String>) -> Self {
-        Action(wit::Action::EmitEvent(wit::K8sEvent {
-            severity,
-            reason: reason.into(),
-            message: message.into(),
-        }))
+        Action(wit::Action::EmitEvent(wit::K8sEvent { severity, reason: reason.into(), message: message.into() }))
     }
 
     /// Call the plugin again for this object after `delay` (a `resync` event).
     pub fn requeue_after(delay: Duration) -> Self {
-        Action(wit::Action::RequeueAfter(
-            delay.as_millis().min(u128::from(u32::MAX)) as u32,
-        ))
+        Action(wit::Action::RequeueAfter(delay.as_millis().min(u128::from(u32::MAX)) as u32))
     }
 }
 
@@ -211,11 +190,7 @@ impl Subscription {
     /// Every object of `group`/`version`/`kind` in every namespace.
     pub fn to(group: &str, version: &str, kind: &str) -> Self {
         Subscription(wit::Subscription {
-            gvk: wit::Gvk {
-                group: group.into(),
-                version: version.into(),
-                kind: kind.into(),
-            },
+            gvk: wit::Gvk { group: group.into(), version: version.into(), kind: kind.into() },
             namespaces: Vec::new(),
             label_selector: None,
             field_selector: None,
@@ -225,10 +200,7 @@ impl Subscription {
     }
 
     /// Only these namespaces.
-    pub fn in_namespaces<I: IntoIterator<Item = S>, S: Into<String>>(
-        mut self,
-        namespaces: I,
-    ) -> Self {
+    pub fn in_namespaces<I: IntoIterator<Item = S>, S: Into<String>>(mut self, namespaces: I) -> Self {
         self.0.namespaces = namespaces.into_iter().map(Into::into).collect();
         self
     }
@@ -281,10 +253,7 @@ impl Permission {
     }
 
     /// Only in these namespaces.
-    pub fn in_namespaces<I: IntoIterator<Item = S>, S: Into<String>>(
-        mut self,
-        namespaces: I,
-    ) -> Self {
+    pub fn in_namespaces<I: IntoIterator<Item = S>, S: Into<String>>(mut self, namespaces: I) -> Self {
         self.0.namespaces = namespaces.into_iter().map(Into::into).collect();
         self
     }
@@ -335,9 +304,7 @@ pub mod host {
     /// Reads one object from kreflex's cache (needs `get` permission or a subscription).
     pub fn get(target: &ObjectRef) -> Result<Option<Value>, String> {
         match wit_host::get(target)? {
-            Some(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| e.to_string()),
+            Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| e.to_string()),
             None => Ok(None),
         }
     }
@@ -350,11 +317,7 @@ pub mod host {
         namespace: Option<&str>,
         label_selector: Option<&str>,
     ) -> Result<Vec<Value>, String> {
-        let gvk = wit::Gvk {
-            group: group.into(),
-            version: version.into(),
-            kind: kind.into(),
-        };
+        let gvk = wit::Gvk { group: group.into(), version: version.into(), kind: kind.into() };
         wit_host::list_objects(&gvk, namespace, label_selector)?
             .iter()
             .map(|t| serde_json::from_str(t).map_err(|e| e.to_string()))
@@ -374,21 +337,14 @@ pub fn __describe<P: Plugin>() -> wit::PluginInfo {
 
 #[doc(hidden)]
 pub fn __on_event<P: Plugin>(e: wit::Event) -> Result<Vec<wit::Action>, PluginError> {
-    let object = serde_json::from_str(&e.object)
-        .map_err(|err| PluginError::fatal(format!("invalid object: {err}")))?;
+    let object = serde_json::from_str(&e.object).map_err(|err| PluginError::fatal(format!("invalid object: {err}")))?;
     let old_object = match e.old_object {
-        Some(t) => Some(
-            serde_json::from_str(&t)
-                .map_err(|err| PluginError::fatal(format!("invalid old object: {err}")))?,
-        ),
+        Some(t) => {
+            Some(serde_json::from_str(&t).map_err(|err| PluginError::fatal(format!("invalid old object: {err}")))?)
+        }
         None => None,
     };
-    P::on_event(Event {
-        kind: e.kind,
-        object,
-        old_object,
-    })
-    .map(|v| v.into_iter().map(|a| a.0).collect())
+    P::on_event(Event { kind: e.kind, object, old_object }).map(|v| v.into_iter().map(|a| a.0).collect())
 }
 
 /// Exports a [`Plugin`] implementation as the component's `describe` and `on-event`.
@@ -403,14 +359,12 @@ macro_rules! export_plugin {
                 }
                 fn on_event(
                     e: $crate::bindings::Event,
-                ) -> ::core::result::Result<
-                    ::std::vec::Vec<$crate::bindings::Action>,
-                    $crate::bindings::PluginError,
-                > {
+                ) -> ::core::result::Result<::std::vec::Vec<$crate::bindings::Action>, $crate::bindings::PluginError>
+                {
                     $crate::__on_event::<$plugin>(e)
                 }
             }
-    $crate::bindings::__export_reactor!(KreflexGuest with_types_in $crate::bindings);
+            $crate::bindings::__export_reactor!(KreflexGuest with_types_in $crate::bindings);
         };
     };
 }
