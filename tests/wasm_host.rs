@@ -73,7 +73,13 @@ fn status_of(actions: &[Action]) -> Value {
     actions
         .iter()
         .find_map(|a| match a {
-            Action::Patch { body, .. } => body.get("status").cloned(),
+            // chaos reports as JSON text in status.message; database-status in status.
+            Action::Patch { body, .. } => body.get("status").cloned().map(|st| {
+                match st.get("message").and_then(Value::as_str).and_then(|m| serde_json::from_str::<Value>(m).ok()) {
+                    Some(inner @ Value::Object(_)) => inner,
+                    _ => st,
+                }
+            }),
             _ => None,
         })
         .expect("a status patch")
