@@ -246,16 +246,26 @@ async fn fault_suite_every_object_converges_with_nothing_lost_or_duplicated() {
     ]);
     let e = engine(&s, dir.path(), |c| c.dispatcher.workers = 32).await;
     let n = 500;
-    for i in 0..n {
-        let mut o = database(&format!("db-{i:03}"), ["postgres", "mysql", "mariadb"][i % 3]);
-        o["metadata"]["annotations"] = json!({"kreflex.test/do": "create-cm"});
-        create_database(&c, o).await;
-    }
-    // Now the faults: 30% of writes fail with 429/503, watches drop at random, one forced 410.
+    // The faults, from the start: 30% of writes fail with 429/503, watches drop at random,
+    // and one watch gets a forced 410.
     let f = s.faults();
     f.fail_writes(0.3, &[429, 503]);
     f.drop_watches(0.02);
     f.force_gone(1);
+    let api = databases(&c);
+    for i in 0..n {
+        let mut o = database(&format!("db-{i:03}"), ["postgres", "mysql", "mariadb"][i % 3]);
+        o["metadata"]["annotations"] = json!({"kreflex.test/do": "create-cm"});
+        let obj: DynamicObject = serde_json::from_value(o).expect("object");
+        // The test's own writes meet the same faults: retry them until they land.
+        loop {
+            match api.create(&Default::default(), &obj).await {
+                Ok(_) => break,
+                Err(kube::Error::Api(st)) if st.code == 409 => break,
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    }
     eventually("every object converged", || async {
         let all = databases(&c).list(&ListParams::default()).await;
         all.is_ok_and(|l| {
