@@ -1,0 +1,86 @@
+//! The real `kubectl` against the embedded API server: what a user types works unchanged.
+//! Skipped, with a message, when kubectl is not on PATH.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+fn have_kubectl() -> bool {
+    let ok = Command::new("kubectl").arg("version").arg("--client").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIP: kubectl is not on PATH; the kubectl compatibility tests did not run");
+    }
+    ok
+}
+
+fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
+    Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(kubeconfig.with_extension("cache"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("kubectl runs")
+}
+
+fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "kubectl failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_works_against_the_embedded_server() {
+    if !have_kubectl() {
+        return;
+    }
+    let s = server_with(Default::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kubeconfig");
+    s.write_kubeconfig(&kc).expect("kubeconfig");
+    let run = |args: &'static [&'static str]| {
+        let kc = kc.clone();
+        async move { tokio::task::spawn_blocking(move || kubectl(&kc, args)).await.expect("join") }
+    };
+
+    let resources = ok(&run(&["api-resources"]).await);
+    assert!(resources.contains("customresourcedefinitions") && resources.contains("leases"), "{resources}");
+    ok(&run(&["apply", "-f", "examples/crds/"]).await);
+    eventually("databases are served", || async { run(&["get", "databases"]).await.status.success() }).await;
+    let applied = ok(&run(&["apply", "-f", "examples/databases/"]).await);
+    assert!(applied.contains("database.stable.example.com/orders created"), "{applied}");
+
+    let table = ok(&run(&["get", "databases"]).await);
+    let header = table.lines().next().unwrap_or_default().split_whitespace().collect::<Vec<_>>();
+    assert_eq!(header, ["NAME", "ENGINE", "SIZE", "STATE", "AGE"], "{table}");
+    assert!(ok(&run(&["get", "db", "orders", "-o", "yaml"]).await).contains("engine: postgres"));
+
+    ok(&run(&["patch", "database", "orders", "--type", "merge", "--subresource", "status", "-p", r#"{"status":{"state":"Ready"}}"#]).await);
+    assert!(ok(&run(&["get", "db", "orders"]).await).contains("Ready"));
+
+    let ssa = ok(&run(&["apply", "--server-side", "-f", "examples/databases/"]).await);
+    assert!(ssa.contains("serverside-applied"), "{ssa}");
+    ok(&run(&["label", "db", "orders", "tier=gold"]).await);
+
+    // A bounded watch sees a change as a JSON watch event, exactly the format `kreflex test` reads.
+    let kc2 = kc.clone();
+    let watch = tokio::task::spawn_blocking(move || {
+        kubectl(&kc2, &["get", "db", "orders", "-w", "--output-watch-events", "-o", "json", "--request-timeout=4s"])
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    ok(&run(&["patch", "db", "orders", "--type", "merge", "-p", r#"{"spec":{"size":"11Gi"}}"#]).await);
+    let out = watch.await.expect("join");
+    let events = kreflex::offline::parse_events(&String::from_utf8_lossy(&out.stdout)).expect("watch output parses");
+    assert!(events.iter().any(|e| e.object["spec"]["size"] == "11Gi"), "{events:?}");
+
+    let deleted = ok(&run(&["delete", "database", "legacy"]).await);
+    assert!(deleted.contains("deleted"));
+    assert!(!run(&["get", "db", "legacy"]).await.status.success());
+    ok(&run(&["get", "events"]).await);
+    assert_eq!(ok(&run(&["auth", "can-i", "patch", "databases/status"]).await).trim(), "yes");
+}
