@@ -60,7 +60,18 @@ async fn kubectl_works_against_the_embedded_server() {
     assert_eq!(header, ["NAME", "ENGINE", "SIZE", "STATE", "AGE"], "{table}");
     assert!(ok(&run(&["get", "db", "orders", "-o", "yaml"]).await).contains("engine: postgres"));
 
-    ok(&run(&["patch", "database", "orders", "--type", "merge", "--subresource", "status", "-p", r#"{"status":{"state":"Ready"}}"#]).await);
+    ok(&run(&[
+        "patch",
+        "database",
+        "orders",
+        "--type",
+        "merge",
+        "--subresource",
+        "status",
+        "-p",
+        r#"{"status":{"state":"Ready"}}"#,
+    ])
+    .await);
     assert!(ok(&run(&["get", "db", "orders"]).await).contains("Ready"));
 
     let ssa = ok(&run(&["apply", "--server-side", "-f", "examples/databases/"]).await);
