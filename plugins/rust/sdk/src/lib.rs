@@ -364,7 +364,7 @@ macro_rules! export_plugin {
                     $crate::__on_event::<$plugin>(e)
                 }
             }
-            $crate::bindings::__export_reactor!(KreflexGuest with_types_in $crate::bindings);
+    $crate::bindings::__export_reactor!(KreflexGuest with_types_in $crate::bindings);
         };
     };
 }
