@@ -2,15 +2,13 @@
 //! what they subscribe to, the dispatcher between them, admin endpoints, and a graceful
 //! drain on shutdown. `kreflex run` and `kreflex dev` are thin shells over [`Engine`].
 
-use crate::apply::backoff::Backoff;
-use crate::apply::{Applier, ScopedClients};
+use crate::apply::ScopedClients;
 use crate::dispatch::{Dispatcher, DispatcherConfig};
-use crate::ops::{Health, Metrics, ReloadLabels};
-use crate::plugins::{LoadedPlugin, Registry, SharedRegistry};
+use crate::ops::{Health, Metrics};
+use crate::plugins::{Installer, Registry, ReloadConfig, SharedRegistry};
 use crate::wasm::{Runtime, WasmConfig};
 use crate::watch::{Cache, Informers, Resources};
 use arc_swap::ArcSwap;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,6 +34,8 @@ pub struct EngineConfig {
     pub admin_addr: Option<SocketAddr>,
     /// How long in-flight work may take to finish on shutdown.
     pub drain_timeout: Duration,
+    /// Watch the plugin directory and hot-reload changes (`None` = load once at start).
+    pub reload: Option<ReloadConfig>,
 }
 
 impl Default for EngineConfig {
@@ -48,6 +48,7 @@ impl Default for EngineConfig {
             impersonation: None,
             admin_addr: None,
             drain_timeout: Duration::from_secs(30),
+            reload: Some(ReloadConfig::default()),
         }
     }
 }
@@ -64,9 +65,7 @@ pub struct Engine {
     pub cache: Cache,
     /// The bound admin address, if served.
     pub admin_addr: Option<SocketAddr>,
-    runtime: Runtime,
-    scoped: ScopedClients,
-    resources: Resources,
+    installer: Installer,
     informers: Arc<Mutex<Informers>>,
     dispatcher: Dispatcher,
     cancel: CancellationToken,
@@ -117,16 +116,25 @@ impl Engine {
             Some(addr) => Some(crate::ops::serve(addr, health.clone(), metrics.clone(), cancel.child_token()).await?),
             None => None,
         };
+        let informers = Arc::new(Mutex::new(informers));
+        let installer = Installer::new(
+            registry.clone(),
+            runtime,
+            scoped,
+            resources,
+            informers.clone(),
+            dispatcher.clone(),
+            metrics.clone(),
+            health.clone(),
+        );
         let mut engine = Self {
             metrics,
             health,
             registry,
             cache,
             admin_addr,
-            runtime,
-            scoped,
-            resources,
-            informers: Arc::new(Mutex::new(informers)),
+            installer,
+            informers,
             dispatcher: dispatcher.clone(),
             cancel: cancel.clone(),
             tasks: Vec::new(),
@@ -140,39 +148,21 @@ impl Engine {
         engine.tasks.push(tokio::spawn(async move { dispatcher.run_workers().await }));
 
         let dir = engine.config.plugins_dir.clone();
-        let rt = engine.runtime.clone();
-        let (loaded, errors) = tokio::task::spawn_blocking(move || crate::plugins::load_dir(&rt, &dir)).await?;
+        let (_, errors) = engine.installer.rescan(&dir).await;
         for e in &errors {
             tracing::error!(error = %e, "plugin not loaded");
-            engine.metrics.reloads.get_or_create(&ReloadLabels { result: "error".into() }).inc();
         }
-        engine.install(loaded).await?;
+        if let Some(reload) = engine.config.reload.clone() {
+            let installer = engine.installer.clone();
+            engine.tasks.push(tokio::spawn(installer.watch(dir, reload, cancel.child_token())));
+        }
         engine.watch_readiness();
         Ok(engine)
     }
 
-    /// Replaces the whole set of plugins with `loaded` (atomically), then starts and stops
-    /// informers to match what they subscribe to.
-    pub async fn install(&self, loaded: Vec<LoadedPlugin>) -> anyhow::Result<()> {
-        let mut plugins = BTreeMap::new();
-        for mut lp in loaded {
-            let client = self.scoped.client_for(lp.name())?;
-            lp.applier =
-                Some(Applier::new(lp.name(), client, self.resources.clone(), Backoff::default(), self.metrics.clone()));
-            tracing::info!(plugin = lp.name(), version = %lp.plugin.info().version, hash = %&lp.plugin.hash()[..12], from_cache = lp.plugin.loaded_from_cache(), "plugin loaded");
-            self.metrics.reloads.get_or_create(&ReloadLabels { result: "ok".into() }).inc();
-            plugins.insert(lp.name().to_owned(), Arc::new(lp));
-        }
-        let registry = Registry { plugins };
-        let kinds = registry.kinds();
-        self.metrics.plugins_loaded.set(registry.plugins.len() as i64);
-        self.health.set_plugins(serde_json::Value::Array(registry.plugins.values().map(|p| p.summary()).collect()));
-        self.registry.store(Arc::new(registry));
-        let failed = self.informers.lock().await.reconcile(&kinds).await;
-        for (gvk, e) in failed {
-            tracing::error!(%gvk, error = %e, "subscribed kind is not served by the API server");
-        }
-        Ok(())
+    /// Rescans the plugin directory now (what the directory watcher does on changes).
+    pub async fn rescan(&self) -> (Vec<String>, Vec<String>) {
+        self.installer.rescan(&self.config.plugins_dir).await
     }
 
     /// Waits until every informer has listed its kind once.

@@ -131,6 +131,25 @@ impl Dispatcher {
         self.queue.close();
     }
 
+    /// Queues an event of `kind` for every cached object `route` selects, for one plugin:
+    /// how a plugin loaded into a running engine gets to see what already exists.
+    pub async fn replay(&self, lp: &LoadedPlugin, route: &super::Route, kind: EventKind) {
+        for object in self.cache.all(&route.gvk) {
+            if !route.selects(&object) {
+                continue;
+            }
+            let key = QueueKey {
+                plugin: Arc::from(lp.name()),
+                gvk: Arc::new(route.gvk.clone()),
+                namespace: object.namespace.clone(),
+                name: object.name.clone(),
+            };
+            if !self.queue.push(key, PendingEvent { kind, object, old: None }).await {
+                return;
+            }
+        }
+    }
+
     /// Runs the worker pool until the queue closes, then returns once in-flight work is
     /// done (graceful drain).
     pub async fn run_workers(&self) {

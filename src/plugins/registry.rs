@@ -121,27 +121,3 @@ pub fn load_file(runtime: &Runtime, path: &Path) -> Result<LoadedPlugin, String>
         plugin,
     })
 }
-
-/// Loads every `*.wasm` in `dir`. Returns the plugins and the errors (a bad file never
-/// stops the others); a second plugin with an already loaded name is an error.
-pub fn load_dir(runtime: &Runtime, dir: &Path) -> (Vec<LoadedPlugin>, Vec<String>) {
-    let mut errors = Vec::new();
-    let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(rd) => {
-            rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "wasm")).collect()
-        }
-        Err(e) => return (Vec::new(), vec![format!("{}: {e}", dir.display())]),
-    };
-    paths.sort();
-    let mut loaded: Vec<LoadedPlugin> = Vec::new();
-    for p in paths {
-        match load_file(runtime, &p) {
-            Ok(lp) if loaded.iter().any(|o| o.name() == lp.name()) => {
-                errors.push(format!("{}: plugin name {:?} is already loaded from another file", p.display(), lp.name()))
-            }
-            Ok(lp) => loaded.push(lp),
-            Err(e) => errors.push(e),
-        }
-    }
-    (loaded, errors)
-}
