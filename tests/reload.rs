@@ -1,0 +1,198 @@
+//! Hot reload with real files in a temp dir, the real engine and the embedded API server:
+//! drop a plugin in, replace it, break it, remove it, write it slowly, swap a
+//! ConfigMap-style `..data` symlink, and swap repeatedly under a stream of changes.
+
+mod common;
+mod guest;
+
+use common::*;
+use kreflex::engine::{Engine, EngineConfig};
+use kreflex::plugins::ReloadConfig;
+use kreflex::wasm::WasmConfig;
+use kube::api::{ListParams, Patch, PatchParams};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::Duration;
+
+async fn engine(server: &kreflex::apiserver::ApiServer, dir: &Path) -> Engine {
+    let config = EngineConfig {
+        plugins_dir: dir.to_path_buf(),
+        wasm: WasmConfig { cache_dir: Some(dir.join(".cache")), max_instances: 16, ..WasmConfig::default() },
+        resync: None,
+        reload: Some(ReloadConfig { debounce: Duration::from_millis(100), poll: None }),
+        ..EngineConfig::default()
+    };
+    let e = Engine::start(server.kube_config(server.admin_token()), config).await.expect("engine");
+    tokio::time::timeout(Duration::from_secs(60), e.wait_synced()).await.expect("synced");
+    e
+}
+
+/// Installs the chaos fixture as `file.wasm` with a version tag in its configuration.
+fn install(dir: &Path, file: &str, name: &str, tag: &str) {
+    let tmp = dir.join(format!(".{file}.tmp"));
+    std::fs::write(dir.join(format!("{file}.json")), json!({"config": {"name": name, "tag": tag}}).to_string())
+        .expect("json");
+    std::fs::copy(guest::wasm("fixture_chaos"), &tmp).expect("copy");
+    std::fs::rename(&tmp, dir.join(format!("{file}.wasm"))).expect("rename");
+}
+
+async fn report(c: &kube::Client, name: &str) -> Value {
+    databases(c)
+        .get(name)
+        .await
+        .ok()
+        .and_then(|o| {
+            o.data.pointer("/status/message").and_then(Value::as_str).and_then(|m| serde_json::from_str(m).ok())
+        })
+        .unwrap_or(Value::Null)
+}
+
+async fn bump(c: &kube::Client, name: &str, size: &str) {
+    databases(c)
+        .patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"size": size}})))
+        .await
+        .expect("update");
+}
+
+fn loaded(e: &Engine) -> Vec<String> {
+    e.registry.load().plugins.keys().cloned().collect()
+}
+
+fn reloads(e: &Engine, result: &str) -> u64 {
+    e.metrics.reloads.get_or_create(&kreflex::ops::ReloadLabels { result: result.into() }).get()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dropped_in_replaced_broken_and_removed_plugins() {
+    let s = server().await;
+    let c = s.client();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = engine(&s, dir.path()).await;
+    create_database(&c, database("live", "postgres")).await;
+
+    install(dir.path(), "echo", "echo", "v1");
+    eventually("v1 reacts", || async { report(&c, "live").await["tag"] == "v1" }).await;
+
+    install(dir.path(), "echo", "echo", "v2");
+    eventually("v2 is loaded", || async {
+        e.registry.load().get("echo").is_some_and(|p| p.config.as_deref().is_some_and(|c| c.contains("v2")))
+    })
+    .await;
+    bump(&c, "live", "2Gi").await;
+    eventually("the next change is handled by v2", || async { report(&c, "live").await["tag"] == "v2" }).await;
+
+    // Garbage over a good version: v2 keeps running, the error is counted.
+    let errors_before = reloads(&e, "error");
+    std::fs::write(dir.path().join("echo.wasm"), b"not a component").expect("corrupt");
+    eventually("the error is recorded", || async { reloads(&e, "error") > errors_before }).await;
+    assert_eq!(loaded(&e), ["echo"]);
+    bump(&c, "live", "3Gi").await;
+    eventually("v2 still handles changes", || async { report(&c, "live").await["seenGeneration"] == 3 }).await;
+
+    // A component of another world, and a duplicate name from another file: refused too.
+    std::fs::copy(guest::wasm("fixture_other_world"), dir.path().join("echo.wasm")).expect("copy");
+    install(dir.path(), "twin", "echo", "dup");
+    eventually("both are refused", || async { reloads(&e, "error") >= errors_before + 3 }).await;
+    assert_eq!(loaded(&e), ["echo"]);
+
+    // Removal unloads.
+    std::fs::remove_file(dir.path().join("echo.wasm")).expect("remove");
+    std::fs::remove_file(dir.path().join("twin.wasm")).expect("remove");
+    eventually("echo is unloaded", || async { loaded(&e).is_empty() }).await;
+    let before = report(&c, "live").await;
+    bump(&c, "live", "4Gi").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(report(&c, "live").await, before, "a removed plugin still reacted");
+    e.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_half_written_file_is_never_loaded() {
+    let s = server().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = engine(&s, dir.path()).await;
+    let bytes = guest::wasm_bytes("fixture_chaos");
+    let path = dir.path().join("slow.wasm");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("first half");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(loaded(&e).is_empty(), "a half-written file was loaded");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&path).expect("open");
+    std::io::Write::write_all(&mut f, &bytes[bytes.len() / 2..]).expect("second half");
+    drop(f);
+    eventually("the complete file is loaded", || async { loaded(&e) == ["chaos"] }).await;
+    e.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_configmap_style_symlink_swap_loads_the_new_version_once() {
+    let s = server().await;
+    let c = s.client();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    // The kubelet's layout: ..2026_v1/{files}, ..data -> ..2026_v1, NAME -> ..data/NAME.
+    let version = |v: &str| {
+        let d = root.join(format!("..2026_{v}"));
+        std::fs::create_dir_all(&d).expect("dir");
+        std::fs::copy(guest::wasm("fixture_chaos"), d.join("cm.wasm")).expect("wasm");
+        std::fs::write(d.join("cm.json"), json!({"config": {"name": "cm", "tag": v}}).to_string()).expect("json");
+    };
+    version("v1");
+    std::os::unix::fs::symlink("..2026_v1", root.join("..data")).expect("..data");
+    std::os::unix::fs::symlink("..data/cm.wasm", root.join("cm.wasm")).expect("link");
+    std::os::unix::fs::symlink("..data/cm.json", root.join("cm.json")).expect("link");
+    let e = engine(&s, root).await;
+    create_database(&c, database("mounted", "postgres")).await;
+    eventually("v1 reacts", || async { report(&c, "mounted").await["tag"] == "v1" }).await;
+    let ok_before = reloads(&e, "ok");
+
+    version("v2");
+    std::os::unix::fs::symlink("..2026_v2", root.join("..data_tmp")).expect("tmp link");
+    std::fs::rename(root.join("..data_tmp"), root.join("..data")).expect("atomic swap");
+    bump(&c, "mounted", "5Gi").await;
+    eventually("v2 reacts", || async { report(&c, "mounted").await["tag"] == "v2" }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(reloads(&e, "ok"), ok_before + 1, "the new version must be loaded exactly once");
+    e.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn repeated_swaps_under_a_stream_of_changes_lose_nothing() {
+    let s = server().await;
+    let c = s.client();
+    let dir = tempfile::tempdir().expect("tempdir");
+    install(dir.path(), "swap", "swap", "v0");
+    let e = engine(&s, dir.path()).await;
+    let names: Vec<String> = (0..10).map(|i| format!("s{i}")).collect();
+    for n in &names {
+        create_database(&c, database(n, "postgres")).await;
+    }
+    let writer = {
+        let c = c.clone();
+        let names = names.clone();
+        tokio::spawn(async move {
+            for round in 1..=20 {
+                for n in &names {
+                    bump(&c, n, &format!("{round}Gi")).await;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    for v in 1..=6 {
+        install(dir.path(), "swap", "swap", &format!("v{v}"));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    writer.await.expect("writer");
+    // Every object's last change was handled (by some version): none lost.
+    for n in &names {
+        let generation = databases(&c).get(n).await.expect("get").metadata.generation;
+        eventually("the last change of every object was handled", || async {
+            report(&c, n).await["seenGeneration"].as_i64() == generation
+        })
+        .await;
+    }
+    let list = databases(&c).list(&ListParams::default()).await.expect("list");
+    assert_eq!(list.items.len(), names.len());
+    assert!(reloads(&e, "ok") >= 6);
+    e.shutdown().await;
+}
