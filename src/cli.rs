@@ -87,7 +87,30 @@ pub enum Command {
     Apiserver(crate::apiserver::cli::ApiserverArgs),
     /// Print least-privilege RBAC (YAML) for plugins and for kreflex itself.
     Rbac(RbacArgs),
+    /// Show the loaded plugins of a running kreflex (its admin endpoint), or what a plugin
+    /// directory would load.
+    Plugins(PluginsArgs),
 }
+
+/// `kreflex plugins`.
+#[derive(Debug, Args)]
+pub struct PluginsArgs {
+    /// Admin endpoint of a running kreflex (`--metrics-addr` of `run`/`dev`).
+    #[arg(long, default_value = DEFAULT_ADMIN_ADDR, env = "KREFLEX_ADMIN_ADDR", conflicts_with = "dir")]
+    pub admin: String,
+    /// Load the plugins of this directory instead of asking a running instance.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+}
+
+/// Where `kreflex dev` serves its admin endpoint unless told otherwise, and where
+/// `kreflex plugins` looks by default.
+pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9464";
 
 /// Engine options shared by `run` and `dev`.
 #[derive(Debug, Args, Clone)]
@@ -113,8 +136,36 @@ pub struct EngineArgs {
     /// Impersonated user of a plugin; `{namespace}` and `{plugin}` are replaced.
     #[arg(long, default_value = crate::rbac::DEFAULT_USER_TEMPLATE, env = "KREFLEX_IMPERSONATE_TEMPLATE")]
     pub impersonate_template: String,
+    /// Record plugin load results as Events on this object: `[GROUP/]VERSION/KIND/[NAMESPACE/]NAME`
+    /// (e.g. `v1/Pod/kreflex-system/kreflex-0`). Default in a Pod: the Pod itself, from the
+    /// `POD_NAMESPACE` and `POD_NAME` environment variables (downward API).
+    #[arg(long, env = "KREFLEX_REPORT_OBJECT", value_parser = parse_object_ref)]
+    pub report_object: Option<crate::model::ObjectRef>,
     #[command(flatten)]
     sandbox: SandboxArgs,
+}
+
+/// Parses `[GROUP/]VERSION/KIND/[NAMESPACE/]NAME`. Four parts are ambiguous (a grouped
+/// cluster-scoped object, or a core namespaced one): the first is a group if it has a dot or
+/// is one of the dotless built-in groups.
+pub fn parse_object_ref(s: &str) -> Result<crate::model::ObjectRef, String> {
+    let parts: Vec<&str> = s.split('/').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(format!("{s:?}: empty part; expected [GROUP/]VERSION/KIND/[NAMESPACE/]NAME"));
+    }
+    let grouped =
+        parts.len() == 5 || parts[0].contains('.') || ["apps", "batch", "policy", "autoscaling"].contains(&parts[0]);
+    let (api_version, rest) = match (grouped, parts.len()) {
+        (true, 4 | 5) => (format!("{}/{}", parts[0], parts[1]), &parts[2..]),
+        (false, 3 | 4) => (parts[0].to_owned(), &parts[1..]),
+        _ => return Err(format!("{s:?}: expected [GROUP/]VERSION/KIND/[NAMESPACE/]NAME ")),
+    };
+    let (namespace, name) = match rest {
+        [_, ns, name] => (Some((*ns).to_owned()), (*name).to_owned()),
+        [_, name] => (None, (*name).to_owned()),
+        _ => unreachable!("lengths checked above"),
+    };
+    Ok(crate::model::ObjectRef { api_version, kind: rest[0].to_owned(), namespace, name })
 }
 
 impl EngineArgs {
@@ -131,6 +182,15 @@ impl EngineArgs {
             resync: (self.resync_seconds > 0).then(|| Duration::from_secs(self.resync_seconds)),
             impersonation: self.impersonate.then(|| (self.impersonate_template.clone(), self.namespace.clone())),
             admin_addr: self.metrics_addr,
+            report_object: self.report_object.clone().or_else(|| {
+                let (ns, name) = (std::env::var("POD_NAMESPACE").ok()?, std::env::var("POD_NAME").ok()?);
+                Some(crate::model::ObjectRef {
+                    api_version: "v1".into(),
+                    kind: "Pod".into(),
+                    namespace: Some(ns),
+                    name,
+                })
+            }),
             ..Default::default()
         }
     }
@@ -239,6 +299,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::apiserver::cli::run(args, cancel).await
         }),
         Command::Rbac(args) => rbac(args),
+        Command::Plugins(args) => plugins(args),
     }
 }
 
@@ -276,6 +337,124 @@ fn rbac(args: RbacArgs) -> anyhow::Result<ExitCode> {
     }
     print!("{}", crate::rbac::manifests::rbac_yaml(&infos, &args.namespace, &|g| crate::model::guess_plural(&g.kind)));
     Ok(ExitCode::SUCCESS)
+}
+
+fn plugins(args: PluginsArgs) -> anyhow::Result<ExitCode> {
+    let list = match &args.dir {
+        Some(dir) => {
+            let runtime = Runtime::new(args.sandbox.wasm_config()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            crate::plugins::directory_status(&runtime, dir)?
+        }
+        None => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(fetch_plugins(&args.admin))?
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else {
+        print!("{}", plugins_table(&list));
+    }
+    let failed = list.as_array().is_some_and(|l| l.iter().any(|p| p["lastError"].is_string()));
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// `GET http://ADDR/plugins` of a running kreflex.
+async fn fetch_plugins(addr: &str) -> anyhow::Result<serde_json::Value> {
+    use http_body_util::BodyExt;
+    let url = if addr.contains("://") { format!("{addr}/plugins") } else { format!("http://{addr}/plugins") };
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let uri: hyper::Uri = url.parse().with_context(|| format!("invalid admin address {addr:?}"))?;
+    let resp = tokio::time::timeout(Duration::from_secs(10), client.get(uri))
+        .await
+        .with_context(|| format!("{url}: no answer within 10 s"))?
+        .with_context(|| {
+            format!("cannot reach kreflex at {url} (is `kreflex run`/`dev` running with this --metrics-addr?)")
+        })?;
+    let status = resp.status();
+    let body = resp.into_body().collect().await.with_context(|| format!("{url}: reading the answer"))?.to_bytes();
+    anyhow::ensure!(status.is_success(), "{url}: HTTP {status}");
+    serde_json::from_slice(&body).with_context(|| format!("{url}: not JSON"))
+}
+
+/// One line per plugin: name, version, short hash, load time and source, subscriptions,
+/// last error.
+fn plugins_table(list: &serde_json::Value) -> String {
+    let rows: Vec<[String; 6]> = list
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            let s = |k: &str| p[k].as_str().unwrap_or("-").to_owned();
+            let subs = p["subscriptions"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|s| {
+                            let g = &s["gvk"];
+                            format!("{}.{}", g["kind"].as_str().unwrap_or(""), g["group"].as_str().unwrap_or(""))
+                                .trim_end_matches('.')
+                                .to_owned()
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_else(|| "-".into());
+            let loaded = match (p["loadMillis"].as_u64(), p["fromCache"].as_bool()) {
+                (Some(ms), Some(true)) => format!("{ms}ms (cache)"),
+                (Some(ms), _) => format!("{ms}ms (compiled)"),
+                _ => "-".into(),
+            };
+            let file = p["file"].as_str().or(p["source"].as_str()).unwrap_or("-");
+            let file = Path::new(file).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+            [
+                s("name"),
+                s("version"),
+                s("sha256").chars().take(12).collect(),
+                loaded,
+                subs,
+                p["lastError"].as_str().map(|e| format!("{file}: {e}")).unwrap_or_else(|| file.clone()),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "VERSION", "SHA256", "LOAD", "SUBSCRIPTIONS", "FILE / LAST ERROR"].map(str::to_owned);
+    let mut widths = header.clone().map(|h| h.len());
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let mut out = String::new();
+    for r in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(line.join("   ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_objects_parse_with_and_without_group_and_namespace() {
+        let r = parse_object_ref("v1/Pod/kreflex-system/kreflex-0").expect("core, namespaced");
+        assert_eq!(
+            (r.api_version.as_str(), r.kind.as_str(), r.namespace.as_deref(), r.name.as_str()),
+            ("v1", "Pod", Some("kreflex-system"), "kreflex-0")
+        );
+        let r = parse_object_ref("apps/v1/Deployment/ns/kreflex").expect("dotless group");
+        assert_eq!((r.api_version.as_str(), r.namespace.as_deref()), ("apps/v1", Some("ns")));
+        let r = parse_object_ref("coordination.k8s.io/v1/Lease/ns/kreflex").expect("grouped");
+        assert_eq!((r.api_version.as_str(), r.kind.as_str()), ("coordination.k8s.io/v1", "Lease"));
+        let r = parse_object_ref("v1/Namespace/kreflex-system").expect("cluster-scoped");
+        assert_eq!((r.namespace, r.name.as_str()), (None, "kreflex-system"));
+        assert!(parse_object_ref("v1//x").is_err());
+        assert!(parse_object_ref("Pod").is_err());
+    }
 }
 
 fn load_plugin(path: &Path, sandbox: &SandboxArgs) -> anyhow::Result<Plugin> {

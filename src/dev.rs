@@ -35,18 +35,30 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let client = server.client();
     let applied = apply_dir(&client, &root.join("examples/crds")).await?
         + apply_dir(&client, &root.join("examples/databases")).await?;
-    let engine = crate::engine::Engine::start(
-        server.kube_config(server.admin_token()),
-        args.engine.engine_config(plugins.clone()),
-    )
-    .await?;
+    let mut config = args.engine.engine_config(plugins.clone());
+    if config.admin_addr.is_none() {
+        // Serve the admin endpoint where `kreflex plugins` looks by default, if it is free.
+        let addr: SocketAddr = crate::cli::DEFAULT_ADMIN_ADDR.parse()?;
+        match std::net::TcpListener::bind(addr) {
+            Ok(l) => {
+                drop(l);
+                config.admin_addr = Some(addr);
+            }
+            Err(e) => tracing::warn!(%addr, error = %e, "admin endpoint not served (use --metrics-addr)"),
+        }
+    }
+    let engine = crate::engine::Engine::start(server.kube_config(server.admin_token()), config).await?;
     let loaded: Vec<String> = engine.registry.load().plugins.keys().cloned().collect();
     let kc = args.kubeconfig_out.display();
     println!(
-        "\nkreflex dev is running\n  API server: {}\n  kubeconfig: {kc}\n  plugins:    {} from {}\n  objects:    {applied} applied from examples/\n\nTry, in another terminal:\n  kubectl --kubeconfig {kc} get databases -w\n  kubectl --kubeconfig {kc} patch database orders --type merge -p '{{\"spec\":{{\"size\":\"20Gi\"}}}}'\n  kubectl --kubeconfig {kc} get events\n\nCtrl-C to stop.",
+        "\nkreflex dev is running\n  API server: {}\n  kubeconfig: {kc}\n  plugins:    {} from {}\n  objects:    {applied} applied from examples/\n  admin:      {}\n\nTry, in another terminal:\n  kubectl --kubeconfig {kc} get databases -w\n  kubectl --kubeconfig {kc} patch database orders --type merge -p '{{\"spec\":{{\"size\":\"20Gi\"}}}}'\n  kubectl --kubeconfig {kc} get events\n\nCtrl-C to stop.",
         server.url(),
         if loaded.is_empty() { "none".to_owned() } else { loaded.join(", ") },
-        plugins.display()
+        plugins.display(),
+        engine
+            .admin_addr
+            .map(|a| format!("http://{a}/metrics, /plugins (`kreflex plugins --admin {a}`)"))
+            .unwrap_or_else(|| "not served".into()),
     );
     match args.seconds {
         Some(s) => tokio::select! {

@@ -36,6 +36,9 @@ pub struct EngineConfig {
     pub drain_timeout: Duration,
     /// Watch the plugin directory and hot-reload changes (`None` = load once at start).
     pub reload: Option<ReloadConfig>,
+    /// Object that plugin load results are recorded on as Kubernetes Events (e.g. kreflex's
+    /// own Pod); `None` = logs and metrics only.
+    pub report_object: Option<crate::model::ObjectRef>,
 }
 
 impl Default for EngineConfig {
@@ -49,6 +52,7 @@ impl Default for EngineConfig {
             admin_addr: None,
             drain_timeout: Duration::from_secs(30),
             reload: Some(ReloadConfig::default()),
+            report_object: None,
         }
     }
 }
@@ -108,7 +112,7 @@ impl Engine {
             registry.clone(),
             cache.clone(),
             resources.clone(),
-            own_client,
+            own_client.clone(),
             metrics.clone(),
             config.dispatcher.clone(),
         );
@@ -117,7 +121,7 @@ impl Engine {
             None => None,
         };
         let informers = Arc::new(Mutex::new(informers));
-        let installer = Installer::new(
+        let mut installer = Installer::new(
             registry.clone(),
             runtime,
             scoped,
@@ -127,6 +131,9 @@ impl Engine {
             metrics.clone(),
             health.clone(),
         );
+        if let Some(target) = config.report_object.clone() {
+            installer = installer.report_to(own_client, target);
+        }
         let mut engine = Self {
             metrics,
             health,

@@ -105,3 +105,30 @@ fn a_bad_plugin_file_is_reported_by_name() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("broken.wasm") && stderr.contains("not a WebAssembly component"), "{stderr}");
 }
+
+#[test]
+fn plugins_lists_a_directory_with_the_error_of_each_bad_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(guest::wasm("database_status"), dir.path().join("a-good.wasm")).expect("copy");
+    std::fs::copy(guest::wasm("database_status"), dir.path().join("b-twin.wasm")).expect("copy");
+    std::fs::write(dir.path().join("c-bad.wasm"), b"not a component").expect("write");
+    let out = kreflex(&["plugins", "--json", "--dir", dir.path().to_str().expect("utf8")], None);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let rows: Vec<(String, String)> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|p| {
+            let file = p["file"].as_str().and_then(|f| f.rsplit('/').next()).unwrap_or_default().to_owned();
+            (file, p["lastError"].as_str().map_or_else(|| p["name"].to_string(), str::to_owned))
+        })
+        .collect();
+    assert_eq!(rows[0], ("a-good.wasm".to_owned(), "\"database-status\"".to_owned()));
+    assert!(rows[1].1.contains("already used"), "{rows:?}");
+    assert!(rows[2].1.contains("not a WebAssembly component"), "{rows:?}");
+
+    let table = kreflex(&["plugins", "--dir", dir.path().to_str().expect("utf8")], None);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.starts_with("NAME") && text.contains("database-status   0.1.0"), "{text}");
+}

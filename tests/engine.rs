@@ -50,24 +50,6 @@ async fn chaos_report(client: &kube::Client, name: &str) -> Value {
     status(client, name).await["message"].as_str().and_then(|m| serde_json::from_str(m).ok()).unwrap_or(Value::Null)
 }
 
-async fn events_about(client: &kube::Client, name: &str) -> Vec<Value> {
-    let ar = kube::core::ApiResource::from_gvk_with_plural(
-        &kube::core::GroupVersionKind::gvk("events.k8s.io", "v1", "Event"),
-        "events",
-    );
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
-    api.list(&ListParams::default())
-        .await
-        .map(|l| {
-            l.items
-                .into_iter()
-                .map(|e| e.data)
-                .filter(|e| e.pointer("/regarding/name").and_then(Value::as_str) == Some(name))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn dispatched(e: &Engine, plugin: &str) -> u64 {
     e.metrics.dispatched.get_or_create(&kreflex::ops::PluginLabel { plugin: plugin.into() }).get()
 }

@@ -20,6 +20,8 @@ async fn engine(server: &kreflex::apiserver::ApiServer, dir: &Path) -> Engine {
         wasm: WasmConfig { cache_dir: Some(dir.join(".cache")), max_instances: 16, ..WasmConfig::default() },
         resync: None,
         reload: Some(ReloadConfig { debounce: Duration::from_millis(100), poll: None }),
+        admin_addr: Some(([127, 0, 0, 1], 0).into()),
+        report_object: Some(kreflex::cli::parse_object_ref("v1/ConfigMap/default/kreflex").expect("ref")),
         ..EngineConfig::default()
     };
     let e = Engine::start(server.kube_config(server.admin_token()), config).await.expect("engine");
@@ -86,6 +88,27 @@ async fn dropped_in_replaced_broken_and_removed_plugins() {
     std::fs::write(dir.path().join("echo.wasm"), b"not a component").expect("corrupt");
     eventually("the error is recorded", || async { reloads(&e, "error") > errors_before }).await;
     assert_eq!(loaded(&e), ["echo"]);
+    eventually("the failure is a Warning Event on the report object", || async {
+        events_about(&c, "kreflex").await.iter().any(|ev| {
+            ev["reason"] == "PluginLoadFailed"
+                && ev["type"] == "Warning"
+                && ev["note"]
+                    .as_str()
+                    .is_some_and(|n| n.contains("echo.wasm") && n.contains("echo 0.1.0 keeps running"))
+        })
+    })
+    .await;
+    // `kreflex plugins` against the admin endpoint shows the running version and the error.
+    let admin = e.admin_addr.expect("admin served").to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kreflex"))
+        .args(["plugins", "--json", "--admin", &admin])
+        .output()
+        .expect("kreflex plugins");
+    assert_eq!(out.status.code(), Some(1), "a file with an error makes `kreflex plugins` fail");
+    let list: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let echo = &list[0];
+    assert_eq!((&echo["name"], &echo["version"]), (&json!("echo"), &json!("0.1.0")));
+    assert!(echo["lastError"].as_str().is_some_and(|m| m.contains("not a WebAssembly component")), "{echo}");
     bump(&c, "live", "3Gi").await;
     eventually("v2 still handles changes", || async { report(&c, "live").await["seenGeneration"] == 3 }).await;
 

@@ -6,4 +6,4 @@ mod registry;
 mod reload;
 
 pub use registry::{LoadedPlugin, PluginFile, Registry, SharedRegistry, load_file};
-pub use reload::{Installer, ReloadConfig};
+pub use reload::{Installer, ReloadConfig, directory_status};

@@ -11,10 +11,11 @@
 //! which is swapped atomically to a new timestamped directory.
 
 use super::registry::{LoadedPlugin, Registry, SharedRegistry, load_file};
+use crate::actions::Severity;
 use crate::apply::backoff::Backoff;
-use crate::apply::{Applier, ScopedClients};
+use crate::apply::{Applier, EventTarget, ScopedClients, record_event};
 use crate::dispatch::Dispatcher;
-use crate::model::EventKind;
+use crate::model::{EventKind, ObjectRef};
 use crate::ops::{Health, Metrics, ReloadLabels};
 use crate::wasm::Runtime;
 use crate::watch::{Informers, Resources};
@@ -65,6 +66,8 @@ pub struct Installer {
     pub(crate) metrics: Metrics,
     pub(crate) health: Health,
     files: Arc<Mutex<BTreeMap<PathBuf, FileState>>>,
+    /// Where load results are recorded as Kubernetes Events (kreflex's own Pod, say).
+    report: Option<(kube::Client, EventTarget)>,
 }
 
 impl Installer {
@@ -80,7 +83,36 @@ impl Installer {
         metrics: Metrics,
         health: Health,
     ) -> Self {
-        Self { registry, runtime, scoped, resources, informers, dispatcher, metrics, health, files: Arc::default() }
+        Self {
+            registry,
+            runtime,
+            scoped,
+            resources,
+            informers,
+            dispatcher,
+            metrics,
+            health,
+            files: Arc::default(),
+            report: None,
+        }
+    }
+
+    /// Records every load result as a Kubernetes Event on `target` (Normal `PluginLoaded`,
+    /// Warning `PluginLoadFailed`), written with `client` (kreflex's own identity).
+    pub(crate) fn report_to(mut self, client: kube::Client, target: ObjectRef) -> Self {
+        self.report = Some((client, EventTarget { object: target, uid: None, resource_version: None }));
+        self
+    }
+
+    /// Records a load result as an Event, in the background (a slow API server must not
+    /// hold up loading).
+    fn record(&self, severity: Severity, reason: &'static str, message: String) {
+        let Some((client, target)) = self.report.clone() else { return };
+        tokio::spawn(async move {
+            if let Err(e) = record_event(&client, "reload", &target, severity, reason, &message).await {
+                tracing::warn!(object = %target.object, error = %e, reason, "cannot record the plugin load Event");
+            }
+        });
     }
 
     fn count(&self, result: &str) {
@@ -165,6 +197,17 @@ impl Installer {
                         from_cache = lp.plugin.loaded_from_cache(), load_ms = lp.plugin.load_time().as_millis() as u64,
                         replaced = previous.is_some(), "plugin loaded");
                     self.count("ok");
+                    self.record(
+                        Severity::Normal,
+                        "PluginLoaded",
+                        format!(
+                            "{}: plugin {} {} loaded (sha256 {})",
+                            path.display(),
+                            lp.name(),
+                            lp.plugin.info().version,
+                            &lp.plugin.hash()[..12]
+                        ),
+                    );
                     loaded_names.push(lp.name().to_owned());
                     files.insert(path, FileState { fingerprint, loaded: Some(Arc::new(lp)), error: None });
                     changed = true;
@@ -172,6 +215,11 @@ impl Installer {
                 Err(e) => {
                     tracing::error!(error = %e, keeps_running = previous.as_ref().map(|p| p.name().to_owned()), "plugin not loaded; the last good version (if any) keeps running");
                     self.count("error");
+                    let kept = previous.as_ref().map_or_else(
+                        || "nothing from this file is running".to_owned(),
+                        |p| format!("{} {} keeps running", p.name(), p.plugin.info().version),
+                    );
+                    self.record(Severity::Warning, "PluginLoadFailed", format!("{e}; {kept}"));
                     errors.push(e.clone());
                     files.insert(path, FileState { fingerprint, loaded: previous, error: Some(e) });
                 }
@@ -305,4 +353,31 @@ fn scan(dir: &Path) -> Result<BTreeMap<PathBuf, String>, String> {
         out.insert(path, hex::encode(h.finalize()));
     }
     Ok(out)
+}
+
+/// What `kreflex plugins --dir` shows: every plugin file of `dir` loaded as the engine would
+/// load it (same validation), with its summary or the error that would keep it out.
+pub fn directory_status(runtime: &Runtime, dir: &Path) -> anyhow::Result<serde_json::Value> {
+    let files = scan(dir).map_err(|e| anyhow::anyhow!("cannot read the plugin directory {e}"))?;
+    let mut names = std::collections::HashSet::new();
+    let list = files
+        .keys()
+        .map(|path| {
+            let mut v = match super::load_file(runtime, path) {
+                Ok(lp) if !names.insert(lp.name().to_owned()) => serde_json::json!({
+                    "name": lp.name(),
+                    "lastError": format!("plugin name {:?} is already used by another file", lp.name()),
+                }),
+                Ok(lp) => {
+                    let mut v = lp.summary();
+                    v["lastError"] = serde_json::Value::Null;
+                    v
+                }
+                Err(e) => serde_json::json!({"lastError": e}),
+            };
+            v["file"] = serde_json::json!(path);
+            v
+        })
+        .collect();
+    Ok(serde_json::Value::Array(list))
 }

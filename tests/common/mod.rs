@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use kreflex::apiserver::{ApiServer, ApiServerConfig};
-use kube::api::{Api, DynamicObject, PostParams};
+use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -90,4 +90,23 @@ where
 pub async fn state_of(client: &kube::Client, name: &str) -> Option<String> {
     let o = databases(client).get(name).await.ok()?;
     o.data.pointer("/status/state").and_then(Value::as_str).map(str::to_owned)
+}
+
+/// Events (events.k8s.io/v1) in `default` about the object named `name`.
+pub async fn events_about(client: &kube::Client, name: &str) -> Vec<Value> {
+    let ar = kube::core::ApiResource::from_gvk_with_plural(
+        &kube::core::GroupVersionKind::gvk("events.k8s.io", "v1", "Event"),
+        "events",
+    );
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
+    api.list(&ListParams::default())
+        .await
+        .map(|l| {
+            l.items
+                .into_iter()
+                .map(|e| e.data)
+                .filter(|e| e.pointer("/regarding/name").and_then(Value::as_str) == Some(name))
+                .collect()
+        })
+        .unwrap_or_default()
 }
