@@ -435,28 +435,6 @@ fn plugins_table(list: &serde_json::Value) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn report_objects_parse_with_and_without_group_and_namespace() {
-        let r = parse_object_ref("v1/Pod/kreflex-system/kreflex-0").expect("core, namespaced");
-        assert_eq!(
-            (r.api_version.as_str(), r.kind.as_str(), r.namespace.as_deref(), r.name.as_str()),
-            ("v1", "Pod", Some("kreflex-system"), "kreflex-0")
-        );
-        let r = parse_object_ref("apps/v1/Deployment/ns/kreflex").expect("dotless group");
-        assert_eq!((r.api_version.as_str(), r.namespace.as_deref()), ("apps/v1", Some("ns")));
-        let r = parse_object_ref("coordination.k8s.io/v1/Lease/ns/kreflex").expect("grouped");
-        assert_eq!((r.api_version.as_str(), r.kind.as_str()), ("coordination.k8s.io/v1", "Lease"));
-        let r = parse_object_ref("v1/Namespace/kreflex-system").expect("cluster-scoped");
-        assert_eq!((r.namespace, r.name.as_str()), (None, "kreflex-system"));
-        assert!(parse_object_ref("v1//x").is_err());
-        assert!(parse_object_ref("Pod").is_err());
-    }
-}
-
 fn load_plugin(path: &Path, sandbox: &SandboxArgs) -> anyhow::Result<Plugin> {
     let runtime = Runtime::new(sandbox.wasm_config()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read plugin {}", path.display()))?;
@@ -514,4 +492,26 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
         bail!("{failed} of {} events failed in plugin {}", reports.len(), plugin.name());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_objects_parse_with_and_without_group_and_namespace() {
+        let r = parse_object_ref("v1/Pod/kreflex-system/kreflex-0").expect("core, namespaced");
+        assert_eq!(
+            (r.api_version.as_str(), r.kind.as_str(), r.namespace.as_deref(), r.name.as_str()),
+            ("v1", "Pod", Some("kreflex-system"), "kreflex-0")
+        );
+        let r = parse_object_ref("apps/v1/Deployment/ns/kreflex").expect("dotless group");
+        assert_eq!((r.api_version.as_str(), r.namespace.as_deref()), ("apps/v1", Some("ns")));
+        let r = parse_object_ref("coordination.k8s.io/v1/Lease/ns/kreflex").expect("grouped");
+        assert_eq!((r.api_version.as_str(), r.kind.as_str()), ("coordination.k8s.io/v1", "Lease"));
+        let r = parse_object_ref("v1/Namespace/kreflex-system").expect("cluster-scoped");
+        assert_eq!((r.namespace, r.name.as_str()), (None, "kreflex-system"));
+        assert!(parse_object_ref("v1//x").is_err());
+        assert!(parse_object_ref("Pod").is_err());
+    }
 }
