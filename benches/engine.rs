@@ -50,10 +50,12 @@ async fn measure(c: &kube::Client, prefix: &str) -> (f64, Vec<Duration>) {
         let ev = watch.next().await.expect("watch open").expect("event");
         if let WatchEvent::Modified(o) = ev {
             let name = o.metadata.name.clone().unwrap_or_default();
-            if o.data.pointer("/status/state").is_some() && name.starts_with(prefix) && seen.insert(name.clone()) {
-                if let Some(t) = created.lock().get(&name) {
-                    latencies.push(t.elapsed());
-                }
+            if o.data.pointer("/status/state").is_some()
+                && name.starts_with(prefix)
+                && seen.insert(name.clone())
+                && let Some(t) = created.lock().get(&name)
+            {
+                latencies.push(t.elapsed());
             }
         }
     }
