@@ -122,17 +122,26 @@ impl Installer {
     /// Rescans `dir` and brings the registry in line with it. Returns the names of the
     /// plugins (re)loaded and the errors.
     pub async fn rescan(&self, dir: &Path) -> (Vec<String>, Vec<String>) {
+        let (loaded, errors, _) = self.rescan_inner(dir, false).await;
+        (loaded, errors)
+    }
+
+    /// A rescan. `provisional`: the directory changed a moment ago, so a file that does
+    /// not load may still be being written; it is neither recorded as failed nor reported,
+    /// and the third result says a settled rescan should follow.
+    async fn rescan_inner(&self, dir: &Path, provisional: bool) -> (Vec<String>, Vec<String>, bool) {
         let mut files = self.files.lock().await;
         let present = match scan(dir) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(dir = %dir.display(), error = %e, "cannot read the plugin directory");
-                return (Vec::new(), vec![e]);
+                return (Vec::new(), vec![e], false);
             }
         };
         let mut changed = false;
         let mut loaded_names = Vec::new();
         let mut errors = Vec::new();
+        let mut pending = false;
         let removed: Vec<PathBuf> = files.keys().filter(|p| !present.contains_key(*p)).cloned().collect();
         for p in removed {
             if let Some(state) = files.remove(&p)
@@ -158,6 +167,11 @@ impl Installer {
             .await
             .map_err(|e| e.to_string())
             .and_then(|r| r);
+            if provisional && let Err(e) = &result {
+                tracing::debug!(file = %path.display(), error = %e, "not loadable yet; checking again once the directory is quiet");
+                pending = true;
+                continue;
+            }
             let result = result.and_then(|lp| {
                 let clash = files
                     .iter()
@@ -231,7 +245,7 @@ impl Installer {
             self.install(Registry { plugins }, &loaded_names).await;
         }
         self.publish(&files);
-        (loaded_names, errors)
+        (loaded_names, errors, pending)
     }
 
     /// Swaps in `registry`, starts/stops informers, and replays cached objects to the
@@ -272,27 +286,45 @@ impl Installer {
         self.health.set_plugins(serde_json::Value::Array(list));
     }
 
-    /// Watches `dir` until `cancel`, rescanning after each quiet period.
+    /// Watches `dir` until `cancel`.
+    ///
+    /// With inotify, a change that leaves a file complete (the writer closed it, it was
+    /// renamed into place, a `..data` symlink was swapped, a file was removed) is picked up
+    /// after a short settle time, so a new version is serving within milliseconds; other
+    /// changes (data still being written) wait for a quiet period of `debounce`. A file
+    /// that does not load on the fast path is only judged after the quiet period, so a
+    /// half-written file is never reported as broken while its writer is still at it.
+    /// With polling, every change waits for the quiet period.
     pub async fn watch(self, dir: PathBuf, config: ReloadConfig, cancel: CancellationToken) {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
-        let handler = move |res: notify_debouncer_full::DebounceEventResult| {
-            if let Err(errors) = &res {
-                for e in errors {
-                    tracing::warn!(error = %e, "plugin directory watch error");
-                }
-            }
-            // One pending rescan is enough: later changes are picked up by it.
-            let _ = tx.try_send(());
-        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Change>();
         let watcher: Result<Box<dyn std::any::Any + Send>, String> = match config.poll {
-            None => notify_debouncer_full::new_debouncer(config.debounce, None, handler)
-                .and_then(|mut d| d.watch(&dir, notify::RecursiveMode::NonRecursive).map(|_| d))
-                .map(|d| Box::new(d) as Box<dyn std::any::Any + Send>)
-                .map_err(|e| e.to_string()),
+            None => {
+                let tx = tx.clone();
+                notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+                    let _ = tx.send(match res {
+                        Ok(e) => Change::classify(&e.kind),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "plugin directory watch error");
+                            Change::Settling
+                        }
+                    });
+                })
+                .and_then(|mut w| notify::Watcher::watch(&mut w, &dir, notify::RecursiveMode::NonRecursive).map(|_| w))
+                .map(|w| Box::new(w) as Box<dyn std::any::Any + Send>)
+                .map_err(|e| e.to_string())
+            }
             Some(interval) => notify_debouncer_full::new_debouncer_opt::<_, notify::PollWatcher, _>(
                 config.debounce,
                 None,
-                handler,
+                move |res: notify_debouncer_full::DebounceEventResult| {
+                    if let Err(errors) = &res {
+                        for e in errors {
+                            tracing::warn!(error = %e, "plugin directory watch error");
+                        }
+                    }
+                    // Already debounced: the directory has been quiet for `debounce`.
+                    let _ = tx.send(Change::Quiet);
+                },
                 notify_debouncer_full::NoCache,
                 notify::Config::default().with_poll_interval(interval).with_compare_contents(true),
             )
@@ -308,22 +340,75 @@ impl Installer {
             }
         };
         tracing::info!(dir = %dir.display(), poll = ?config.poll, "watching the plugin directory");
+        let far = || tokio::time::Instant::now() + Duration::from_secs(86_400);
+        // When to rescan provisionally (soon after a completing change) and for good (after
+        // the quiet period).
+        let (mut fast, mut settled) = (far(), far());
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                got = rx.recv() => if got.is_none() { return },
-            }
-            // A file that is still growing is rescanned once it is stable.
-            let (_, errors) = self.rescan(&dir).await;
-            if errors.iter().any(|e| e.contains(UNSTABLE)) {
-                tokio::time::sleep(config.debounce).await;
-                let _ = self.rescan(&dir).await;
+                change = rx.recv() => {
+                    let now = tokio::time::Instant::now();
+                    match change {
+                        None => return,
+                        Some(Change::Complete) => fast = fast.min(now + SETTLE),
+                        Some(Change::Settling) => settled = now + config.debounce,
+                        Some(Change::Quiet) => settled = now,
+                        Some(Change::Unchanged) => {}
+                    }
+                }
+                _ = tokio::time::sleep_until(fast) => {
+                    fast = far();
+                    let (_, _, pending) = self.rescan_inner(&dir, true).await;
+                    if pending {
+                        settled = settled.min(tokio::time::Instant::now() + config.debounce);
+                    }
+                }
+                _ = tokio::time::sleep_until(settled) => {
+                    settled = far();
+                    let (_, errors, _) = self.rescan_inner(&dir, false).await;
+                    // A file that is still growing is rescanned once it is stable.
+                    if errors.iter().any(|e| e.contains(UNSTABLE)) {
+                        settled = tokio::time::Instant::now() + config.debounce;
+                    }
+                }
             }
         }
     }
 }
 
 const UNSTABLE: &str = "is still being written";
+
+/// How long after a completing change (close after write, rename, removal) the directory
+/// is rescanned: long enough to batch the events of one `mv` or symlink swap.
+const SETTLE: Duration = Duration::from_millis(5);
+
+/// What a file-system event means for when to rescan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// A file is complete now: closed after writing, renamed into place, removed.
+    Complete,
+    /// Data is still arriving (or the event says nothing certain).
+    Settling,
+    /// The watcher already waited for a quiet period.
+    Quiet,
+    /// Nothing changed (a file was opened or read).
+    Unchanged,
+}
+
+impl Change {
+    fn classify(kind: &notify::EventKind) -> Self {
+        use notify::event::{AccessKind, AccessMode, ModifyKind};
+        match kind {
+            notify::EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | notify::EventKind::Modify(ModifyKind::Name(_))
+            | notify::EventKind::Remove(_) => Change::Complete,
+            // Opens and reads (ours included) change nothing.
+            notify::EventKind::Access(_) => Change::Unchanged,
+            _ => Change::Settling,
+        }
+    }
+}
 
 /// `NAME.wasm` files in `dir` (following symlinks) with a fingerprint of their content and
 /// of `NAME.json`. A file whose size changes while it is read is reported as unstable and

@@ -1,0 +1,230 @@
+//! Hot reload, in one run on the embedded API server: activation latency (plugin file fully
+//! written → first event handled by it, seen as its status patch through a watch) from a
+//! cold compile and from the precompiled cache, for the Rust example and for a large
+//! (JS/Python, ≥ 10 MB) component when one is built; then change→status p50/p99 of a
+//! steady stream of changes without and with repeated cold reloads of another plugin.
+//! Run: `cargo bench --bench reload`.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "../tests/guest/mod.rs"]
+mod guest;
+
+use common::*;
+use futures::StreamExt;
+use kreflex::engine::{Engine, EngineConfig};
+use kreflex::wasm::WasmConfig;
+use kube::api::{Patch, PatchParams, WatchEvent, WatchParams};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const ROUNDS: usize = 5;
+
+/// `bytes` with a custom section appended that makes its hash (and so its cache key) unique.
+fn unique(bytes: &[u8], n: usize) -> Vec<u8> {
+    let name = b"kreflex-bench";
+    let payload = format!("{n}-{:?}", Instant::now());
+    let mut body = vec![name.len() as u8];
+    body.extend_from_slice(name);
+    body.extend_from_slice(payload.as_bytes());
+    let mut out = bytes.to_vec();
+    out.push(0);
+    let mut len = body.len();
+    loop {
+        let b = (len & 0x7f) as u8;
+        len >>= 7;
+        out.push(if len == 0 { b } else { b | 0x80 });
+        if len == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Writes a plugin the way users are told to: to a temporary name, then renamed into place.
+fn install(dir: &Path, file: &str, bytes: &[u8]) -> Instant {
+    let tmp = dir.join(format!(".{file}.tmp"));
+    std::fs::write(&tmp, bytes).expect("write");
+    std::fs::rename(&tmp, dir.join(file)).expect("rename");
+    Instant::now()
+}
+
+/// Time from `t0` until the watch shows a status on `name`.
+async fn until_status(
+    watch: &mut (impl futures::Stream<Item = kube::Result<WatchEvent<kube::api::DynamicObject>>> + Unpin),
+    name: &str,
+    t0: Instant,
+) -> Duration {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(120), watch.next()).await {
+            Ok(Some(Ok(WatchEvent::Modified(o))))
+                if o.metadata.name.as_deref() == Some(name) && o.data.pointer("/status/state").is_some() =>
+            {
+                return t0.elapsed();
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("watch ended or timed out: {other:?}"),
+        }
+    }
+}
+
+/// Activation latency of `bytes` (cold, then cached), each round: unload, clear the probe's
+/// status, install, wait for the status.
+async fn activation(e: &Engine, c: &kube::Client, dir: &Path, bytes: &[u8]) -> (Vec<Duration>, Vec<Duration>) {
+    let api = databases(c);
+    let (mut cold, mut cached) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let fresh = unique(bytes, round);
+        for (i, out) in [&mut cold, &mut cached].into_iter().enumerate() {
+            let _ = std::fs::remove_file(dir.join("probe.wasm"));
+            eventually("unloaded", || async { e.registry.load().plugins.is_empty() }).await;
+            api.patch_status("probe", &PatchParams::default(), &Patch::Merge(json!({"status": null})))
+                .await
+                .expect("clear status");
+            let rv = api.get("probe").await.expect("probe").metadata.resource_version.expect("rv");
+            let mut watch = api.watch(&WatchParams::default(), &rv).await.expect("watch").boxed();
+            let t0 = install(dir, "probe.wasm", &fresh);
+            out.push(until_status(&mut watch, "probe", t0).await);
+            let from_cache = e.registry.load().get("database-status").is_some_and(|p| p.plugin.loaded_from_cache());
+            assert_eq!(from_cache, i == 1, "round {round}: expected a {} load", ["cold", "cached"][i]);
+        }
+    }
+    cold.sort();
+    cached.sort();
+    (cold, cached)
+}
+
+/// change→status latencies of `n` spec changes, one every `gap`, while `during` runs.
+async fn stream_latency(c: &kube::Client, n: usize, gap: Duration) -> Vec<Duration> {
+    let api = databases(c);
+    let rv = api.list(&Default::default()).await.expect("list").metadata.resource_version.expect("rv");
+    let mut watch = api.watch(&WatchParams::default(), &rv).await.expect("watch").boxed();
+    let sent = std::sync::Arc::new(parking_lot::Mutex::new(std::collections::HashMap::new()));
+    let writer = {
+        let sent = sent.clone();
+        let api = api.clone();
+        tokio::spawn(async move {
+            for i in 0..n {
+                let name = format!("load-{:02}", i % 20);
+                let size = format!("{}Gi", 1000 + i);
+                sent.lock().insert(size.clone(), Instant::now());
+                api.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"size": size}})))
+                    .await
+                    .expect("patch");
+                tokio::time::sleep(gap).await;
+            }
+        })
+    };
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let ev = tokio::time::timeout(Duration::from_secs(60), watch.next()).await.expect("in time");
+        if let Some(Ok(WatchEvent::Modified(o))) = ev
+            && o.data.pointer("/status/state").and_then(Value::as_str) == Some("Ready")
+            && let Some(size) = o.data.pointer("/spec/size").and_then(Value::as_str)
+            && let Some(t) = sent.lock().remove(size)
+        {
+            out.push(t.elapsed());
+        }
+    }
+    writer.await.expect("writer");
+    out.sort();
+    out
+}
+
+fn pct(s: &[Duration], p: f64) -> Duration {
+    s[((s.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn row(label: &str, s: &[Duration]) {
+    println!("{label:<44} p50 {:>10.2?}   p99/max {:>10.2?}", pct(s, 0.5), pct(s, 0.99));
+}
+
+/// A large component that implements `database-status`: a built JS or Python one.
+fn large_component() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::env::var_os("KREFLEX_BENCH_LARGE")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(["python", "js"].map(|l| root.join(format!("plugins/{l}/target/database-status.wasm"))))
+        .find(|p| p.exists())
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let s = server().await;
+    let c = s.client();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).expect("mkdir");
+    let config = EngineConfig {
+        plugins_dir: plugins.clone(),
+        wasm: WasmConfig { cache_dir: Some(dir.path().join("cache")), ..WasmConfig::default() },
+        resync: None,
+        ..EngineConfig::default()
+    };
+    let e = Engine::start(s.kube_config(s.admin_token()), config).await.expect("engine");
+    create_database(&c, database("probe", "postgres")).await;
+
+    println!("activation: file renamed into the plugin directory -> first status patch by it ({ROUNDS} rounds)");
+    let rust = guest::wasm_bytes("database_status");
+    let (cold, cached) = activation(&e, &c, &plugins, &rust).await;
+    row(&format!("rust database-status ({} KB), cold compile", rust.len() / 1024), &cold);
+    row(&format!("rust database-status ({} KB), from cache", rust.len() / 1024), &cached);
+    println!("  goals: cold < 1 s, cached < 50 ms");
+    let large = large_component();
+    match &large {
+        Some(path) => {
+            let bytes = std::fs::read(path).expect("read");
+            let (cold, cached) = activation(&e, &c, &plugins, &bytes).await;
+            let name = path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(path).display();
+            row(&format!("{name} ({:.1} MB), cold", bytes.len() as f64 / 1e6), &cold);
+            row(&format!("{name} ({:.1} MB), cached", bytes.len() as f64 / 1e6), &cached);
+        }
+        None => println!("  large component: skipped, none built (run plugins/python/build.sh or plugins/js/build.sh)"),
+    }
+
+    // Event handling during reloads: the Rust plugin serves a stream of changes while a
+    // second plugin file is recompiled from scratch over and over.
+    std::fs::remove_file(plugins.join("probe.wasm")).ok();
+    eventually("unloaded", || async { e.registry.load().plugins.is_empty() }).await;
+    install(&plugins, "database-status.wasm", &rust);
+    for i in 0..20 {
+        create_database(&c, database(&format!("load-{i:02}"), "postgres")).await;
+    }
+    eventually("load objects ready", || async {
+        let l = databases(&c).list(&Default::default()).await.expect("list");
+        l.items.iter().filter(|o| o.data.pointer("/status/state").and_then(Value::as_str) == Some("Ready")).count()
+            >= 20
+    })
+    .await;
+    let (n, gap) = (400, Duration::from_millis(5));
+    let quiet = stream_latency(&c, n, gap).await;
+    let reloader_bytes = large.as_ref().map(|p| std::fs::read(p).expect("read")).unwrap_or_else(|| rust.clone());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let reloader = {
+        let stop = stop.clone();
+        let plugins = plugins.clone();
+        // A different plugin name, so both stay loaded.
+        std::fs::write(plugins.join("other.json"), json!({"config": {"name": "other"}}).to_string()).ok();
+        let bytes = if large.is_some() { reloader_bytes } else { guest::wasm_bytes("fixture_chaos") };
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.is_cancelled() {
+                install(&plugins, "other.wasm", &unique(&bytes, 1000 + n));
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            n
+        })
+    };
+    let busy = stream_latency(&c, n, gap).await;
+    stop.cancel();
+    let reloads = reloader.await.expect("reloader");
+    println!("\nchange -> status of {n} changes (one per {gap:?}) by the Rust plugin:");
+    row("no reload", &quiet);
+    row(&format!("{reloads} cold reloads of another plugin meanwhile"), &busy);
+    println!("p99 with reloads / without: {:.2}x", pct(&busy, 0.99).as_secs_f64() / pct(&quiet, 0.99).as_secs_f64());
+    e.shutdown().await;
+}

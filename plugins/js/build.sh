@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds the JavaScript plugins into components: plugins/js/target/<plugin>.wasm.
+# Installs componentize-js (pinned in package.json / package-lock.json) with npm if missing.
+# Prints the directory holding the .wasm files; logs go to stderr.
+#   plugins/js/build.sh                  # every plugin folder (one with an app.js)
+#   plugins/js/build.sh database-status
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+command -v node >/dev/null || { echo "node is not installed: cannot build the JavaScript plugins" >&2; exit 3; }
+if [ ! -x "$here/node_modules/.bin/componentize-js" ]; then
+  echo "installing componentize-js into $here/node_modules" >&2
+  (cd "$here" && npm ci --no-audit --no-fund --loglevel=error >&2)
+fi
+mkdir -p "$here/target"
+plugins=("$@")
+if [ ${#plugins[@]} -eq 0 ]; then
+  for d in "$here"/*/; do [ -f "$d/app.js" ] && plugins+=("$(basename "$d")"); done
+fi
+for p in "${plugins[@]}"; do
+  echo "building $p" >&2
+  # No wasi:http: a kreflex plugin has no network (and kreflex does not link it).
+  (cd "$here" && node_modules/.bin/componentize-js "$p/app.js" --wit ../../wit --world-name reactor \
+    --disable http fetch-event --out "target/$p.wasm" >&2)
+done
+echo "$here/target"
