@@ -214,7 +214,8 @@ async fn main() {
             while !stop.is_cancelled() {
                 install(&plugins, "other.wasm", &unique(&bytes, 1000 + n));
                 n += 1;
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                // One reload at a time, back to back: the compile is the load on the machine.
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
             n
         })

@@ -90,6 +90,47 @@ pub enum Command {
     /// Show the loaded plugins of a running kreflex (its admin endpoint), or what a plugin
     /// directory would load.
     Plugins(PluginsArgs),
+    /// Turn a core WebAssembly module (clang + wasi-libc, Go wasip1, …) into a kreflex plugin
+    /// component, with the WASI reactor adapter matching this kreflex's wasmtime.
+    Componentize(ComponentizeArgs),
+    /// Write bindings of the plugin contract for a language without its own generator
+    /// (C: `reactor.h`, `reactor.c`, `reactor_component_type.o`).
+    Bindgen(BindgenArgs),
+}
+
+/// `kreflex componentize`.
+#[derive(Debug, Args)]
+pub struct ComponentizeArgs {
+    /// The core module (`.wasm`).
+    pub module: PathBuf,
+    /// Where to write the component.
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// The contract to embed if the module carries no type information (default: the one
+    /// this kreflex was built with).
+    #[arg(long)]
+    pub wit: Option<PathBuf>,
+}
+
+/// `kreflex bindgen`.
+#[derive(Debug, Args)]
+pub struct BindgenArgs {
+    /// Language.
+    #[arg(value_enum)]
+    pub lang: BindgenLang,
+    /// Directory to write the files to.
+    #[arg(short, long)]
+    pub out_dir: PathBuf,
+    /// The contract (default: the one this kreflex was built with).
+    #[arg(long)]
+    pub wit: Option<PathBuf>,
+}
+
+/// Languages `kreflex bindgen` writes.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum BindgenLang {
+    /// C (wit-bindgen's C generator).
+    C,
 }
 
 /// `kreflex plugins`.
@@ -300,6 +341,28 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }),
         Command::Rbac(args) => rbac(args),
         Command::Plugins(args) => plugins(args),
+        Command::Componentize(args) => {
+            let module =
+                std::fs::read(&args.module).with_context(|| format!("cannot read {}", args.module.display()))?;
+            let component = crate::toolchain::componentize(&module, args.wit.as_deref())
+                .with_context(|| format!("{}", args.module.display()))?;
+            std::fs::write(&args.out, &component).with_context(|| format!("cannot write {}", args.out.display()))?;
+            eprintln!("{}: component of {} bytes", args.out.display(), component.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bindgen(args) => {
+            let files = match args.lang {
+                BindgenLang::C => crate::toolchain::c_bindings(args.wit.as_deref())?,
+            };
+            std::fs::create_dir_all(&args.out_dir)
+                .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
+            for (name, bytes) in files {
+                let path = args.out_dir.join(name);
+                std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+                eprintln!("wrote {}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -21,5 +21,6 @@ pub mod queue;
 pub mod rbac;
 pub mod selector;
 pub mod telemetry;
+pub mod toolchain;
 pub mod wasm;
 pub mod watch;
