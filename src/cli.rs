@@ -93,6 +93,8 @@ pub enum Command {
     /// Turn a core WebAssembly module (clang + wasi-libc, Go wasip1, …) into a kreflex plugin
     /// component, with the WASI reactor adapter matching this kreflex's wasmtime.
     Componentize(ComponentizeArgs),
+    /// Create a plugin from a template that builds and passes `kreflex test` out of the box.
+    New(NewArgs),
     /// Write bindings of the plugin contract for a language without its own generator
     /// (C: `reactor.h`, `reactor.c`, `reactor_component_type.o`).
     Bindgen(BindgenArgs),
@@ -110,6 +112,20 @@ pub struct ComponentizeArgs {
     /// this kreflex was built with).
     #[arg(long)]
     pub wit: Option<PathBuf>,
+}
+
+/// `kreflex new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// Plugin name (lowercase letters, digits, '-').
+    pub name: String,
+    /// Language.
+    #[arg(long, value_enum)]
+    pub lang: crate::scaffold::Lang,
+    /// Folder to create the plugin in (default: `plugins/<lang>` of the kreflex repository,
+    /// where its build script and helpers are).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
 }
 
 /// `kreflex bindgen`.
@@ -348,6 +364,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("{}", args.module.display()))?;
             std::fs::write(&args.out, &component).with_context(|| format!("cannot write {}", args.out.display()))?;
             eprintln!("{}: component of {} bytes", args.out.display(), component.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::New(args) => {
+            let dir = crate::scaffold::new_plugin(&args.name, args.lang, args.dir.as_deref())?;
+            println!("created {}\n\n{}", dir.display(), crate::scaffold::next_steps(&args.name, args.lang, &dir));
             Ok(ExitCode::SUCCESS)
         }
         Command::Bindgen(args) => {

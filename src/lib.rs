@@ -19,6 +19,7 @@ pub mod ops;
 pub mod plugins;
 pub mod queue;
 pub mod rbac;
+pub mod scaffold;
 pub mod selector;
 pub mod telemetry;
 pub mod toolchain;

@@ -83,3 +83,75 @@ fn every_language_produces_the_same_actions_for_the_recorded_stream() {
     eprintln!("conformance: identical actions from {checked:?}");
     assert!(checked.contains(&"rust"), "the reference implementation always runs");
 }
+
+/// `kreflex new` for every language: the template builds with the language's build script
+/// (or cargo) and passes `kreflex test` on the events it comes with.
+#[test]
+fn every_template_builds_and_passes_kreflex_test() {
+    let require_all = std::env::var("KREFLEX_CONFORMANCE_REQUIRE").is_ok_and(|v| v == "all");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for lang in LANGS {
+        // The layout of plugins/<lang>/: JS imports its helpers from the parent folder.
+        let parent = tmp.path().join(lang);
+        std::fs::create_dir_all(&parent).expect("mkdir");
+        if lang == "js" {
+            std::fs::copy(root().join("plugins/js/kreflex.js"), parent.join("kreflex.js")).expect("helpers");
+        }
+        let name = format!("new-{lang}");
+        let out = Command::new(env!("CARGO_BIN_EXE_kreflex"))
+            .args(["new", &name, "--lang", lang, "--dir"])
+            .arg(&parent)
+            .output()
+            .expect("kreflex new");
+        assert!(out.status.success(), "kreflex new --lang {lang}: {}", String::from_utf8_lossy(&out.stderr));
+        let dir = parent.join(&name);
+        let wasm = if lang == "rust" {
+            // Share the guest target directory so the SDK's dependencies are built once.
+            guest::wasm_dir();
+            let target = root().join("plugins/rust/target");
+            let out = Command::new("cargo")
+                .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+                .arg(dir.join("Cargo.toml"))
+                .env("CARGO_TARGET_DIR", &target)
+                .output()
+                .expect("cargo build");
+            assert!(out.status.success(), "building the Rust template: {}", String::from_utf8_lossy(&out.stderr));
+            target.join("wasm32-wasip2/release/new_rust.wasm")
+        } else {
+            let script = root().join(format!("plugins/{lang}/build.sh"));
+            let out = Command::new("bash")
+                .arg(&script)
+                .arg(&dir)
+                .env("KREFLEX", env!("CARGO_BIN_EXE_kreflex"))
+                .output()
+                .expect("build script");
+            match out.status.code() {
+                Some(0) => PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join(format!("{name}.wasm")),
+                Some(3) => {
+                    let why = String::from_utf8_lossy(&out.stderr);
+                    assert!(!require_all, "{lang}: toolchain missing and KREFLEX_CONFORMANCE_REQUIRE=all: {why}");
+                    eprintln!("SKIPPED template for {lang}: {}", why.trim());
+                    continue;
+                }
+                _ => panic!("building the {lang} template failed:\n{}", String::from_utf8_lossy(&out.stderr)),
+            }
+        };
+        let out = Command::new(env!("CARGO_BIN_EXE_kreflex"))
+            .args(["test", "--no-cache", "--event"])
+            .arg(dir.join("events.json"))
+            .arg(&wasm)
+            .output()
+            .expect("kreflex test");
+        assert!(out.status.success(), "{lang} template: {}", String::from_utf8_lossy(&out.stderr));
+        let reports: Vec<Value> =
+            String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+        let messages: Vec<&str> = reports
+            .iter()
+            .filter_map(|r| r.pointer("/actions/0/body/status/message").and_then(Value::as_str))
+            .collect();
+        assert_eq!(messages, [format!("{name} saw generation 1"), format!("{name} saw generation 2")], "{lang}");
+        if lang != "rust" {
+            std::fs::remove_file(&wasm).ok();
+        }
+    }
+}

@@ -26,9 +26,12 @@ if [ ${#plugins[@]} -eq 0 ]; then
   for d in "$here"/*/; do [ -f "$d/plugin.c" ] && plugins+=("$(basename "$d")"); done
 fi
 for p in "${plugins[@]}"; do
+  # A plugin name (a folder here) or a path to a plugin folder.
+  if [[ "$p" == */* ]]; then src="$(cd "$p" && pwd)"; else src="$here/$p"; fi
+  p="$(basename "$src")"
   echo "building $p" >&2
   "$CC" --target=wasm32-wasi --sysroot="$sysroot" -mexec-model=reactor -O2 -Wall -Wextra -Wno-unused-parameter -Werror \
-    -I"$here" -I"$here/bindings" "$here/$p"/*.c "$here/bindings/reactor.c" "$here/bindings/reactor_component_type.o" \
+    -I"$src" -I"$here" -I"$here/bindings" "$src"/*.c "$here/bindings/reactor.c" "$here/bindings/reactor_component_type.o" \
     -o "$here/target/$p.core.wasm"
   "${kreflex[@]}" componentize "$here/target/$p.core.wasm" --out "$here/target/$p.wasm" >&2
 done

@@ -17,9 +17,14 @@ if [ ${#plugins[@]} -eq 0 ]; then
   for d in "$here"/*/; do [ -f "$d/app.js" ] && plugins+=("$(basename "$d")"); done
 fi
 for p in "${plugins[@]}"; do
+  # A plugin name (a folder here) or a path to a plugin folder.
+  if [[ "$p" == */* ]]; then src="$(cd "$p" && pwd)"; else src="$here/$p"; fi
+  p="$(basename "$src")"
   echo "building $p" >&2
   # No wasi:http: a kreflex plugin has no network (and kreflex does not link it).
-  (cd "$here" && node_modules/.bin/componentize-js "$p/app.js" --wit ../../wit --world-name reactor \
-    --disable http fetch-event --out "target/$p.wasm" >&2)
+  # componentize-js resolves imports against the working directory: run it from the
+  # plugin's parent folder, where `../kreflex.js` of the plugin is `kreflex.js`.
+  (cd "$(dirname "$src")" && "$here/node_modules/.bin/componentize-js" "$p/app.js" --wit "$here/../../wit" \
+    --world-name reactor --disable http fetch-event --out "$here/target/$p.wasm" >&2)
 done
 echo "$here/target"

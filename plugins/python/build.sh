@@ -20,8 +20,11 @@ if [ ${#plugins[@]} -eq 0 ]; then
   for d in "$here"/*/; do [ -f "$d/app.py" ] && plugins+=("$(basename "$d")"); done
 fi
 for p in "${plugins[@]}"; do
+  # A plugin name (a folder here) or a path to a plugin folder.
+  if [[ "$p" == */* ]]; then src="$(cd "$p" && pwd)"; else src="$here/$p"; fi
+  p="$(basename "$src")"
   echo "building $p" >&2
   "$venv/bin/componentize-py" -d "$wit" -w reactor componentize app \
-    -p "$here/$p" -p "$here" -o "$here/target/$p.wasm" >&2
+    -p "$src" -p "$here" -o "$here/target/$p.wasm" >&2
 done
 echo "$here/target"
