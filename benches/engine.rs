@@ -7,6 +7,9 @@
 mod common;
 #[path = "../tests/guest/mod.rs"]
 mod guest;
+mod util;
+
+use util::pct;
 
 use common::*;
 use futures::StreamExt;
@@ -63,10 +66,6 @@ async fn measure(c: &kube::Client, prefix: &str) -> (f64, Vec<Duration>) {
     let rate = N as f64 / started.elapsed().as_secs_f64();
     latencies.sort();
     (rate, latencies)
-}
-
-fn pct(s: &[Duration], p: f64) -> Duration {
-    s[((s.len() as f64 - 1.0) * p).round() as usize]
 }
 
 /// The same logic as the plugin, as a kube-runtime Controller.

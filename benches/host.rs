@@ -9,6 +9,7 @@
 
 #[path = "../tests/guest/mod.rs"]
 mod guest;
+mod util;
 
 use kreflex::actions::{self, EventContext, Limits};
 use kreflex::model::{EventKind, ObjectRef, PluginInfo};
@@ -16,7 +17,8 @@ use kreflex::offline;
 use kreflex::wasm::{CallContext, NoObjects, Plugin, RawEvent, Runtime, WasmConfig};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use util::{mean, measure, pct};
 
 fn object() -> Value {
     let annotations: serde_json::Map<String, Value> =
@@ -32,30 +34,6 @@ fn object() -> Value {
         "spec": {"name": "orders", "engine": "postgres", "size": "10Gi"},
         "status": {"state": "Provisioning", "message": "provisioning postgres database \"orders\" of size 10Gi", "observedGeneration": 4}
     })
-}
-
-/// Runs `f` `n` times after a warm-up; returns the per-iteration durations, sorted.
-fn measure(n: usize, mut f: impl FnMut()) -> Vec<Duration> {
-    for _ in 0..n / 10 {
-        f();
-    }
-    let mut samples: Vec<Duration> = (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    samples.sort();
-    samples
-}
-
-fn pct(s: &[Duration], p: f64) -> Duration {
-    s[((s.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn mean(s: &[Duration]) -> Duration {
-    s.iter().sum::<Duration>() / s.len() as u32
 }
 
 fn main() {

@@ -9,6 +9,9 @@
 mod common;
 #[path = "../tests/guest/mod.rs"]
 mod guest;
+mod util;
+
+use util::pct;
 
 use common::*;
 use futures::StreamExt;
@@ -131,10 +134,6 @@ async fn stream_latency(c: &kube::Client, n: usize, gap: Duration) -> Vec<Durati
     writer.await.expect("writer");
     out.sort();
     out
-}
-
-fn pct(s: &[Duration], p: f64) -> Duration {
-    s[((s.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn row(label: &str, s: &[Duration]) {
