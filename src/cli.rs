@@ -193,6 +193,13 @@ pub struct EngineArgs {
     /// Impersonated user of a plugin; `{namespace}` and `{plugin}` are replaced.
     #[arg(long, default_value = crate::rbac::DEFAULT_USER_TEMPLATE, env = "KREFLEX_IMPERSONATE_TEMPLATE")]
     pub impersonate_template: String,
+    /// Poll the plugin directory this often (milliseconds) instead of using inotify, for
+    /// file systems without change notification.
+    #[arg(long, env = "KREFLEX_POLL_MS")]
+    pub poll_ms: Option<u64>,
+    /// Load the plugin directory once at start; do not watch it.
+    #[arg(long, env = "KREFLEX_NO_RELOAD")]
+    pub no_reload: bool,
     /// Record plugin load results as Events on this object: `[GROUP/]VERSION/KIND/[NAMESPACE/]NAME`
     /// (e.g. `v1/Pod/kreflex-system/kreflex-0`). Default in a Pod: the Pod itself, from the
     /// `POD_NAMESPACE` and `POD_NAME` environment variables (downward API).
@@ -239,6 +246,10 @@ impl EngineArgs {
             resync: (self.resync_seconds > 0).then(|| Duration::from_secs(self.resync_seconds)),
             impersonation: self.impersonate.then(|| (self.impersonate_template.clone(), self.namespace.clone())),
             admin_addr: self.metrics_addr,
+            reload: (!self.no_reload).then(|| crate::plugins::ReloadConfig {
+                poll: self.poll_ms.map(Duration::from_millis),
+                ..Default::default()
+            }),
             report_object: self.report_object.clone().or_else(|| {
                 let (ns, name) = (std::env::var("POD_NAMESPACE").ok()?, std::env::var("POD_NAME").ok()?);
                 Some(crate::model::ObjectRef {
