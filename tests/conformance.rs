@@ -8,11 +8,11 @@
 
 mod guest;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const LANGS: [&str; 4] = ["rust", "c", "js", "python"];
+const LANGS: [&str; 5] = ["rust", "c", "go", "js", "python"];
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -154,4 +154,49 @@ fn every_template_builds_and_passes_kreflex_test() {
             std::fs::remove_file(&wasm).ok();
         }
     }
+}
+
+/// The hand-written Go host bindings reach every host call with the right layout: config,
+/// get (found and missing), list with a selector, and a denied list's error.
+#[test]
+fn go_host_bindings_reach_every_host_call() {
+    let script = root().join("plugins/go/build.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(root().join("plugins/go/fixtures/host-calls"))
+        .env("KREFLEX", env!("CARGO_BIN_EXE_kreflex"))
+        .output()
+        .expect("build script");
+    if out.status.code() == Some(3) {
+        let why = String::from_utf8_lossy(&out.stderr);
+        assert!(std::env::var("KREFLEX_CONFORMANCE_REQUIRE").is_err(), "go toolchain missing: {why}");
+        eprintln!("SKIPPED Go host bindings: {}", why.trim());
+        return;
+    }
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let wasm = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("host-calls.wasm");
+    let config = tempfile::NamedTempFile::new().expect("tmp");
+    std::fs::write(config.path(), r#"{"greeting":"hi"}"#).expect("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_kreflex"))
+        .args(["test", "--no-cache", "--event"])
+        .arg(root().join("examples/events/database-watch.json"))
+        .arg("--objects")
+        .arg(root().join("examples/databases"))
+        .arg("--config")
+        .arg(config.path())
+        .arg(&wasm)
+        .output()
+        .expect("kreflex test");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let first: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().expect("a report")).expect("JSON");
+    let report = &first["actions"][0]["body"]["status"]["report"];
+    assert_eq!(report["config"], r#"{"greeting":"hi"}"#);
+    assert_eq!(
+        (&report["found"], &report["missingFound"], &report["getErr"]),
+        (&json!(true), &json!(false), &json!(""))
+    );
+    assert!(report["getLen"].as_u64().is_some_and(|n| n > 100), "{report}");
+    assert_eq!((&report["listed"], &report["listErr"]), (&json!(1), &json!("")), "{report}");
+    assert!(report["denied"].as_str().is_some_and(|e| e.contains("may not list secrets")), "{report}");
 }

@@ -3,7 +3,8 @@
 // `spec.engine` gets status Failed and a Warning Event.
 
 import {
-  eventsPermission, parseObject, permission, pluginInfo, requeueAfter, statusPatch, subscription, warningEvent,
+  eventsPermission, getInt, getString, parseObject, permission, pluginInfo, requeueAfter, statusPatch, subscription,
+  warningEvent,
 } from '../kreflex.js';
 
 const ENGINES = ['postgres', 'mysql', 'mariadb'];
@@ -17,23 +18,21 @@ export function describe() {
   );
 }
 
-const str = (v) => (typeof v === 'string' ? v : undefined);
-const int = (v) => (Number.isInteger(v) ? v : undefined);
-
 export function onEvent(e) {
   if (e.kind === 'deleted' || e.kind === 'finalizing') return [];
-  const o = parseObject(e.object);
-  const engine = str(o.spec?.engine) ?? '';
-  const name = str(o.spec?.name) ?? str(o.metadata?.name) ?? '';
-  const size = str(o.spec?.size) ?? 'default';
-  const generation = int(o.metadata?.generation) ?? 0;
-  const state = str(o.status?.state);
-  const observed = int(o.status?.observedGeneration);
-  const status = (state, message) => statusPatch({ status: { state, message, observedGeneration: generation } });
+  const o = parseObject(e.object); // invalid JSON: throws err({message: "invalid object: ...", retryable: false})
+  const engine = getString(o, 'spec', 'engine') ?? '';
+  const name = getString(o, 'spec', 'name') ?? getString(o, 'metadata', 'name') ?? '';
+  const size = getString(o, 'spec', 'size') ?? 'default';
+  const generation = getInt(o, 'metadata', 'generation') ?? 0;
+  const state = getString(o, 'status', 'state');
+  const observed = getInt(o, 'status', 'observedGeneration');
+  // Keys in the order the Rust plugin writes them (serde_json sorts them).
+  const status = (state, message) => statusPatch({ status: { message, observedGeneration: generation, state } });
 
   if (!ENGINES.includes(engine)) {
     const msg = `unsupported engine "${engine}": expected one of postgres, mysql, mariadb`;
-    if (state === 'Failed' && o.status?.message === msg) return [];
+    if (state === 'Failed' && getString(o, 'status', 'message') === msg) return [];
     return [status('Failed', msg), warningEvent('UnsupportedEngine', msg)];
   }
   const current = observed === generation;

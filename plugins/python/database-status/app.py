@@ -7,7 +7,7 @@ Walks `Database` objects (stable.example.com/v1) from Provisioning to Ready; an 
 from typing import List
 
 import wit_world
-from kreflex import (Action, Event, EventKind, PluginInfo, events_permission, get_path, obj, permission,
+from kreflex import (Action, Event, EventKind, PluginInfo, events_permission, get_int, get_str, obj, permission,
                      plugin_info, requeue_after, status_patch, subscription, warning_event)
 
 ENGINES = ["postgres", "mysql", "mariadb"]
@@ -24,23 +24,21 @@ class WitWorld(wit_world.WitWorld):
     def on_event(self, e: Event) -> List[Action]:
         if e.kind in (EventKind.DELETED, EventKind.FINALIZING):
             return []
-        o = obj(e.object)
-        engine = _str(get_path(o, "spec", "engine")) or ""
-        name = _str(get_path(o, "spec", "name"))
-        name = name if name is not None else (_str(get_path(o, "metadata", "name")) or "")
-        size = _str(get_path(o, "spec", "size"))
-        size = size if size is not None else "default"
-        generation = _int(get_path(o, "metadata", "generation"))
-        generation = generation if generation is not None else 0
-        state = _str(get_path(o, "status", "state"))
-        observed = _int(get_path(o, "status", "observedGeneration"))
+        o = obj(e.object)  # invalid JSON: raises Err(PluginError("invalid object: ...", retryable=False))
+        engine = _or(get_str(o, "spec", "engine"), "")
+        name = _or(get_str(o, "spec", "name"), _or(get_str(o, "metadata", "name"), ""))
+        size = _or(get_str(o, "spec", "size"), "default")
+        generation = _or(get_int(o, "metadata", "generation"), 0)
+        state = get_str(o, "status", "state")
+        observed = get_int(o, "status", "observedGeneration")
 
         def status(state: str, message: str) -> Action:
-            return status_patch({"status": {"state": state, "message": message, "observedGeneration": generation}})
+            # Keys in the order the Rust plugin writes them (serde_json sorts them).
+            return status_patch({"status": {"message": message, "observedGeneration": generation, "state": state}})
 
         if engine not in ENGINES:
             msg = f'unsupported engine "{engine}": expected one of postgres, mysql, mariadb'
-            if state == "Failed" and get_path(o, "status", "message") == msg:
+            if state == "Failed" and get_str(o, "status", "message") == msg:
                 return []
             return [status("Failed", msg), warning_event("UnsupportedEngine", msg)]
         current = observed == generation
@@ -51,10 +49,6 @@ class WitWorld(wit_world.WitWorld):
         return [status("Provisioning", f'provisioning {engine} database "{name}" of size {size}'), requeue_after(500)]
 
 
-def _str(v):
-    return v if isinstance(v, str) else None
-
-
-def _int(v):
-    # JSON integers only (bool is an int in Python, and not a generation).
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
+def _or(value, default):
+    """`value`, or `default` if it is None (an empty string stays empty)."""
+    return default if value is None else value

