@@ -15,26 +15,10 @@ use kreflex::actions::{self, EventContext, Limits};
 use kreflex::model::{EventKind, ObjectRef, PluginInfo};
 use kreflex::offline;
 use kreflex::wasm::{CallContext, NoObjects, Plugin, RawEvent, Runtime, WasmConfig};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
-use util::{mean, measure, pct};
-
-fn object() -> Value {
-    let annotations: serde_json::Map<String, Value> =
-        (0..12).map(|i| (format!("example.com/annotation-{i}"), Value::from("x".repeat(80)))).collect();
-    json!({
-        "apiVersion": "stable.example.com/v1", "kind": "Database",
-        "metadata": {
-            "name": "orders", "namespace": "default", "uid": "0b7e4c9a-6f1e-4a57-9c1e-3f0c2b6d8e11",
-            "resourceVersion": "123456", "generation": 4, "creationTimestamp": "2026-11-24T10:00:00Z",
-            "labels": {"team": "shop", "tier": "db", "env": "prod"},
-            "annotations": annotations,
-        },
-        "spec": {"name": "orders", "engine": "postgres", "size": "10Gi"},
-        "status": {"state": "Provisioning", "message": "provisioning postgres database \"orders\" of size 10Gi", "observedGeneration": 4}
-    })
-}
+use util::{database_object as object, mean, measure, pct};
 
 fn main() {
     let obj = object();

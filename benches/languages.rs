@@ -11,28 +11,11 @@ mod util;
 use kreflex::model::EventKind;
 use kreflex::offline;
 use kreflex::wasm::{CallContext, NoObjects, Plugin, RawEvent, Runtime, WasmConfig};
-use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use util::{measure, pct};
-
-fn object() -> String {
-    let annotations: serde_json::Map<String, Value> =
-        (0..12).map(|i| (format!("example.com/annotation-{i}"), Value::from("x".repeat(80)))).collect();
-    json!({
-        "apiVersion": "stable.example.com/v1", "kind": "Database",
-        "metadata": {
-            "name": "orders", "namespace": "default", "uid": "0b7e4c9a-6f1e-4a57-9c1e-3f0c2b6d8e11",
-            "resourceVersion": "123456", "generation": 4, "creationTimestamp": "2026-11-24T10:00:00Z",
-            "labels": {"team": "shop", "tier": "db", "env": "prod"}, "annotations": annotations,
-        },
-        "spec": {"name": "orders", "engine": "postgres", "size": "10Gi"},
-        "status": {"state": "Provisioning", "message": "provisioning postgres database \"orders\" of size 10Gi", "observedGeneration": 4}
-    })
-    .to_string()
-}
+use util::{database_object, measure, pct};
 
 fn build(lang: &str) -> Result<PathBuf, String> {
     if lang == "rust" {
@@ -57,7 +40,7 @@ fn runtime(cache: &Path) -> Runtime {
 }
 
 fn main() {
-    let text = object();
+    let text = database_object().to_string();
     println!("database-status per language; event object {} bytes of JSON\n", text.len());
     println!(
         "{:<8} {:>10} {:>12} {:>12} {:>14} {:>10} {:>10} {:>8}",

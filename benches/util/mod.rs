@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 /// Runs `f` `n` times after a warm-up of `n / 10`; returns the durations, sorted.
@@ -28,4 +29,21 @@ pub fn pct(s: &[Duration], p: f64) -> Duration {
 /// Mean of samples.
 pub fn mean(s: &[Duration]) -> Duration {
     s.iter().sum::<Duration>() / s.len() as u32
+}
+
+/// A ~1.8 KB `Database` object, the size the per-event goals are stated for.
+pub fn database_object() -> Value {
+    let annotations: serde_json::Map<String, Value> =
+        (0..12).map(|i| (format!("example.com/annotation-{i}"), Value::from("x".repeat(80)))).collect();
+    json!({
+        "apiVersion": "stable.example.com/v1", "kind": "Database",
+        "metadata": {
+            "name": "orders", "namespace": "default", "uid": "0b7e4c9a-6f1e-4a57-9c1e-3f0c2b6d8e11",
+            "resourceVersion": "123456", "generation": 4, "creationTimestamp": "2026-11-24T10:00:00Z",
+            "labels": {"team": "shop", "tier": "db", "env": "prod"},
+            "annotations": annotations,
+        },
+        "spec": {"name": "orders", "engine": "postgres", "size": "10Gi"},
+        "status": {"state": "Provisioning", "message": "provisioning postgres database \"orders\" of size 10Gi", "observedGeneration": 4}
+    })
 }

@@ -8,31 +8,21 @@
 #   plugins/c/build.sh database-status
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-root="$here/../.."
+. "$here/../build-common.sh"
 CC="${CC:-clang}"
 sysroot="${WASI_SYSROOT:-/usr}"
 if ! command -v "$CC" >/dev/null || [ ! -f "$sysroot/lib/wasm32-wasi/libc.a" ]; then
   echo "clang and wasi-libc are not installed: cannot build the C plugins (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)" >&2
   exit 3
 fi
-if [ -n "${KREFLEX:-}" ]; then kreflex=("$KREFLEX")
-elif command -v kreflex >/dev/null; then kreflex=(kreflex)
-else kreflex=(cargo run --quiet --release --manifest-path "$root/Cargo.toml" --)
-fi
+kreflex_command
 "${kreflex[@]}" bindgen c --out-dir "$here/bindings" 2>/dev/null
-mkdir -p "$here/target"
-plugins=("$@")
-if [ ${#plugins[@]} -eq 0 ]; then
-  for d in "$here"/*/; do [ -f "$d/plugin.c" ] && plugins+=("$(basename "$d")"); done
-fi
-for p in "${plugins[@]}"; do
-  # A plugin name (a folder here) or a path to a plugin folder.
-  if [[ "$p" == */* ]]; then src="$(cd "$p" && pwd)"; else src="$here/$p"; fi
-  p="$(basename "$src")"
-  echo "building $p" >&2
+build_one() {
+  local src="$1" p="$2"
   "$CC" --target=wasm32-wasi --sysroot="$sysroot" -mexec-model=reactor -O2 -Wall -Wextra -Wno-unused-parameter -Werror \
     -I"$src" -I"$here" -I"$here/bindings" "$src"/*.c "$here/bindings/reactor.c" "$here/bindings/reactor_component_type.o" \
     -o "$here/target/$p.core.wasm"
   "${kreflex[@]}" componentize "$here/target/$p.core.wasm" --out "$here/target/$p.wasm" >&2
-done
-echo "$here/target"
+}
+
+each_plugin plugin.c build_one "$@"

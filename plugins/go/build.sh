@@ -10,7 +10,7 @@
 #   plugins/go/build.sh database-status  # or a path to a plugin folder
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-root="$here/../.."
+. "$here/../build-common.sh"
 go_ok() { "$1" version 2>/dev/null | grep -qE 'go1\.(2[4-9]|[3-9][0-9])'; }
 if [ -n "${GO:-}" ]; then go="$GO"
 elif command -v go >/dev/null && go_ok go; then go=go
@@ -23,19 +23,9 @@ else
     "$here/.venv/bin/pip" install --quiet -r "$here/requirements.txt" >&2
   fi
 fi
-if [ -n "${KREFLEX:-}" ]; then kreflex=("$KREFLEX")
-elif command -v kreflex >/dev/null; then kreflex=(kreflex)
-else kreflex=(cargo run --quiet --release --manifest-path "$root/Cargo.toml" --)
-fi
-mkdir -p "$here/target"
-plugins=("$@")
-if [ ${#plugins[@]} -eq 0 ]; then
-  for d in "$here"/*/; do [ -f "$d/main.go" ] && plugins+=("$(basename "$d")"); done
-fi
-for p in "${plugins[@]}"; do
-  if [[ "$p" == */* ]]; then src="$(cd "$p" && pwd)"; else src="$here/$p"; fi
-  p="$(basename "$src")"
-  echo "building $p" >&2
+kreflex_command
+build_one() {
+  local src="$1" p="$2"
   pkg="$src"
   case "$src/" in
     "$here"/*) ;;
@@ -45,5 +35,6 @@ for p in "${plugins[@]}"; do
   (cd "$here" && GOTOOLCHAIN=local GOOS=wasip1 GOARCH=wasm "$go" build -buildmode=c-shared \
     -o "$here/target/$p.core.wasm" "./${pkg#"$here"/}" >&2)
   "${kreflex[@]}" componentize "$here/target/$p.core.wasm" --out "$here/target/$p.wasm" >&2
-done
-echo "$here/target"
+}
+
+each_plugin main.go build_one "$@"

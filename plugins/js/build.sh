@@ -6,25 +6,20 @@
 #   plugins/js/build.sh database-status
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/../build-common.sh"
 command -v node >/dev/null || { echo "node is not installed: cannot build the JavaScript plugins" >&2; exit 3; }
-if [ ! -x "$here/node_modules/.bin/componentize-js" ]; then
-  echo "installing componentize-js into $here/node_modules" >&2
+# (Re)install when node_modules is missing or older than the lock file.
+if [ ! -x "$here/node_modules/.bin/componentize-js" ] || [ "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ]; then
+  echo "installing componentize-js (package-lock.json) into $here/node_modules" >&2
   (cd "$here" && npm ci --no-audit --no-fund --loglevel=error >&2)
 fi
-mkdir -p "$here/target"
-plugins=("$@")
-if [ ${#plugins[@]} -eq 0 ]; then
-  for d in "$here"/*/; do [ -f "$d/app.js" ] && plugins+=("$(basename "$d")"); done
-fi
-for p in "${plugins[@]}"; do
-  # A plugin name (a folder here) or a path to a plugin folder.
-  if [[ "$p" == */* ]]; then src="$(cd "$p" && pwd)"; else src="$here/$p"; fi
-  p="$(basename "$src")"
-  echo "building $p" >&2
+build_one() {
+  local src="$1" p="$2"
   # No wasi:http: a kreflex plugin has no network (and kreflex does not link it).
   # componentize-js resolves imports against the working directory: run it from the
   # plugin's parent folder, where `../kreflex.js` of the plugin is `kreflex.js`.
   (cd "$(dirname "$src")" && "$here/node_modules/.bin/componentize-js" "$p/app.js" --wit "$here/../../wit" \
     --world-name reactor --disable http fetch-event --out "$here/target/$p.wasm" >&2)
-done
-echo "$here/target"
+}
+
+each_plugin app.js build_one "$@"
