@@ -1,7 +1,7 @@
 //! kreflex against a native kube-rs controller with the same logic, in one run on the same
 //! embedded API server: throughput and change→status-patch latency for N new objects; then
-//! resident memory per cached object at 10k and 100k objects against their compact JSON
-//! size. Run: `cargo bench --bench engine`.
+//! resident memory per cached object at 10k and 100k objects of two sizes against their
+//! compact JSON size. Run: `cargo bench --bench engine`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -102,7 +102,13 @@ fn rss_bytes() -> usize {
     statm.split_whitespace().nth(1).and_then(|p| p.parse::<usize>().ok()).unwrap_or(0) * 4096
 }
 
-fn memory(n: usize) -> (f64, f64) {
+/// Set in the child process that measures one cache size: "OBJECTS,ANNOTATION_BYTES".
+const MEMORY_CHILD: &str = "KREFLEX_BENCH_CACHE_MEMORY";
+
+/// Fills a cache with `n` Databases, each with `pad` bytes of annotations, and prints
+/// "RSS-per-object JSON-per-object". Run in a fresh process so that no earlier allocation
+/// (freed memory the allocator would reuse) hides what the cache costs.
+fn memory_child(n: usize, pad: usize) {
     let gvk = kreflex::model::Gvk::new("stable.example.com", "v1", "Database");
     let cache = kreflex::watch::Cache::default();
     let before = rss_bytes();
@@ -112,20 +118,60 @@ fn memory(n: usize) -> (f64, f64) {
         o["metadata"]["uid"] = Value::String(format!("00000000-0000-0000-0000-{i:012}"));
         o["metadata"]["resourceVersion"] = Value::String(i.to_string());
         o["metadata"]["labels"] = serde_json::json!({"team": "shop", "tier": "db"});
+        if pad > 0 {
+            o["metadata"]["annotations"] = serde_json::json!({"example.com/notes": "x".repeat(pad)});
+        }
         o["status"] =
             serde_json::json!({"state": "Ready", "message": "postgres database is ready", "observedGeneration": 1});
         let obj = kreflex::watch::CachedObject::from_value(o).expect("named");
-        json_bytes += obj.json.len();
+        json_bytes += obj.json().len();
         cache.apply(&gvk, Arc::new(obj));
     }
     let per_object = (rss_bytes().saturating_sub(before)) as f64 / n as f64;
-    let json_per_object = json_bytes as f64 / n as f64;
     std::hint::black_box(&cache);
-    (per_object, json_per_object)
+    println!("{per_object} {}", json_bytes as f64 / n as f64);
+}
+
+/// Runs [`memory_child`] in a child process: (RSS bytes, compact JSON bytes) per object.
+fn memory(n: usize, pad: usize) -> (f64, f64) {
+    let exe = std::env::current_exe().expect("own executable");
+    let out = std::process::Command::new(exe).env(MEMORY_CHILD, format!("{n},{pad}")).output().expect("child");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace().map(|x| x.parse::<f64>().expect("number"));
+    (it.next().expect("rss"), it.next().expect("json"))
+}
+
+fn print_memory() {
+    println!("cache memory (each size measured in a fresh process):");
+    let mut fit = Vec::new();
+    for pad in [0, 1600] {
+        for n in [10_000, 100_000] {
+            let (rss, json) = memory(n, pad);
+            println!(
+                "  {n:>6} objects of {json:>5.0} B compact JSON: {rss:>6.0} B RSS per object ({:.2}x)",
+                rss / json
+            );
+            if n == 100_000 {
+                fit.push((json, rss));
+            }
+        }
+    }
+    // Two sizes give the line RSS = slope * JSON + fixed: what one more byte of object costs,
+    // and what every object costs regardless of its size.
+    let ((j1, r1), (j2, r2)) = (fit[0], fit[1]);
+    let slope = (r2 - r1) / (j2 - j1);
+    println!(
+        "  per object at 100k: {slope:.2} x compact JSON + {:.0} B fixed (goal <= 1.2x JSON + fixed overhead)",
+        r1 - slope * j1
+    );
 }
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    if let Ok(spec) = std::env::var(MEMORY_CHILD) {
+        let (n, pad) = spec.split_once(',').expect("OBJECTS,PAD");
+        return memory_child(n.parse().expect("objects"), pad.parse().expect("pad"));
+    }
     // (b) native controller.
     let s = server().await;
     let c = s.client();
@@ -163,11 +209,5 @@ async fn main() {
         k_rate / native_rate,
         pct(&k_lat, 0.99).as_secs_f64() / pct(&native_lat, 0.99).as_secs_f64()
     );
-    for n in [10_000, 100_000] {
-        let (rss, json) = memory(n);
-        println!(
-            "cache at {n:>6} objects: {rss:>7.0} bytes RSS per object, compact JSON {json:.0} bytes ({:.2}x)",
-            rss / json
-        );
-    }
+    print_memory();
 }

@@ -34,7 +34,7 @@ impl Route {
 
     /// Whether the object is in scope (namespace and selectors), ignoring the event kind.
     pub fn selects(&self, o: &CachedObject) -> bool {
-        if !self.namespaces.is_empty() && !o.namespace.as_ref().is_some_and(|ns| self.namespaces.contains(ns)) {
+        if !self.namespaces.is_empty() && !o.namespace().is_some_and(|ns| self.namespaces.iter().any(|n| n == ns)) {
             return false;
         }
         if self.labels.is_none() && self.fields.is_none() {
@@ -62,21 +62,17 @@ pub fn route(route: &Route, ev: &InformerEvent, finalizer: &str) -> Delivery {
         return Delivery::Skip;
     }
     let o = &ev.object;
-    if route.finalizer && ev.kind != EventKind::Deleted && o.deleting {
+    if route.finalizer && ev.kind != EventKind::Deleted && o.deleting() {
         // Terminating: our turn to clean up if our finalizer is still there; otherwise
         // there is nothing for us until the object is gone.
-        return if o.finalizers.iter().any(|f| f == finalizer) {
-            Delivery::Deliver(EventKind::Finalizing)
-        } else {
-            Delivery::Skip
-        };
+        return if o.has_finalizer(finalizer) { Delivery::Deliver(EventKind::Finalizing) } else { Delivery::Skip };
     }
     // An object still missing our finalizer is delivered even without a generation change,
     // so that the finalizer gets added.
-    let finalizer_in_place = !route.finalizer || o.finalizers.iter().any(|f| f == finalizer);
+    let finalizer_in_place = !route.finalizer || o.has_finalizer(finalizer);
     if ev.kind == EventKind::Modified
         && route.generation_changed_only
-        && ev.old.as_ref().is_some_and(|old| old.generation == o.generation)
+        && ev.old.as_ref().is_some_and(|old| old.generation() == o.generation())
         && finalizer_in_place
     {
         return Delivery::Skip;

@@ -110,8 +110,8 @@ impl Dispatcher {
                         let key = QueueKey {
                             plugin: Arc::from(lp.name()),
                             gvk: ev.gvk.clone(),
-                            namespace: ev.object.namespace.clone(),
-                            name: ev.object.name.clone(),
+                            namespace: ev.object.namespace().map(str::to_owned),
+                            name: ev.object.name().to_owned(),
                         };
                         let item = PendingEvent { kind, object: ev.object.clone(), old: ev.old.clone() };
                         let label = PluginLabel { plugin: lp.name().to_owned() };
@@ -141,8 +141,8 @@ impl Dispatcher {
             let key = QueueKey {
                 plugin: Arc::from(lp.name()),
                 gvk: Arc::new(route.gvk.clone()),
-                namespace: object.namespace.clone(),
-                name: object.name.clone(),
+                namespace: object.namespace().map(str::to_owned),
+                name: object.name().to_owned(),
             };
             if !self.queue.push(key, PendingEvent { kind, object, old: None }).await {
                 return;
@@ -173,7 +173,7 @@ impl Dispatcher {
                 // The plugin was unloaded while the event waited.
                 None => Outcome::Completed,
                 Some(lp) => {
-                    let span = tracing::info_span!("event", plugin = %key.plugin, gvk = %key.gvk, ns = key.namespace.as_deref().unwrap_or(""), name = %key.name, kind = %item.kind, rv = item.object.resource_version.as_deref().unwrap_or(""));
+                    let span = tracing::info_span!("event", plugin = %key.plugin, gvk = %key.gvk, ns = key.namespace.as_deref().unwrap_or(""), name = %key.name, kind = %item.kind, rv = item.object.resource_version().unwrap_or(""));
                     let _ = &span;
                     tracing::Instrument::instrument(self.handle(lp.clone(), &key, item), span).await
                 }
@@ -190,22 +190,22 @@ impl Dispatcher {
         // has changed since (e.g. by the plugin's own status patch).
         if item.kind != EventKind::Deleted
             && let Some(latest) = self.cache.get_object(&key.gvk, key.namespace.as_deref(), &key.name)
-            && latest.uid == item.object.uid
+            && latest.uid() == item.object.uid()
         {
             item.object = latest;
         }
         let target = EventTarget {
             object: item.object.object_ref(&key.gvk),
-            uid: item.object.uid.clone(),
-            resource_version: item.object.resource_version.clone(),
+            uid: item.object.uid().map(str::to_owned),
+            resource_version: item.object.resource_version().map(str::to_owned),
         };
         let route = lp.routes.iter().find(|r| r.gvk == *key.gvk);
         let manages_finalizer = route.is_some_and(|r| r.finalizer);
 
         if manages_finalizer
             && matches!(item.kind, EventKind::Added | EventKind::Modified | EventKind::Resync)
-            && !item.object.deleting
-            && !item.object.finalizers.contains(&lp.finalizer)
+            && !item.object.deleting()
+            && !item.object.has_finalizer(&lp.finalizer)
             && let Err(e) = self.add_finalizer(key, &item.object, &lp.finalizer).await
         {
             return self.after_api_error(&plugin, &target, item, e, "AddFinalizerFailed").await;
@@ -221,8 +221,8 @@ impl Dispatcher {
         };
         let raw = RawEvent {
             kind: item.kind,
-            object: item.object.json.to_string(),
-            old_object: item.old.as_ref().map(|o| o.json.to_string()),
+            object: item.object.json().to_owned(),
+            old_object: item.old.as_ref().map(|o| o.json().to_owned()),
         };
         let started = Instant::now();
         let result = lp.plugin.call(raw, ctx).await;
@@ -456,8 +456,8 @@ impl Dispatcher {
 
     async fn add_finalizer(&self, key: &QueueKey, o: &CachedObject, finalizer: &str) -> Result<(), kube::Error> {
         let mut patch =
-            vec![serde_json::json!({"op": "test", "path": "/metadata/resourceVersion", "value": o.resource_version})];
-        if o.finalizers.is_empty() {
+            vec![serde_json::json!({"op": "test", "path": "/metadata/resourceVersion", "value": o.resource_version()})];
+        if o.finalizers().next().is_none() {
             patch.push(serde_json::json!({"op": "add", "path": "/metadata/finalizers", "value": [finalizer]}));
         } else {
             patch.push(serde_json::json!({"op": "add", "path": "/metadata/finalizers/-", "value": finalizer}));
@@ -471,7 +471,7 @@ impl Dispatcher {
         let Some(current) = current else {
             return Ok(());
         };
-        let Some(index) = current.finalizers.iter().position(|f| f == finalizer) else {
+        let Some(index) = current.finalizers().position(|f| f == finalizer) else {
             return Ok(());
         };
         let patch = vec![

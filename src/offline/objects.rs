@@ -74,11 +74,11 @@ pub fn parse_documents(text: &str) -> Result<Vec<Value>, String> {
 }
 
 impl ObjectSource for DirObjects {
-    fn get(&self, target: &ObjectRef) -> Option<Arc<str>> {
-        self.objects.get(target).map(|o| Arc::from(o.to_string()))
+    fn get(&self, target: &ObjectRef) -> Option<String> {
+        self.objects.get(target).map(|o| o.to_string())
     }
 
-    fn list(&self, gvk: &Gvk, namespace: Option<&str>, label_selector: Option<&str>) -> Result<Vec<Arc<str>>, String> {
+    fn list(&self, gvk: &Gvk, namespace: Option<&str>, label_selector: Option<&str>) -> Result<Vec<String>, String> {
         let selector = label_selector.map(Selector::parse).transpose().map_err(|e| e.to_string())?.unwrap_or_default();
         Ok(self
             .objects
@@ -88,7 +88,7 @@ impl ObjectSource for DirObjects {
                     && namespace.is_none_or(|ns| r.namespace.as_deref() == Some(ns))
                     && selector.matches_object(o)
             })
-            .map(|(_, o)| Arc::from(o.to_string()))
+            .map(|(_, o)| o.to_string())
             .collect())
     }
 }

@@ -39,7 +39,7 @@ impl Coalesce for PendingEvent {
         let kind = match (self.kind, newer.kind) {
             (_, Deleted) => Deleted,
             (Deleted, Added) => {
-                let same = self.object.uid.is_some() && self.object.uid == newer.object.uid;
+                let same = self.object.uid().is_some() && self.object.uid() == newer.object.uid();
                 if same { Modified } else { Added }
             }
             (Deleted, other) => other,
@@ -76,16 +76,13 @@ mod tests {
     }
 
     fn rv(o: &Option<Arc<CachedObject>>) -> Option<&str> {
-        o.as_ref().and_then(|o| o.resource_version.as_deref())
+        o.as_ref().and_then(|o| o.resource_version())
     }
 
     #[test]
     fn latest_object_wins_and_old_is_what_the_plugin_last_saw() {
         let e = ev(EventKind::Modified, "2", Some("1")).coalesce(ev(EventKind::Modified, "3", Some("2")));
-        assert_eq!(
-            (e.kind, e.object.resource_version.as_deref(), rv(&e.old)),
-            (EventKind::Modified, Some("3"), Some("1"))
-        );
+        assert_eq!((e.kind, e.object.resource_version(), rv(&e.old)), (EventKind::Modified, Some("3"), Some("1")));
     }
 
     #[test]
@@ -97,7 +94,7 @@ mod tests {
     #[test]
     fn deletion_wins_with_the_last_known_object() {
         let e = ev(EventKind::Modified, "2", Some("1")).coalesce(ev(EventKind::Deleted, "3", None));
-        assert_eq!((e.kind, e.object.resource_version.as_deref()), (EventKind::Deleted, Some("3")));
+        assert_eq!((e.kind, e.object.resource_version()), (EventKind::Deleted, Some("3")));
     }
 
     #[test]

@@ -20,10 +20,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 /// a directory of YAML/JSON objects in `kreflex test`.
 pub trait ObjectSource: Send + Sync {
     /// One object, or `None` if it does not exist.
-    fn get(&self, target: &ObjectRef) -> Option<Arc<str>>;
+    fn get(&self, target: &ObjectRef) -> Option<String>;
     /// Objects of a kind, optionally in one namespace and matching a label selector.
     /// `Err` for a malformed selector.
-    fn list(&self, gvk: &Gvk, namespace: Option<&str>, label_selector: Option<&str>) -> Result<Vec<Arc<str>>, String>;
+    fn list(&self, gvk: &Gvk, namespace: Option<&str>, label_selector: Option<&str>) -> Result<Vec<String>, String>;
 }
 
 /// An empty object source: every `get` finds nothing, every `list` is empty.
@@ -31,10 +31,10 @@ pub trait ObjectSource: Send + Sync {
 pub struct NoObjects;
 
 impl ObjectSource for NoObjects {
-    fn get(&self, _: &ObjectRef) -> Option<Arc<str>> {
+    fn get(&self, _: &ObjectRef) -> Option<String> {
         None
     }
-    fn list(&self, _: &Gvk, _: Option<&str>, _: Option<&str>) -> Result<Vec<Arc<str>>, String> {
+    fn list(&self, _: &Gvk, _: Option<&str>, _: Option<&str>) -> Result<Vec<String>, String> {
         Ok(Vec::new())
     }
 }
@@ -146,7 +146,7 @@ impl host::Host for HostState {
             namespace: target.namespace.as_deref(),
             name: Some(&target.name),
         })?;
-        Ok(ctx.source.get(&target).map(|o| o.to_string()))
+        Ok(ctx.source.get(&target))
     }
 
     fn list_objects(
@@ -158,8 +158,7 @@ impl host::Host for HostState {
         let gvk = Gvk::from(gvk);
         let ctx = self.call_ctx()?;
         ctx.policy.check_read(&ReadRequest { verb: "list", gvk: &gvk, namespace: namespace.as_deref(), name: None })?;
-        let objects = ctx.source.list(&gvk, namespace.as_deref(), label_selector.as_deref())?;
-        Ok(objects.iter().map(|o| o.to_string()).collect())
+        ctx.source.list(&gvk, namespace.as_deref(), label_selector.as_deref())
     }
 
     fn get_config(&mut self) -> Option<String> {

@@ -83,7 +83,7 @@ impl InformerTask {
                     Some(Ok(Event::InitApply(o))) => {
                         if let Some(obj) = self.prune(o) {
                             if let Some(seen) = relisting.as_mut() {
-                                seen.insert((obj.namespace.clone(), obj.name.clone()));
+                                seen.insert((obj.namespace().map(str::to_owned), obj.name().to_owned()));
                             }
                             if !self.applied(obj).await { return; }
                         }
@@ -107,7 +107,7 @@ impl InformerTask {
                     }
                     Some(Ok(Event::Delete(o))) => {
                         if let Some(obj) = self.prune(o) {
-                            let old = self.cache.delete(&self.gvk, obj.namespace.as_deref(), &obj.name);
+                            let old = self.cache.delete(&self.gvk, obj.namespace(), obj.name());
                             if !self.send(EventKind::Deleted, obj, old).await { return; }
                         }
                     }
@@ -131,7 +131,9 @@ impl InformerTask {
     async fn applied(&self, obj: Arc<CachedObject>) -> bool {
         let old = self.cache.apply(&self.gvk, obj.clone());
         match &old {
-            Some(prev) if prev.resource_version.is_some() && prev.resource_version == obj.resource_version => true,
+            Some(prev) if prev.resource_version().is_some() && prev.resource_version() == obj.resource_version() => {
+                true
+            }
             Some(_) => self.send(EventKind::Modified, obj, old).await,
             None => self.send(EventKind::Added, obj, None).await,
         }
