@@ -17,7 +17,7 @@ use crate::apply::{Applier, EventTarget, ScopedClients, record_event};
 use crate::dispatch::Dispatcher;
 use crate::model::{EventKind, ObjectRef};
 use crate::ops::{Health, Metrics, ReloadLabels};
-use crate::wasm::Runtime;
+use crate::wasm::{Runtime, compile_in_background};
 use crate::watch::{Informers, Resources};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -162,10 +162,11 @@ impl Installer {
             let span = tracing::Span::current();
             let result = tokio::task::spawn_blocking(move || {
                 let _e = span.enter();
-                load_file(&runtime, &p2)
+                compile_in_background(|| load_file(&runtime, &p2))
             })
             .await
             .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| format!("{}: cannot start a thread to load it: {e}", path.display())))
             .and_then(|r| r);
             if provisional && let Err(e) = &result {
                 tracing::debug!(file = %path.display(), error = %e, "not loadable yet; checking again once the directory is quiet");

@@ -76,6 +76,7 @@ impl Runtime {
     /// Builds the engine and the linker. Fails only if the configuration is impossible on
     /// this machine (e.g. the pooling allocator cannot reserve its address space).
     pub fn new(config: WasmConfig) -> wasmtime::Result<Self> {
+        background_compile_pool();
         let engine = Engine::new(&engine_config(&config))?;
         let mut linker = Linker::<HostState>::new(&engine);
         // WASI p2 is linked because every component built by a real toolchain imports
@@ -144,6 +145,55 @@ fn engine_config(config: &WasmConfig) -> Config {
     c
 }
 
+/// Nice value of the threads that compile plugins: a cold compile of a 10+ MB component
+/// keeps every core busy for seconds, and at normal priority it would compete on equal terms
+/// with the threads handling events. At nice 10 the scheduler gives event handling about
+/// nine tenths of a contended core while compiles still use all idle CPU.
+pub const COMPILE_NICE: i32 = 10;
+
+/// Runs `f` (a plugin load that may compile) on a fresh thread at [`COMPILE_NICE`], and
+/// waits for it. The engine's reload path uses this so that compiling stays off the event
+/// path in CPU time too, not only off the async workers. The thread's own priority is all
+/// that changes (lowering it needs no privilege; raising it back would, hence a fresh thread).
+pub fn compile_in_background<T: Send>(f: impl FnOnce() -> T + Send) -> std::io::Result<T> {
+    std::thread::scope(|s| {
+        let handle = std::thread::Builder::new().name("kreflex-load".into()).spawn_scoped(s, || {
+            lower_this_thread_priority();
+            f()
+        })?;
+        Ok(handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    })
+}
+
+/// Builds rayon's global pool, which wasmtime's parallel compilation runs on, with its
+/// threads at [`COMPILE_NICE`]. Done once per process, before the first compile.
+fn background_compile_pool() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let built = rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("kreflex-compile-{i}"))
+            .start_handler(|_| lower_this_thread_priority())
+            .build_global();
+        if let Err(e) = built {
+            tracing::debug!(error = %e, "rayon's global pool already exists; plugin compiles run at its priority");
+        }
+    });
+}
+
+#[cfg(target_os = "linux")]
+fn lower_this_thread_priority() {
+    // On Linux the nice value is per thread, and `setpriority(PRIO_PROCESS, tid)` sets it for
+    // that thread only.
+    // SAFETY: plain system calls on the calling thread's own id; no memory is shared.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, COMPILE_NICE) };
+    if rc != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower the compile thread's priority");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_this_thread_priority() {}
+
 /// Advances the engine's epoch every [`EPOCH_TICK`] on a dedicated thread, so that calls
 /// past their deadline trap. Stops when dropped.
 struct EpochTicker {
@@ -171,5 +221,39 @@ impl EpochTicker {
 impl Drop for EpochTicker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(target_os = "linux")]
+    fn nice_of_this_thread() -> i32 {
+        // SAFETY: reads the calling thread's own nice value.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn loads_and_compile_threads_run_at_low_priority_and_the_caller_keeps_its_own() {
+        let before = nice_of_this_thread();
+        let inside = compile_in_background(nice_of_this_thread).expect("thread");
+        assert_eq!(inside, COMPILE_NICE.max(before), "the load thread is niced");
+        assert_eq!(nice_of_this_thread(), before, "the calling thread is untouched");
+
+        background_compile_pool();
+        let pool = rayon::broadcast(|_| nice_of_this_thread());
+        assert!(!pool.is_empty());
+        assert!(
+            pool.iter().all(|&n| n == COMPILE_NICE.max(before)),
+            "rayon's global pool (wasmtime's compiles) is niced: {pool:?}"
+        );
+    }
+
+    #[test]
+    fn a_panicking_load_propagates_to_the_caller() {
+        let r = std::panic::catch_unwind(|| compile_in_background(|| panic!("boom")));
+        assert!(r.is_err());
     }
 }

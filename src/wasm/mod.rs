@@ -15,7 +15,7 @@ mod host;
 mod plugin;
 
 pub use cache::ArtifactCache;
-pub use engine::{Runtime, WasmConfig};
+pub use engine::{COMPILE_NICE, Runtime, WasmConfig, compile_in_background};
 pub use host::{AccessPolicy, CallContext, NoObjects, NothingReadable, ObjectSource, ReadRequest};
 pub use plugin::{CallError, LoadError, LoadOptions, Plugin, RawAction, RawEvent};
 
