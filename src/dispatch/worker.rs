@@ -545,5 +545,8 @@ fn audit(plugin: &str, a: &Action, on: &EventTarget, outcome: &str, code: Option
         Action::EmitEvent { reason, .. } => ("event", format!("{} ({reason})", on.object), String::new()),
         Action::RequeueAfter { .. } => return,
     };
-    tracing::info!(target: "kreflex::audit", plugin, verb, object = %target, patch_type, outcome, http_status = code.unwrap_or(0), "action");
+    // `http_status` is the status of a failed request. A successful one is only known to have
+    // been a 2xx (the client does not hand the exact code back), and then the field is absent
+    // rather than a made-up number.
+    tracing::info!(target: "kreflex::audit", plugin, verb, object = %target, patch_type, outcome, http_status = code, "action");
 }
