@@ -136,6 +136,7 @@ fn memory_child(n: usize, pad: usize) {
 fn memory(n: usize, pad: usize) -> (f64, f64) {
     let exe = std::env::current_exe().expect("own executable");
     let out = std::process::Command::new(exe).env(MEMORY_CHILD, format!("{n},{pad}")).output().expect("child");
+    assert!(out.status.success(), "cache memory child ({n} objects): {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     let mut it = text.split_whitespace().map(|x| x.parse::<f64>().expect("number"));
     (it.next().expect("rss"), it.next().expect("json"))

@@ -7,7 +7,7 @@
 //! resourceVersion, finalizers) is not copied out: it is held as byte spans into that JSON,
 //! found while writing it. The index is a hash table of pointers hashed by
 //! (namespace, name), so the key is not stored a second time either. A cached object costs
-//! its JSON plus a fixed ~130 bytes (see `cargo bench --bench engine`), not the 3–5× a
+//! its JSON plus a fixed ~150 bytes (see `cargo bench --bench engine`), not the 3–5× a
 //! parsed `serde_json::Value` tree would.
 
 use crate::model::{Gvk, ObjectRef};
@@ -227,6 +227,16 @@ impl CachedObject {
         self.finalizers().any(|f| f == finalizer)
     }
 
+    /// Whether this is the object `namespace`/`name`.
+    pub fn is_named(&self, namespace: Option<&str>, name: &str) -> bool {
+        self.namespace() == namespace && self.name() == name
+    }
+
+    /// `(namespace, name)`, owned.
+    pub(crate) fn owned_key(&self) -> Key {
+        (self.namespace().map(str::to_owned), self.name().to_owned())
+    }
+
     /// `namespace/name` (or `name`).
     pub fn key(&self) -> String {
         match self.namespace() {
@@ -257,7 +267,7 @@ struct Objects {
 
 impl Objects {
     fn find(&self, hash: u64, namespace: Option<&str>, name: &str) -> Option<&Arc<CachedObject>> {
-        self.table.find(hash, |o| o.namespace() == namespace && o.name() == name)
+        self.table.find(hash, |o| o.is_named(namespace, name))
     }
 }
 
@@ -267,10 +277,9 @@ struct Kinds {
     hasher: RandomState,
 }
 
-impl Kinds {
-    fn hash(&self, namespace: Option<&str>, name: &str) -> u64 {
-        self.hasher.hash_one((namespace, name))
-    }
+/// The table hash of the object `namespace`/`name`.
+fn key_hash(hasher: &RandomState, namespace: Option<&str>, name: &str) -> u64 {
+    hasher.hash_one((namespace, name))
 }
 
 /// Every cached object of every watched kind. Cheap to clone (shared).
@@ -284,10 +293,10 @@ impl Cache {
     pub fn apply(&self, gvk: &Gvk, obj: Arc<CachedObject>) -> Option<Arc<CachedObject>> {
         let mut guard = self.kinds.write();
         let Kinds { kinds, hasher } = &mut *guard;
-        let hash = hasher.hash_one((obj.namespace(), obj.name()));
+        let hash = key_hash(hasher, obj.namespace(), obj.name());
         let objects = kinds.entry(gvk.clone()).or_default();
-        let rehash = |o: &Arc<CachedObject>| hasher.hash_one((o.namespace(), o.name()));
-        match objects.table.entry(hash, |o| o.namespace() == obj.namespace() && o.name() == obj.name(), rehash) {
+        let rehash = |o: &Arc<CachedObject>| key_hash(hasher, o.namespace(), o.name());
+        match objects.table.entry(hash, |o| o.is_named(obj.namespace(), obj.name()), rehash) {
             hashbrown::hash_table::Entry::Occupied(mut e) => Some(std::mem::replace(e.get_mut(), obj)),
             hashbrown::hash_table::Entry::Vacant(e) => {
                 e.insert(obj);
@@ -299,16 +308,16 @@ impl Cache {
     /// Removes an object; returns the last cached version.
     pub fn delete(&self, gvk: &Gvk, namespace: Option<&str>, name: &str) -> Option<Arc<CachedObject>> {
         let mut guard = self.kinds.write();
-        let hash = guard.hash(namespace, name);
+        let hash = key_hash(&guard.hasher, namespace, name);
         let objects = guard.kinds.get_mut(gvk)?;
-        let entry = objects.table.find_entry(hash, |o| o.namespace() == namespace && o.name() == name).ok()?;
+        let entry = objects.table.find_entry(hash, |o| o.is_named(namespace, name)).ok()?;
         Some(entry.remove().0)
     }
 
     /// One object.
     pub fn get_object(&self, gvk: &Gvk, namespace: Option<&str>, name: &str) -> Option<Arc<CachedObject>> {
         let guard = self.kinds.read();
-        guard.kinds.get(gvk)?.find(guard.hash(namespace, name), namespace, name).cloned()
+        guard.kinds.get(gvk)?.find(key_hash(&guard.hasher, namespace, name), namespace, name).cloned()
     }
 
     /// Every object of a kind.
@@ -330,7 +339,7 @@ impl Cache {
     pub(crate) fn keys(&self, gvk: &Gvk) -> Vec<Key> {
         let guard = self.kinds.read();
         let Some(objects) = guard.kinds.get(gvk) else { return Vec::new() };
-        objects.table.iter().map(|o| (o.namespace().map(str::to_owned), o.name().to_owned())).collect()
+        objects.table.iter().map(|o| o.owned_key()).collect()
     }
 }
 

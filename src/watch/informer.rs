@@ -83,7 +83,7 @@ impl InformerTask {
                     Some(Ok(Event::InitApply(o))) => {
                         if let Some(obj) = self.prune(o) {
                             if let Some(seen) = relisting.as_mut() {
-                                seen.insert((obj.namespace().map(str::to_owned), obj.name().to_owned()));
+                                seen.insert(obj.owned_key());
                             }
                             if !self.applied(obj).await { return; }
                         }
