@@ -4,7 +4,7 @@
 use crate::actions::Limits;
 use crate::offline::{self, DirObjects};
 use crate::telemetry::LogFormat;
-use crate::wasm::{CallContext, NoObjects, ObjectSource, Plugin, Runtime, WasmConfig};
+use crate::wasm::{ArtifactCache, CallContext, Compiler, NoObjects, ObjectSource, Plugin, Runtime, WasmConfig};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use std::io::Read;
@@ -54,6 +54,13 @@ pub struct SandboxArgs {
     /// Do not read or write precompiled artifacts.
     #[arg(long, env = "KREFLEX_NO_CACHE")]
     pub no_cache: bool,
+    /// Compile plugins on low-priority threads of this process instead of in a child
+    /// `kreflex precompile` process.
+    #[arg(long, env = "KREFLEX_COMPILE_IN_PROCESS")]
+    pub compile_in_process: bool,
+    /// A plugin compile still running after this many seconds is killed and reported.
+    #[arg(long, default_value_t = crate::wasm::DEFAULT_COMPILE_TIMEOUT.as_secs(), env = "KREFLEX_COMPILE_TIMEOUT_SECS")]
+    pub compile_timeout_secs: u64,
 }
 
 impl SandboxArgs {
@@ -65,6 +72,12 @@ impl SandboxArgs {
             call_timeout: Duration::from_millis(self.call_timeout_ms),
             max_instances: self.max_instances,
             cache_dir: if self.no_cache { None } else { self.cache_dir.clone().or(defaults.cache_dir.clone()) },
+            compiler: match defaults.compiler {
+                Compiler::Process { exe, .. } if !self.compile_in_process => {
+                    Compiler::Process { exe, timeout: Duration::from_secs(self.compile_timeout_secs) }
+                }
+                _ => Compiler::InProcess,
+            },
             ..defaults
         }
     }
@@ -93,6 +106,10 @@ pub enum Command {
     /// Turn a core WebAssembly module (clang + wasi-libc, Go wasip1, …) into a kreflex plugin
     /// component, with the WASI reactor adapter matching this kreflex's wasmtime.
     Componentize(ComponentizeArgs),
+    /// Compile plugins into the precompiled-artifact cache ahead of time (an init container, an
+    /// image build), so that loading them takes milliseconds. Prints one JSON line per plugin.
+    /// `kreflex run` and `dev` also compile through it, in a child process.
+    Precompile(PrecompileArgs),
     /// Create a plugin from a template that builds and passes `kreflex test` out of the box.
     New(NewArgs),
     /// Write bindings of the plugin contract for a language without its own generator
@@ -326,6 +343,20 @@ pub struct InspectArgs {
     sandbox: SandboxArgs,
 }
 
+/// `kreflex precompile`.
+#[derive(Debug, Args)]
+pub struct PrecompileArgs {
+    /// Plugin components (`.wasm`); `-` reads one from stdin.
+    #[arg(required = true)]
+    pub plugins: Vec<PathBuf>,
+    /// Directory of precompiled plugin artifacts (default: ~/.cache/kreflex).
+    #[arg(long, env = "KREFLEX_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Run at idle CPU priority (`SCHED_IDLE`, nice 10): use only CPU time nothing else wants.
+    #[arg(long)]
+    pub background: bool,
+}
+
 /// `kreflex test`.
 #[derive(Debug, Args)]
 pub struct TestArgs {
@@ -367,6 +398,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::apiserver::cli::run(args, cancel).await
         }),
         Command::Rbac(args) => rbac(args),
+        Command::Precompile(args) => precompile(args),
         Command::Plugins(args) => plugins(args),
         Command::Componentize(args) => {
             let module =
@@ -534,6 +566,34 @@ fn load_plugin(path: &Path, sandbox: &SandboxArgs) -> anyhow::Result<Plugin> {
     let runtime = Runtime::new(sandbox.wasm_config()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read plugin {}", path.display()))?;
     Ok(Plugin::load(&runtime, &bytes, &path.display().to_string())?)
+}
+
+fn precompile(args: PrecompileArgs) -> anyhow::Result<ExitCode> {
+    if args.background {
+        // Before any other thread starts: the compile threads inherit it.
+        crate::wasm::lower_this_thread_priority();
+    }
+    let dir = args
+        .cache_dir
+        .or_else(ArtifactCache::default_dir)
+        .context("no cache directory: pass --cache-dir or set KREFLEX_CACHE_DIR or HOME")?;
+    let engine = crate::wasm::compile_engine().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let cache = ArtifactCache::new(dir, &engine);
+    let mut failed = false;
+    for path in &args.plugins {
+        let (label, bytes) = if path.as_os_str() == "-" {
+            let mut bytes = Vec::new();
+            std::io::stdin().read_to_end(&mut bytes).context("cannot read the component from stdin")?;
+            ("-".to_owned(), bytes)
+        } else {
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read plugin {}", path.display()))?;
+            (path.display().to_string(), bytes)
+        };
+        let report = crate::wasm::precompile_one(&engine, &cache, &label, &bytes);
+        failed |= report.error.is_some();
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {

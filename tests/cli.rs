@@ -96,6 +96,32 @@ fn test_rejects_a_malformed_event_file_clearly() {
 }
 
 #[test]
+fn precompile_fills_the_cache_and_reports_each_file() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let garbage = cache.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"\0asm\x0d\0\x01\0 not really").expect("write");
+    let wasm = guest::wasm("database_status");
+    let out = Command::new(env!("CARGO_BIN_EXE_kreflex"))
+        .arg("precompile")
+        .args([&wasm, &garbage])
+        .arg("--cache-dir")
+        .arg(cache.path().join("artifacts"))
+        .output()
+        .expect("kreflex runs");
+    assert_eq!(out.status.code(), Some(1), "one file failed: {}", String::from_utf8_lossy(&out.stderr));
+    let lines = reports(&out);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let artifact = Path::new(lines[0]["artifact"].as_str().expect("artifact path"));
+    assert!(artifact.starts_with(cache.path().join("artifacts")) && artifact.exists(), "{lines:?}");
+    assert!(
+        artifact.file_name().expect("name").to_string_lossy().starts_with(lines[0]["sha256"].as_str().expect("hash"))
+    );
+    assert_eq!(lines[1]["file"], garbage.display().to_string());
+    assert_eq!(lines[1]["invalid"], true);
+    assert!(lines[1]["error"].as_str().expect("error").contains("failed to parse"), "{lines:?}");
+}
+
+#[test]
 fn a_bad_plugin_file_is_reported_by_name() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = dir.path().join("broken.wasm");

@@ -8,7 +8,7 @@ mod guest;
 use common::*;
 use kreflex::engine::{Engine, EngineConfig};
 use kreflex::plugins::ReloadConfig;
-use kreflex::wasm::WasmConfig;
+use kreflex::wasm::{Compiler, WasmConfig};
 use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -17,7 +17,16 @@ use std::time::Duration;
 async fn engine(server: &kreflex::apiserver::ApiServer, dir: &Path) -> Engine {
     let config = EngineConfig {
         plugins_dir: dir.to_path_buf(),
-        wasm: WasmConfig { cache_dir: Some(dir.join(".cache")), max_instances: 16, ..WasmConfig::default() },
+        wasm: WasmConfig {
+            cache_dir: Some(dir.join(".cache")),
+            max_instances: 16,
+            // As the `kreflex` binary does: plugins are compiled by a `kreflex precompile` child.
+            compiler: Compiler::Process {
+                exe: env!("CARGO_BIN_EXE_kreflex").into(),
+                timeout: Duration::from_secs(120),
+            },
+            ..WasmConfig::default()
+        },
         resync: None,
         reload: Some(ReloadConfig { debounce: Duration::from_millis(100), poll: None }),
         admin_addr: Some(([127, 0, 0, 1], 0).into()),

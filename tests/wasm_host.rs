@@ -6,7 +6,7 @@ mod guest;
 use kreflex::actions::{self, Action, EventContext, Limits};
 use kreflex::model::{EventKind, ObjectRef};
 use kreflex::offline::{self, DirObjects};
-use kreflex::wasm::{CallContext, CallError, LoadError, NoObjects, Plugin, RawEvent, Runtime, WasmConfig};
+use kreflex::wasm::{CallContext, CallError, Compiler, LoadError, NoObjects, Plugin, RawEvent, Runtime, WasmConfig};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -260,6 +260,84 @@ fn precompiled_artifacts_are_reused() {
     let third = Plugin::load(&rt, &bytes, "a").expect("recompiled");
     assert!(!third.loaded_from_cache());
     assert!(validated(&third, &database("x", "mysql", json!({})), ctx()).is_ok());
+}
+
+/// A runtime that compiles in a child process, as the `kreflex` binary does.
+fn child_compiling(cache: Option<&std::path::Path>, exe: &std::path::Path, timeout: Duration) -> Runtime {
+    runtime_with(|c| {
+        c.cache_dir = cache.map(std::path::Path::to_path_buf);
+        c.compiler = Compiler::Process { exe: exe.to_path_buf(), timeout };
+    })
+}
+
+#[test]
+fn a_child_process_compiles_into_the_cache_and_the_engine_loads_its_artifact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_kreflex"));
+    let rt = child_compiling(Some(dir.path()), exe, Duration::from_secs(120));
+    let bytes = guest::wasm_bytes("database_status");
+    let first = Plugin::load(&rt, &bytes, "a.wasm").expect("load");
+    assert!(!first.loaded_from_cache());
+    let artifacts: Vec<_> = std::fs::read_dir(dir.path()).expect("read").map(|e| e.expect("entry").path()).collect();
+    assert_eq!(artifacts.len(), 1, "one artifact written by the child: {artifacts:?}");
+    assert!(artifacts[0].file_name().expect("name").to_string_lossy().starts_with(first.hash()));
+    assert_eq!(
+        status_of(&validated(&first, &database("x", "mysql", json!({})), ctx()).expect("valid"))["state"],
+        "Provisioning"
+    );
+    assert!(Plugin::load(&rt, &bytes, "a.wasm").expect("load").loaded_from_cache());
+
+    // With the cache off the child compiles into a private temporary directory.
+    let rt = child_compiling(None, exe, Duration::from_secs(120));
+    let p = Plugin::load(&rt, &bytes, "b.wasm").expect("load");
+    assert!(validated(&p, &database("y", "postgres", json!({})), ctx()).is_ok());
+}
+
+#[test]
+fn a_component_the_child_cannot_compile_is_refused_with_wasmtimes_reason() {
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_kreflex"));
+    let rt = child_compiling(None, exe, Duration::from_secs(120));
+    let truncated = &guest::wasm_bytes("database_status")[..4096];
+    let err = Plugin::load(&rt, truncated, "half-written.wasm").expect_err("refused");
+    assert!(matches!(err, LoadError::NotAComponent { .. }), "{err}");
+    assert!(err.to_string().starts_with("half-written.wasm: not a WebAssembly component: "), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_compiler_that_dies_or_hangs_fails_the_load_and_a_missing_one_falls_back_to_in_process() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = |name: &str, body: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("#!/bin/sh\ncat > /dev/null\n{body}\n")).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path
+    };
+    let bytes = guest::wasm_bytes("database_status");
+
+    let killed = child_compiling(None, &script("oom", "kill -9 $$"), Duration::from_secs(60));
+    let err = Plugin::load(&killed, &bytes, "big.wasm").expect_err("fails");
+    assert!(matches!(err, LoadError::CompileFailed { .. }), "{err}");
+    assert!(err.to_string().contains("big.wasm: cannot compile: the compiler was killed by signal 9"), "{err}");
+
+    let crashed = child_compiling(
+        None,
+        &script("crash", "echo 'thread main panicked: boom' >&2; exit 101"),
+        Duration::from_secs(60),
+    );
+    let err = Plugin::load(&crashed, &bytes, "c.wasm").expect_err("fails");
+    assert!(err.to_string().contains("exited with status 101: thread main panicked: boom"), "{err}");
+
+    let hung = child_compiling(None, &script("hang", "exec sleep 60"), Duration::from_millis(300));
+    let started = Instant::now();
+    let err = Plugin::load(&hung, &bytes, "slow.wasm").expect_err("fails");
+    assert!(err.to_string().contains("ran past its deadline of 300ms and was killed"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30), "the hung compiler was killed, not waited for");
+
+    let missing = child_compiling(None, &dir.path().join("no-such-kreflex"), Duration::from_secs(60));
+    let p = Plugin::load(&missing, &bytes, "d.wasm").expect("compiled in process instead");
+    assert_eq!(p.info().name, "database-status");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

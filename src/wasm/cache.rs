@@ -52,38 +52,79 @@ impl ArtifactCache {
         &self.dir
     }
 
-    fn path_for(&self, content_hash: &str) -> PathBuf {
+    /// Where the artifact of the component with `content_hash` is (or would be) kept.
+    pub(crate) fn path_for(&self, content_hash: &str) -> PathBuf {
         self.dir.join(format!("{content_hash}-{}.cwasm", self.engine_key))
     }
 
-    /// Loads the compiled component for `bytes` (whose SHA-256 is `content_hash`) from the
-    /// cache, or compiles it and stores the artifact. A corrupt or unreadable artifact is
-    /// replaced; a failure to write the cache is logged, never fatal.
-    pub fn load_or_compile(
+    /// The compiled component for `content_hash`, if its artifact is here. An artifact that
+    /// cannot be used (truncated, from another build) is removed and `None` returned.
+    pub(crate) fn load(&self, engine: &Engine, content_hash: &str) -> Option<Component> {
+        self.load_path(engine, &self.path_for(content_hash))
+    }
+
+    /// Deserializes the artifact at `path` (one of this cache's, as written by
+    /// [`Self::compile_and_store`], possibly by a child process); removes it if unusable.
+    pub(crate) fn load_path(&self, engine: &Engine, path: &Path) -> Option<Component> {
+        if !path.exists() {
+            return None;
+        }
+        // SAFETY: the artifact was written by `store` below into a directory only kreflex can
+        // write to, from a component with this exact content hash, for an engine with this
+        // exact compatibility hash (both are in the file name), and wasmtime re-checks the
+        // engine compatibility header before using it.
+        match unsafe { Component::deserialize_file(engine, path) } {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "discarding unusable precompiled artifact");
+                let _ = std::fs::remove_file(path);
+                None
+            }
+        }
+    }
+
+    /// Compiles `bytes` (whose SHA-256 is `content_hash`) and stores the artifact; returns
+    /// the compiled component and whether it was stored (a failure to write is logged, never
+    /// fatal: the next load compiles again).
+    pub(crate) fn compile(
         &self,
         engine: &Engine,
         bytes: &[u8],
         content_hash: &str,
-    ) -> wasmtime::Result<(Component, CacheOutcome)> {
-        let path = self.path_for(content_hash);
-        if path.exists() {
-            // SAFETY: the artifact was written by `store` below into a directory only
-            // kreflex can write to, from a component with this exact content hash, for an
-            // engine with this exact compatibility hash (both are in the file name), and
-            // wasmtime re-checks the engine compatibility header before using it.
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(c) => return Ok((c, CacheOutcome::Hit)),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "discarding unusable precompiled artifact");
-                    let _ = std::fs::remove_file(&path);
-                }
-            }
-        }
+    ) -> wasmtime::Result<(Component, bool)> {
         let component = Component::from_binary(engine, bytes)?;
-        if let Err(e) = self.store(&component, &path) {
-            tracing::warn!(path = %path.display(), error = %e, "cannot write precompiled artifact; the next load compiles again");
-        }
-        Ok((component, CacheOutcome::Compiled))
+        let path = self.path_for(content_hash);
+        let stored = match self.store(&component, &path) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write precompiled artifact; the next load compiles again");
+                false
+            }
+        };
+        Ok((component, stored))
+    }
+
+    /// Compiles `bytes` and stores the artifact, for a process that does not need the
+    /// component itself (`kreflex precompile`). Returns the artifact's path.
+    pub(crate) fn compile_and_store(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+        content_hash: &str,
+    ) -> Result<PathBuf, PrecompileError> {
+        let component =
+            Component::from_binary(engine, bytes).map_err(|e| PrecompileError::Invalid(format!("{e:#}")))?;
+        let path = self.path_for(content_hash);
+        self.store(&component, &path).map_err(|e| PrecompileError::Store(format!("{}: {e:#}", path.display())))?;
+        Ok(path)
+    }
+
+    /// Creates the directory (mode 0700) if needed and checks that it can be written to.
+    pub(crate) fn ensure_writable(&self) -> std::io::Result<()> {
+        create_private_dir(&self.dir)?;
+        let probe = self.dir.join(format!(".probe{}", std::process::id()));
+        std::fs::write(&probe, b"")?;
+        std::fs::remove_file(&probe)
     }
 
     fn store(&self, component: &Component, path: &Path) -> anyhow::Result<()> {
@@ -96,6 +137,17 @@ impl ArtifactCache {
         std::fs::rename(&tmp, path)?;
         Ok(())
     }
+}
+
+/// Why `kreflex precompile` produced no artifact.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PrecompileError {
+    /// Not a valid component (wasmtime's message).
+    #[error("{0}")]
+    Invalid(String),
+    /// Compiled, but the artifact could not be written.
+    #[error("cannot write the artifact {0}")]
+    Store(String),
 }
 
 /// SHA-256 of a component's bytes, hex-encoded: the plugin's identity in the cache, in

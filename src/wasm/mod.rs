@@ -10,12 +10,16 @@
 #[allow(missing_docs)] // generated from wit/kreflex.wit, where the documentation lives
 mod bindings;
 mod cache;
+mod compiler;
 mod engine;
 mod host;
 mod plugin;
 
 pub use cache::ArtifactCache;
+pub(crate) use compiler::precompile_one;
+pub use compiler::{Compiler, DEFAULT_COMPILE_TIMEOUT};
 pub use engine::{COMPILE_NICE, Runtime, WasmConfig, compile_in_background};
+pub(crate) use engine::{compile_engine, lower_this_thread_priority};
 pub use host::{AccessPolicy, CallContext, NoObjects, NothingReadable, ObjectSource, ReadRequest};
 pub use plugin::{CallError, LoadError, LoadOptions, Plugin, RawAction, RawEvent};
 

@@ -3,12 +3,12 @@
 
 use super::bindings::{Reactor, ReactorPre, kreflex::plugin::types as wit};
 use super::cache::{CacheOutcome, content_hash};
+use super::compiler::CompileError;
 use super::engine::Runtime;
 use super::host::{CallContext, HostState};
 use crate::model::{EventKind, Gvk, ObjectRef, Permission, PluginInfo, Subscription};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::component::Component;
 use wasmtime::{ResourceLimiter, Store, Trap};
 
 /// Per-plugin settings applied at load.
@@ -45,6 +45,15 @@ pub enum LoadError {
         /// File or label the bytes came from.
         source_name: String,
         /// What wasmtime said.
+        reason: String,
+    },
+    /// Compiling failed for a reason other than the bytes: the compiler process crashed, was
+    /// killed (e.g. out of memory) or ran past its deadline.
+    #[error("{source_name}: cannot compile: {reason}")]
+    CompileFailed {
+        /// File or label the bytes came from.
+        source_name: String,
+        /// What happened to the compiler.
         reason: String,
     },
     /// A component, but not of the `kreflex:plugin/reactor` world.
@@ -210,10 +219,6 @@ impl Plugin {
         let (memory_limit, timeout) = (opts.memory_limit, opts.timeout);
         let started = Instant::now();
         let hash = content_hash(bytes);
-        let not_component = |e: wasmtime::Error| LoadError::NotAComponent {
-            source_name: source_name.to_owned(),
-            reason: format!("{e:#}"),
-        };
         if !wasmparser_is_component(bytes) {
             return Err(LoadError::NotAComponent {
                 source_name: source_name.to_owned(),
@@ -224,10 +229,10 @@ impl Plugin {
                 },
             });
         }
-        let (component, outcome) = match runtime.cache() {
-            Some(cache) => cache.load_or_compile(&runtime.engine, bytes, &hash).map_err(not_component)?,
-            None => (Component::from_binary(&runtime.engine, bytes).map_err(not_component)?, CacheOutcome::Compiled),
-        };
+        let (component, outcome) = super::compiler::obtain(runtime, bytes, &hash).map_err(|e| match e {
+            CompileError::Invalid(reason) => LoadError::NotAComponent { source_name: source_name.to_owned(), reason },
+            CompileError::Failed(reason) => LoadError::CompileFailed { source_name: source_name.to_owned(), reason },
+        })?;
         let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld {
             source_name: source_name.to_owned(),
             reason: format!("{e:#}"),

@@ -1,0 +1,291 @@
+//! Where plugin components are compiled to native code.
+//!
+//! The `kreflex` binary compiles in a child process (`kreflex precompile`), which writes the
+//! artifact into the content-addressed cache; the engine then deserializes it, which takes
+//! milliseconds. A compile of a 10+ MB component runs cranelift on every core for seconds and
+//! allocates hundreds of MB. In a child it shares nothing with the threads handling events:
+//! no allocator, no address space (so no `mmap_lock` or TLB shootdowns), no locks a starved
+//! low-priority thread could hold; its memory is returned when it exits; a compile that
+//! crashes, is killed by the OOM killer or runs past its deadline takes only the child down.
+//! The child runs under `SCHED_IDLE`, so it uses only CPU time nothing else wants and a
+//! waking event thread preempts it at once.
+//!
+//! Compiling in this process remains available (libraries embedding kreflex, tests, or
+//! `--compile-in-process`) and is used when the compiler binary cannot be started.
+
+use super::cache::{ArtifactCache, CacheOutcome, PrecompileError};
+use super::engine::Runtime;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use wasmtime::component::Component;
+
+/// How plugins are compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compiler {
+    /// On a low-priority thread of this process.
+    InProcess,
+    /// In a child process: `exe precompile --background`, killed after `timeout`.
+    Process {
+        /// The `kreflex` binary.
+        exe: PathBuf,
+        /// A compile still running after this is killed and the plugin reported as failed.
+        timeout: Duration,
+    },
+}
+
+/// Default deadline of one out-of-process compile. The largest components we know of (18 MB
+/// Python) compile in about 10 s on two cores; a compile still running after five minutes is
+/// a hostile or broken component.
+pub const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl Compiler {
+    /// Out of process when this process is the `kreflex` binary (it is its own compiler),
+    /// else in process (a test harness or another program embedding the library).
+    pub fn detect() -> Self {
+        match std::env::current_exe() {
+            Ok(exe) if exe.file_stem().is_some_and(|s| s == "kreflex") => {
+                Compiler::Process { exe, timeout: DEFAULT_COMPILE_TIMEOUT }
+            }
+            _ => Compiler::InProcess,
+        }
+    }
+}
+
+/// Why a compile in a child process did not produce an artifact.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ChildFailure {
+    /// The compiler could not be started at all; compiling in process still can.
+    #[error("cannot start the compiler {exe}: {error}")]
+    Spawn {
+        /// The binary.
+        exe: String,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// The bytes are not a valid component (what wasmtime said).
+    #[error("{0}")]
+    Invalid(String),
+    /// The compiler died, was killed or ran past its deadline.
+    #[error("{0}")]
+    Died(String),
+    /// The compiler worked but its artifact is of no use here (another kreflex build, no
+    /// writable directory); compiling in process still can.
+    #[error("{0}")]
+    Unusable(String),
+}
+
+/// Why a component could not be compiled.
+#[derive(Debug)]
+pub(crate) enum CompileError {
+    /// The bytes are not a valid component (wasmtime's message).
+    Invalid(String),
+    /// The compiler failed (crashed, killed, timed out, could not store its artifact).
+    Failed(String),
+}
+
+/// The compiled component for `bytes` (whose SHA-256 is `hash`): from the artifact cache, or
+/// compiled the way `runtime`'s configuration says. Blocking.
+pub(crate) fn obtain(runtime: &Runtime, bytes: &[u8], hash: &str) -> Result<(Component, CacheOutcome), CompileError> {
+    if let Some(c) = runtime.cache().and_then(|cache| cache.load(&runtime.engine, hash)) {
+        return Ok((c, CacheOutcome::Hit));
+    }
+    if let Compiler::Process { exe, timeout } = &runtime.config().compiler {
+        match in_child(runtime, exe, *timeout, bytes, hash) {
+            Ok(c) => return Ok((c, CacheOutcome::Compiled)),
+            Err(ChildFailure::Invalid(e)) => return Err(CompileError::Invalid(e)),
+            Err(ChildFailure::Died(e)) => return Err(CompileError::Failed(e)),
+            Err(e @ (ChildFailure::Spawn { .. } | ChildFailure::Unusable(_))) => {
+                tracing::warn!(error = %e, "compiling in this process instead of a child process");
+            }
+        }
+    }
+    let compiled = match runtime.cache() {
+        Some(cache) => cache.compile(&runtime.engine, bytes, hash).map(|(c, _)| c),
+        None => Component::from_binary(&runtime.engine, bytes),
+    };
+    compiled.map(|c| (c, CacheOutcome::Compiled)).map_err(|e| CompileError::Invalid(format!("{e:#}")))
+}
+
+/// Compiles in a child into the cache (or, when the cache is off or cannot be written, a
+/// private temporary directory removed afterwards) and loads the artifact.
+fn in_child(
+    runtime: &Runtime,
+    exe: &Path,
+    timeout: Duration,
+    bytes: &[u8],
+    hash: &str,
+) -> Result<Component, ChildFailure> {
+    let (cache, _tmp) = match runtime.cache().filter(|c| c.ensure_writable().is_ok()) {
+        Some(cache) => (cache.clone(), None),
+        None => {
+            let tmp = tempfile::Builder::new().prefix("kreflex-compile-").tempdir().map_err(|e| {
+                ChildFailure::Unusable(format!("no writable directory for the compiler's artifact: {e}"))
+            })?;
+            (ArtifactCache::new(tmp.path().to_path_buf(), &runtime.engine), Some(tmp))
+        }
+    };
+    let path = compile_in_child(exe, timeout, cache.dir(), bytes)?;
+    let expected = cache.path_for(hash);
+    if path != expected {
+        return Err(ChildFailure::Unusable(format!(
+            "the compiler {} wrote {} where this engine expects {}: it is a different kreflex build",
+            exe.display(),
+            path.display(),
+            expected.display()
+        )));
+    }
+    cache.load_path(&runtime.engine, &path).ok_or_else(|| {
+        ChildFailure::Unusable(format!("the artifact {} cannot be loaded by this engine", path.display()))
+    })
+}
+
+/// One line of `kreflex precompile` output.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct PrecompileReport {
+    /// The input (`-` for stdin).
+    pub file: String,
+    /// SHA-256 of the component.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sha256: Option<String>,
+    /// The artifact written.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub artifact: Option<PathBuf>,
+    /// Compile time.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub millis: Option<u64>,
+    /// Why it could not be compiled.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+    /// The bytes are not a valid component (as opposed to a failure to write the artifact).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub invalid: bool,
+}
+
+/// Stderr kept from a failed child, for the error message.
+const STDERR_TAIL: usize = 4096;
+
+/// Compiles `bytes` in `exe precompile --background --cache-dir DIR -` and returns the
+/// artifact it wrote into `dir`. Blocking.
+pub(crate) fn compile_in_child(
+    exe: &Path,
+    timeout: Duration,
+    dir: &Path,
+    bytes: &[u8],
+) -> Result<PathBuf, ChildFailure> {
+    let mut child = Command::new(exe)
+        .args(["precompile", "--background", "--cache-dir"])
+        .arg(dir)
+        .arg("-")
+        .env("KREFLEX_LOG_LEVEL", "warn")
+        .env("KREFLEX_LOG_FORMAT", "text")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| ChildFailure::Spawn { exe: exe.display().to_string(), error })?;
+    let started = Instant::now();
+    let (mut stdin, mut stdout, mut stderr) =
+        (child.stdin.take().expect("piped"), child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
+    let (status, stdout, stderr) = std::thread::scope(|s| {
+        // The pipes are drained while the child runs, so that it never blocks on a full one.
+        s.spawn(move || {
+            // A child that dies early closes its end; its exit status tells why.
+            let _ = stdin.write_all(bytes);
+        });
+        let out = s.spawn(move || {
+            let mut text = String::new();
+            let _ = stdout.read_to_string(&mut text);
+            text
+        });
+        let err = s.spawn(move || {
+            let mut tail = Vec::new();
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                tail.extend_from_slice(&buf[..n]);
+                if tail.len() > 2 * STDERR_TAIL {
+                    tail.drain(..tail.len() - STDERR_TAIL);
+                }
+            }
+            String::from_utf8_lossy(&tail[tail.len().saturating_sub(STDERR_TAIL)..]).trim().to_owned()
+        });
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Ok(status),
+                Ok(None) if started.elapsed() >= timeout => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break Err(format!("the compile ran past its deadline of {timeout:?} and was killed"));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break Err(format!("cannot wait for the compiler: {e}"));
+                }
+            }
+        };
+        (status, out.join().unwrap_or_default(), err.join().unwrap_or_default())
+    });
+    let status = status.map_err(ChildFailure::Died)?;
+    let report = stdout.lines().find_map(|l| serde_json::from_str::<PrecompileReport>(l).ok());
+    match (status.success(), report) {
+        (true, Some(PrecompileReport { artifact: Some(path), .. })) => Ok(path),
+        (_, Some(PrecompileReport { error: Some(e), invalid: true, .. })) => Err(ChildFailure::Invalid(e)),
+        (_, Some(PrecompileReport { error: Some(e), .. })) => Err(ChildFailure::Died(format!("the compiler: {e}"))),
+        _ => Err(ChildFailure::Died(format!("the compiler {}: {}", describe_exit(status), last_line(&stderr)))),
+    }
+}
+
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    #[cfg(unix)]
+    if let Some(sig) = std::os::unix::process::ExitStatusExt::signal(&status) {
+        let hint = if sig == libc::SIGKILL { " (the OOM killer?)" } else { "" };
+        return format!("was killed by signal {sig}{hint}");
+    }
+    match status.code() {
+        Some(code) => format!("exited with status {code}"),
+        None => "ended without a status".into(),
+    }
+}
+
+fn last_line(stderr: &str) -> &str {
+    match stderr.lines().rev().find(|l| !l.trim().is_empty()) {
+        Some(l) => l.trim(),
+        None => "no error output",
+    }
+}
+
+/// The child's side: compiles one component into `cache` and reports the artifact.
+pub(crate) fn precompile_one(
+    engine: &wasmtime::Engine,
+    cache: &ArtifactCache,
+    file: &str,
+    bytes: &[u8],
+) -> PrecompileReport {
+    let started = Instant::now();
+    let hash = super::cache::content_hash(bytes);
+    let mut report = PrecompileReport {
+        file: file.to_owned(),
+        sha256: Some(hash.clone()),
+        artifact: None,
+        millis: None,
+        error: None,
+        invalid: false,
+    };
+    match cache.compile_and_store(engine, bytes, &hash) {
+        Ok(path) => {
+            report.artifact = Some(path);
+            report.millis = Some(started.elapsed().as_millis() as u64);
+        }
+        Err(e) => {
+            report.invalid = matches!(e, PrecompileError::Invalid(_));
+            report.error = Some(e.to_string());
+        }
+    }
+    report
+}
