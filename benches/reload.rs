@@ -2,8 +2,11 @@
 //! written → first event handled by it, seen as its status patch through a watch) from a
 //! cold compile and from the precompiled cache, for the Rust example and for a large
 //! (JS/Python, ≥ 10 MB) component when one is built; then change→status p50/p99 of a
-//! steady stream of changes without and with back-to-back cold loads of another plugin.
-//! Run: `cargo bench --bench reload`.
+//! steady stream of changes with no reload, with one idle-priority busy loop per core (the
+//! floor for any background work on the machine), and with back-to-back cold loads of
+//! another plugin, interleaved over rounds.
+//! Run: `cargo bench --bench reload` (`KREFLEX_BENCH_LARGE=FILE` picks the large component,
+//! `KREFLEX_BENCH_IN_PROCESS=1` compiles in this process instead of a child).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -24,6 +27,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 5;
+/// Rounds of (no reload, busy loops, reloads) in the latency part.
+const STREAM_ROUNDS: usize = 3;
 
 /// `bytes` with a custom section appended that makes its hash (and so its cache key) unique.
 fn unique(bytes: &[u8], n: usize) -> Vec<u8> {
@@ -234,31 +239,12 @@ async fn main() {
             >= 20
     })
     .await;
-    // Long enough that several cold compiles overlap it (a large one takes seconds).
-    let n = if large.is_some() { 4000 } else { 1500 };
+    // Three conditions, interleaved over rounds so that drifts in the (shared) machine's load
+    // spread over all of them; long enough that several cold compiles overlap (a large one
+    // takes seconds).
+    let n = if large.is_some() { 1500 } else { 500 };
     let gap = Duration::from_millis(5);
-    let quiet = stream_latency(&c, n, gap).await;
-    // The floor for any background work on this machine: one idle-priority busy loop per
-    // core, at the priority compiles run at, while the same stream runs.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let spinning = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let spinners: Vec<_> = (0..cores)
-        .map(|_| {
-            let spinning = spinning.clone();
-            std::thread::spawn(move || {
-                compile_in_background(|| {
-                    while spinning.load(std::sync::atomic::Ordering::Relaxed) {
-                        std::hint::spin_loop();
-                    }
-                })
-            })
-        })
-        .collect();
-    let floor = stream_latency(&c, n, gap).await;
-    spinning.store(false, std::sync::atomic::Ordering::Relaxed);
-    for t in spinners {
-        t.join().expect("spinner").expect("thread");
-    }
     let (reloader_bytes, what) = match &large {
         Some(p) => {
             let b = std::fs::read(p).expect("read");
@@ -275,41 +261,77 @@ async fn main() {
     let loads = move || {
         ["ok", "error"].iter().map(|r| reloads.get_or_create(&ReloadLabels { result: (*r).into() }).get()).sum::<u64>()
     };
-    let stop = tokio_util::sync::CancellationToken::new();
-    let reloader = {
-        let stop = stop.clone();
-        let plugins = plugins.clone();
-        let loads = loads.clone();
-        tokio::spawn(async move {
-            let mut n = 0;
-            while !stop.is_cancelled() {
-                // Written off the async workers (12+ MB), then wait for it to be loaded: the
-                // next compile starts as soon as the previous one is done.
-                let done = loads();
-                let (dir, bytes) = (plugins.clone(), unique(&reloader_bytes, 1000 + n));
-                tokio::task::spawn_blocking(move || install(&dir, "other.wasm", &bytes)).await.expect("install");
-                n += 1;
-                while loads() == done && !stop.is_cancelled() {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            }
-        })
-    };
-    let before = loads();
+    let (mut quiet, mut floor, mut busy) = (Vec::new(), Vec::new(), Vec::new());
+    let mut compiles = 0;
     let rss_before = rss_mib();
-    let busy = stream_latency(&c, n, gap).await;
-    let compiles = loads() - before;
+    let mut unique_n = 1000;
+    for _ in 0..STREAM_ROUNDS {
+        quiet.extend(stream_latency(&c, n, gap).await);
+
+        // The floor for any background work on this machine: one idle-priority busy loop per
+        // core, at the priority compiles run at.
+        let spinning = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let spinners: Vec<_> = (0..cores)
+            .map(|_| {
+                let spinning = spinning.clone();
+                std::thread::spawn(move || {
+                    compile_in_background(|| {
+                        while spinning.load(std::sync::atomic::Ordering::Relaxed) {
+                            std::hint::spin_loop();
+                        }
+                    })
+                })
+            })
+            .collect();
+        floor.extend(stream_latency(&c, n, gap).await);
+        spinning.store(false, std::sync::atomic::Ordering::Relaxed);
+        for t in spinners {
+            t.join().expect("spinner").expect("thread");
+        }
+
+        // Back-to-back cold loads: each file is written (off the async workers: 12+ MB), and
+        // the next as soon as the previous one is loaded or refused.
+        let stop = tokio_util::sync::CancellationToken::new();
+        let reloader = {
+            let (stop, plugins, loads, bytes) = (stop.clone(), plugins.clone(), loads.clone(), reloader_bytes.clone());
+            tokio::spawn(async move {
+                let mut written = 0;
+                while !stop.is_cancelled() {
+                    let done = loads();
+                    let (dir, bytes) = (plugins.clone(), unique(&bytes, unique_n + written));
+                    tokio::task::spawn_blocking(move || install(&dir, "other.wasm", &bytes)).await.expect("install");
+                    written += 1;
+                    while loads() == done {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+                written
+            })
+        };
+        busy.extend(stream_latency(&c, n, gap).await);
+        stop.cancel();
+        // The load in flight finishes before the next quiet phase starts.
+        let written = reloader.await.expect("reloader");
+        compiles += written;
+        unique_n += written;
+    }
     let rss_after = rss_mib();
-    stop.cancel();
-    reloader.await.expect("reloader");
+    for s in [&mut quiet, &mut floor, &mut busy] {
+        s.sort();
+    }
     let ratio = |a: &[Duration], b: &[Duration]| pct(a, 0.99).as_secs_f64() / pct(b, 0.99).as_secs_f64();
-    println!("\nchange -> status patch of {n} changes (one per {gap:?} + the write) by the Rust plugin:");
+    println!(
+        "\nchange -> status patch by the Rust plugin, {} changes per condition (one per {gap:?} + the write), {STREAM_ROUNDS} interleaved rounds:",
+        n * STREAM_ROUNDS
+    );
     row("no reload", &quiet);
     row(&format!("{cores} idle-priority busy loops meanwhile"), &floor);
     let how = if in_process { "in process" } else { "child process" };
-    row(&format!("{compiles} cold loads of a {what} ({how})"), &busy);
+    row(&format!("{compiles} cold loads of a {what} overlapping ({how})"), &busy);
     println!("p99 with reloads / without: {:.2}x", ratio(&busy, &quiet));
     println!("p99 with reloads / with idle-priority busy loops: {:.2}x", ratio(&busy, &floor));
-    println!("engine resident memory across the reloads: {rss_before:.0} -> {rss_after:.0} MiB");
+    println!(
+        "resident memory of this process (engine + API server): {rss_before:.0} MiB after the activation rounds, {rss_after:.0} MiB after the reload rounds"
+    );
     e.shutdown().await;
 }

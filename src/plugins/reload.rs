@@ -1,6 +1,7 @@
 //! Hot reload: the plugin directory is watched (inotify through `notify`, debounced, or
 //! polling where inotify is unavailable) and rescanned on every change. A changed file is
-//! compiled off the hot path (`spawn_blocking`, precompiled cache), validated, and swapped
+//! compiled off the hot path (a `kreflex precompile` child process at idle CPU priority, see
+//! [`crate::wasm::Compiler`]; then the precompiled cache), validated, and swapped
 //! in atomically with the rest of the registry; a bad file is reported and the last good
 //! version keeps running; a removed file unloads its plugin.
 //!

@@ -203,8 +203,8 @@ fn background_compile_pool() {
 /// nice 10 alone a thread handling an event that wakes up may still wait out the compile
 /// thread's time slice (milliseconds); a `SCHED_IDLE` thread is preempted by any normal
 /// thread as soon as it wakes, and gets only CPU time nothing else wants. Measured with
-/// `cargo bench --bench reload`: p99 while a 12 MB component compiles 6.6 ms at nice 10,
-/// 4.3–5.0 ms under `SCHED_IDLE`, the same as two idle-class busy loops.
+/// `cargo bench --bench reload`: p99 while a 12 MB component compiles 6.5–6.7 ms at nice 10,
+/// 4.4–5.3 ms under `SCHED_IDLE`, about what two idle-class busy loops cost.
 #[cfg(target_os = "linux")]
 pub(crate) fn lower_this_thread_priority() {
     // On Linux the nice value and the scheduling policy are per thread: `setpriority(
