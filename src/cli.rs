@@ -352,7 +352,8 @@ pub struct PrecompileArgs {
     /// Directory of precompiled plugin artifacts (default: ~/.cache/kreflex).
     #[arg(long, env = "KREFLEX_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Run at idle CPU priority (`SCHED_IDLE`, nice 10): use only CPU time nothing else wants.
+    /// Run at idle CPU priority (`SCHED_IDLE`, nice 10), using only CPU time nothing else
+    /// wants, and exit if the process that started this one does (how the engine runs it).
     #[arg(long)]
     pub background: bool,
 }
@@ -572,6 +573,7 @@ fn precompile(args: PrecompileArgs) -> anyhow::Result<ExitCode> {
     if args.background {
         // Before any other thread starts: the compile threads inherit it.
         crate::wasm::lower_this_thread_priority();
+        crate::wasm::exit_with_parent();
     }
     let dir = args
         .cache_dir

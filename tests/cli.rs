@@ -121,6 +121,39 @@ fn precompile_fills_the_cache_and_reports_each_file() {
     assert!(lines[1]["error"].as_str().expect("error").contains("failed to parse"), "{lines:?}");
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn a_background_compile_does_not_outlive_the_process_that_started_it() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let big = std::fs::read(guest::wasm("database_status")).expect("read");
+    let file = cache.path().join("p.wasm");
+    std::fs::write(&file, &big).expect("write");
+    // The shell starts the compile as the engine does and exits at once.
+    let script = format!(
+        "KREFLEX_COMPILER_PARENT=$$ '{}' precompile --background --cache-dir '{}' '{}' > /dev/null 2>&1 & echo $!",
+        env!("CARGO_BIN_EXE_kreflex"),
+        cache.path().join("artifacts").display(),
+        file.display()
+    );
+    let out = Command::new("sh").arg("-c").arg(&script).output().expect("sh");
+    let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("pid");
+    let gone = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // A zombie waiting for its new parent to reap it is gone too.
+        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !gone() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(gone(), "the compiler {pid} still runs after its parent exited");
+    assert!(
+        !cache.path().join("artifacts").exists()
+            || std::fs::read_dir(cache.path().join("artifacts")).expect("dir").next().is_none(),
+        "it wrote no artifact"
+    );
+}
+
 #[test]
 fn a_bad_plugin_file_is_reported_by_name() {
     let dir = tempfile::tempdir().expect("tempdir");

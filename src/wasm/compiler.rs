@@ -163,6 +163,9 @@ pub(crate) struct PrecompileReport {
     pub invalid: bool,
 }
 
+/// Tells the compiler child its parent's pid (see [`exit_with_parent`]).
+const PARENT_ENV: &str = "KREFLEX_COMPILER_PARENT";
+
 /// Stderr kept from a failed child, for the error message.
 const STDERR_TAIL: usize = 4096;
 
@@ -180,6 +183,7 @@ pub(crate) fn compile_in_child(
         .arg("-")
         .env("KREFLEX_LOG_LEVEL", "warn")
         .env("KREFLEX_LOG_FORMAT", "text")
+        .env(PARENT_ENV, std::process::id().to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -259,6 +263,28 @@ fn last_line(stderr: &str) -> &str {
         None => "no error output",
     }
 }
+
+/// The child's side, first thing: a compile nobody waits for any more is not finished. The
+/// child is killed when the thread that started it ends (the engine waits for the child on
+/// that thread, so only if the engine itself dies).
+#[cfg(target_os = "linux")]
+pub(crate) fn exit_with_parent() {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes plain integers and changes only this process.
+    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+    if rc != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot ask to be killed with the parent");
+    }
+    // The parent may have died before the request took effect: then this is an orphan,
+    // adopted by another process. (Not "parent is 1": in a container the engine may be pid 1.)
+    let parent = std::env::var(PARENT_ENV).ok().and_then(|p| p.parse::<libc::pid_t>().ok());
+    // SAFETY: getppid has no preconditions.
+    if parent.is_some_and(|p| p != unsafe { libc::getppid() }) {
+        std::process::exit(1);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn exit_with_parent() {}
 
 /// The child's side: compiles one component into `cache` and reports the artifact.
 pub(crate) fn precompile_one(

@@ -16,8 +16,8 @@ mod host;
 mod plugin;
 
 pub use cache::ArtifactCache;
-pub(crate) use compiler::precompile_one;
 pub use compiler::{Compiler, DEFAULT_COMPILE_TIMEOUT};
+pub(crate) use compiler::{exit_with_parent, precompile_one};
 pub use engine::{COMPILE_NICE, Runtime, WasmConfig, compile_in_background};
 pub(crate) use engine::{compile_engine, lower_this_thread_priority};
 pub use host::{AccessPolicy, CallContext, NoObjects, NothingReadable, ObjectSource, ReadRequest};
