@@ -83,25 +83,15 @@ impl ArtifactCache {
         }
     }
 
-    /// Compiles `bytes` (whose SHA-256 is `content_hash`) and stores the artifact; returns
-    /// the compiled component and whether it was stored (a failure to write is logged, never
-    /// fatal: the next load compiles again).
-    pub(crate) fn compile(
-        &self,
-        engine: &Engine,
-        bytes: &[u8],
-        content_hash: &str,
-    ) -> wasmtime::Result<(Component, bool)> {
+    /// Compiles `bytes` (whose SHA-256 is `content_hash`) and stores the artifact. A failure
+    /// to write it is logged, never fatal: the next load compiles again.
+    pub(crate) fn compile(&self, engine: &Engine, bytes: &[u8], content_hash: &str) -> wasmtime::Result<Component> {
         let component = Component::from_binary(engine, bytes)?;
         let path = self.path_for(content_hash);
-        let stored = match self.store(&component, &path) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot write precompiled artifact; the next load compiles again");
-                false
-            }
-        };
-        Ok((component, stored))
+        if let Err(e) = self.store(&component, &path) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write precompiled artifact; the next load compiles again");
+        }
+        Ok(component)
     }
 
     /// Compiles `bytes` and stores the artifact, for a process that does not need the

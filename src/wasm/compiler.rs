@@ -102,7 +102,7 @@ pub(crate) fn obtain(runtime: &Runtime, bytes: &[u8], hash: &str) -> Result<(Com
         }
     }
     let compiled = match runtime.cache() {
-        Some(cache) => cache.compile(&runtime.engine, bytes, hash).map(|(c, _)| c),
+        Some(cache) => cache.compile(&runtime.engine, bytes, hash),
         None => Component::from_binary(&runtime.engine, bytes),
     };
     compiled.map(|c| (c, CacheOutcome::Compiled)).map_err(|e| CompileError::Invalid(format!("{e:#}")))
@@ -147,8 +147,7 @@ pub(crate) struct PrecompileReport {
     /// The input (`-` for stdin).
     pub file: String,
     /// SHA-256 of the component.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub sha256: Option<String>,
+    pub sha256: String,
     /// The artifact written.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub artifact: Option<PathBuf>,
@@ -294,16 +293,11 @@ pub(crate) fn precompile_one(
     bytes: &[u8],
 ) -> PrecompileReport {
     let started = Instant::now();
-    let hash = super::cache::content_hash(bytes);
-    let mut report = PrecompileReport {
-        file: file.to_owned(),
-        sha256: Some(hash.clone()),
-        artifact: None,
-        millis: None,
-        error: None,
-        invalid: false,
-    };
-    match cache.compile_and_store(engine, bytes, &hash) {
+    let sha256 = super::cache::content_hash(bytes);
+    let outcome = cache.compile_and_store(engine, bytes, &sha256);
+    let mut report =
+        PrecompileReport { file: file.to_owned(), sha256, artifact: None, millis: None, error: None, invalid: false };
+    match outcome {
         Ok(path) => {
             report.artifact = Some(path);
             report.millis = Some(started.elapsed().as_millis() as u64);
