@@ -53,29 +53,6 @@ impl Compiler {
     }
 }
 
-/// Why a compile in a child process did not produce an artifact.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ChildFailure {
-    /// The compiler could not be started at all; compiling in process still can.
-    #[error("cannot start the compiler {exe}: {error}")]
-    Spawn {
-        /// The binary.
-        exe: String,
-        /// The OS error.
-        error: std::io::Error,
-    },
-    /// The bytes are not a valid component (what wasmtime said).
-    #[error("{0}")]
-    Invalid(String),
-    /// The compiler died, was killed or ran past its deadline.
-    #[error("{0}")]
-    Died(String),
-    /// The compiler worked but its artifact is of no use here (another kreflex build, no
-    /// writable directory); compiling in process still can.
-    #[error("{0}")]
-    Unusable(String),
-}
-
 /// Why a component could not be compiled.
 #[derive(Debug)]
 pub(crate) enum CompileError {
@@ -83,6 +60,17 @@ pub(crate) enum CompileError {
     Invalid(String),
     /// The compiler failed (crashed, killed, timed out, could not store its artifact).
     Failed(String),
+}
+
+/// Why a compile in a child process did not produce a usable component.
+#[derive(Debug)]
+enum ChildFailure {
+    /// The load fails with this: compiling in process would not do better (and a compiler
+    /// that crashed on these bytes could crash the engine).
+    Compile(CompileError),
+    /// The compiler could not be started, or its artifact is of no use here (another kreflex
+    /// build, no writable directory); compiling in process still can.
+    Fallback(String),
 }
 
 /// The compiled component for `bytes` (whose SHA-256 is `hash`): from the artifact cache, or
@@ -94,10 +82,9 @@ pub(crate) fn obtain(runtime: &Runtime, bytes: &[u8], hash: &str) -> Result<(Com
     if let Compiler::Process { exe, timeout } = &runtime.config().compiler {
         match in_child(runtime, exe, *timeout, bytes, hash) {
             Ok(c) => return Ok((c, CacheOutcome::Compiled)),
-            Err(ChildFailure::Invalid(e)) => return Err(CompileError::Invalid(e)),
-            Err(ChildFailure::Died(e)) => return Err(CompileError::Failed(e)),
-            Err(e @ (ChildFailure::Spawn { .. } | ChildFailure::Unusable(_))) => {
-                tracing::warn!(error = %e, "compiling in this process instead of a child process");
+            Err(ChildFailure::Compile(e)) => return Err(e),
+            Err(ChildFailure::Fallback(why)) => {
+                tracing::warn!(error = %why, "compiling in this process instead of a child process");
             }
         }
     }
@@ -121,7 +108,7 @@ fn in_child(
         Some(cache) => (cache.clone(), None),
         None => {
             let tmp = tempfile::Builder::new().prefix("kreflex-compile-").tempdir().map_err(|e| {
-                ChildFailure::Unusable(format!("no writable directory for the compiler's artifact: {e}"))
+                ChildFailure::Fallback(format!("no writable directory for the compiler's artifact: {e}"))
             })?;
             (ArtifactCache::new(tmp.path().to_path_buf(), &runtime.engine), Some(tmp))
         }
@@ -129,7 +116,7 @@ fn in_child(
     let path = compile_in_child(exe, timeout, cache.dir(), bytes)?;
     let expected = cache.path_for(hash);
     if path != expected {
-        return Err(ChildFailure::Unusable(format!(
+        return Err(ChildFailure::Fallback(format!(
             "the compiler {} wrote {} where this engine expects {}: it is a different kreflex build",
             exe.display(),
             path.display(),
@@ -137,7 +124,7 @@ fn in_child(
         )));
     }
     cache.load_path(&runtime.engine, &path).ok_or_else(|| {
-        ChildFailure::Unusable(format!("the artifact {} cannot be loaded by this engine", path.display()))
+        ChildFailure::Fallback(format!("the artifact {} cannot be loaded by this engine", path.display()))
     })
 }
 
@@ -170,12 +157,7 @@ const STDERR_TAIL: usize = 4096;
 
 /// Compiles `bytes` in `exe precompile --background --cache-dir DIR -` and returns the
 /// artifact it wrote into `dir`. Blocking.
-pub(crate) fn compile_in_child(
-    exe: &Path,
-    timeout: Duration,
-    dir: &Path,
-    bytes: &[u8],
-) -> Result<PathBuf, ChildFailure> {
+fn compile_in_child(exe: &Path, timeout: Duration, dir: &Path, bytes: &[u8]) -> Result<PathBuf, ChildFailure> {
     let mut child = Command::new(exe)
         .args(["precompile", "--background", "--cache-dir"])
         .arg(dir)
@@ -187,7 +169,7 @@ pub(crate) fn compile_in_child(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|error| ChildFailure::Spawn { exe: exe.display().to_string(), error })?;
+        .map_err(|e| ChildFailure::Fallback(format!("cannot start the compiler {}: {e}", exe.display())))?;
     let started = Instant::now();
     let (mut stdin, mut stdout, mut stderr) =
         (child.stdin.take().expect("piped"), child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
@@ -234,13 +216,19 @@ pub(crate) fn compile_in_child(
         };
         (status, out.join().unwrap_or_default(), err.join().unwrap_or_default())
     });
-    let status = status.map_err(ChildFailure::Died)?;
+    let failed = |e| Err(ChildFailure::Compile(e));
+    let status = match status {
+        Ok(status) => status,
+        Err(e) => return failed(CompileError::Failed(e)),
+    };
     let report = stdout.lines().find_map(|l| serde_json::from_str::<PrecompileReport>(l).ok());
     match (status.success(), report) {
         (true, Some(PrecompileReport { artifact: Some(path), .. })) => Ok(path),
-        (_, Some(PrecompileReport { error: Some(e), invalid: true, .. })) => Err(ChildFailure::Invalid(e)),
-        (_, Some(PrecompileReport { error: Some(e), .. })) => Err(ChildFailure::Died(format!("the compiler: {e}"))),
-        _ => Err(ChildFailure::Died(format!("the compiler {}: {}", describe_exit(status), last_line(&stderr)))),
+        (_, Some(PrecompileReport { error: Some(e), invalid: true, .. })) => failed(CompileError::Invalid(e)),
+        (_, Some(PrecompileReport { error: Some(e), .. })) => {
+            failed(CompileError::Failed(format!("the compiler: {e}")))
+        }
+        _ => failed(CompileError::Failed(format!("the compiler {}: {}", describe_exit(status), last_line(&stderr)))),
     }
 }
 
