@@ -9,7 +9,7 @@ mod common;
 mod guest;
 mod util;
 
-use util::pct;
+use util::{pct, rss_bytes};
 
 use common::*;
 use futures::StreamExt;
@@ -95,11 +95,6 @@ async fn native_controller(client: kube::Client) {
         )
         .for_each(|_| async {})
         .await;
-}
-
-fn rss_bytes() -> usize {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    statm.split_whitespace().nth(1).and_then(|p| p.parse::<usize>().ok()).unwrap_or(0) * 4096
 }
 
 /// Set in the child process that measures one cache size: "OBJECTS,ANNOTATION_BYTES".

@@ -14,7 +14,7 @@ mod common;
 mod guest;
 mod util;
 
-use util::pct;
+use util::{pct, rss_bytes};
 
 use common::*;
 use futures::StreamExt;
@@ -162,17 +162,6 @@ fn row(label: &str, s: &[Duration]) {
     println!("{label:<44} p50 {:>10.2?}   p99/max {:>10.2?}", pct(s, 0.5), pct(s, 0.99));
 }
 
-/// Resident memory of this process (engine and API server), MiB.
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
-
 /// A large component that implements `database-status`: a built JS or Python one.
 fn large_component() -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -263,7 +252,7 @@ async fn main() {
     };
     let (mut quiet, mut floor, mut busy) = (Vec::new(), Vec::new(), Vec::new());
     let mut compiles = 0;
-    let rss_before = rss_mib();
+    let rss_before = rss_bytes() as f64 / (1 << 20) as f64;
     let mut unique_n = 1000;
     for _ in 0..STREAM_ROUNDS {
         quiet.extend(stream_latency(&c, n, gap).await);
@@ -315,7 +304,7 @@ async fn main() {
         compiles += written;
         unique_n += written;
     }
-    let rss_after = rss_mib();
+    let rss_after = rss_bytes() as f64 / (1 << 20) as f64;
     for s in [&mut quiet, &mut floor, &mut busy] {
         s.sort();
     }

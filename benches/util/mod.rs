@@ -47,3 +47,9 @@ pub fn database_object() -> Value {
         "status": {"state": "Provisioning", "message": "provisioning postgres database \"orders\" of size 10Gi", "observedGeneration": 4}
     })
 }
+
+/// Resident memory of this process, bytes (Linux; 0 elsewhere).
+pub fn rss_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm.split_whitespace().nth(1).and_then(|p| p.parse::<usize>().ok()).unwrap_or(0) * 4096
+}
