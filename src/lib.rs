@@ -19,6 +19,8 @@ pub mod ops;
 pub mod plugins;
 pub mod queue;
 pub mod rbac;
+pub mod retry;
+pub mod route;
 pub mod scaffold;
 pub mod selector;
 pub mod telemetry;

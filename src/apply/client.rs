@@ -1,7 +1,7 @@
 //! One [`Applier`] per plugin: its (impersonating) client, its field manager, its event
 //! recorder.
 
-use super::backoff::Backoff;
+use crate::retry::Backoff;
 use super::classify::{Decision, classify};
 use crate::actions::{Action, PatchType, Severity};
 use crate::model::{Gvk, ObjectRef};

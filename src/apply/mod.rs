@@ -6,7 +6,6 @@
 //! out, an [`Applied`] outcome or an [`ApplyError`] that says whether to retry, re-run the
 //! plugin on a fresh object (409) or give up (400/403/404/422).
 
-pub mod backoff;
 pub mod classify;
 mod client;
 

@@ -3,8 +3,6 @@
 //! permission check, apply, and what follows (requeue, retry, re-run on conflict,
 //! finalizer bookkeeping, Warning Events for failures).
 
-mod route;
 mod worker;
 
-pub use route::{Delivery, Route, route};
 pub use worker::{Dispatcher, DispatcherConfig, QueueKey};

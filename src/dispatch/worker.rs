@@ -1,6 +1,6 @@
 //! The router task and the worker pool.
 
-use super::route::{Delivery, route};
+use crate::route::{Delivery, Route, route};
 use crate::actions::{self, Action, EventContext, Limits, Severity};
 use crate::apply::classify::Decision;
 use crate::apply::{Applied, ApplyError, EventTarget};
@@ -42,7 +42,7 @@ pub struct DispatcherConfig {
     /// Structural limits on actions.
     pub limits: Limits,
     /// Backoff of plugin re-runs after failures.
-    pub backoff: crate::apply::backoff::Backoff,
+    pub backoff: crate::retry::Backoff,
 }
 
 impl Default for DispatcherConfig {
@@ -52,7 +52,7 @@ impl Default for DispatcherConfig {
             queue_capacity: 100_000,
             finalizer_timeout: Duration::from_secs(300),
             limits: Limits::default(),
-            backoff: crate::apply::backoff::Backoff { min: Duration::from_millis(50), ..Default::default() },
+            backoff: crate::retry::Backoff { min: Duration::from_millis(50), ..Default::default() },
         }
     }
 }
@@ -133,7 +133,7 @@ impl Dispatcher {
 
     /// Queues an event of `kind` for every cached object `route` selects, for one plugin:
     /// how a plugin loaded into a running engine gets to see what already exists.
-    pub async fn replay(&self, lp: &LoadedPlugin, route: &super::Route, kind: EventKind) {
+    pub async fn replay(&self, lp: &LoadedPlugin, route: &Route, kind: EventKind) {
         for object in self.cache.all(&route.gvk) {
             if !route.selects(&object) {
                 continue;

@@ -1,7 +1,7 @@
 //! Loaded plugins and the snapshot that holds them.
 
 use crate::apply::Applier;
-use crate::dispatch::Route;
+use crate::route::Route;
 use crate::wasm::{LoadError, LoadOptions, Plugin, Runtime};
 use arc_swap::ArcSwap;
 use serde::Deserialize;

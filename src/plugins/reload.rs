@@ -13,7 +13,7 @@
 
 use super::registry::{LoadedPlugin, Registry, SharedRegistry, load_file};
 use crate::actions::Severity;
-use crate::apply::backoff::Backoff;
+use crate::retry::Backoff;
 use crate::apply::{Applier, EventTarget, ScopedClients, record_event};
 use crate::dispatch::Dispatcher;
 use crate::model::{EventKind, ObjectRef};

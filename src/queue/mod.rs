@@ -12,7 +12,7 @@ mod coalesce;
 
 pub use coalesce::{Coalesce, PendingEvent};
 
-use crate::apply::backoff::Backoff;
+use crate::retry::Backoff;
 use parking_lot::Mutex;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};

@@ -1,4 +1,4 @@
-//! Which plugins get an informer event, as what kind: the subscription rules (kind,
+//! Routing: which plugins get an informer event, as what kind: the subscription rules (kind,
 //! namespaces, label and field selectors, `generation-changed-only`, finalizers) as a pure
 //! function over compiled subscriptions.
 

@@ -1,3 +1,5 @@
+//! Retry timing shared by the work queue and the appliers.
+//!
 //! Jittered exponential backoff: the delay before retry number `attempt`, between a floor
 //! and a ceiling, with "full jitter" (uniform in `[0, min(max, min·factorⁿ)]`, never below
 //! the floor) so that many clients failing together do not retry together.
