@@ -117,6 +117,14 @@ pub enum Command {
     Bindgen(BindgenArgs),
 }
 
+impl Command {
+    /// Whether the command's whole job is its output (it serves nothing): output into a
+    /// closed pipe then simply ends it.
+    pub fn is_output_only(&self) -> bool {
+        !matches!(self, Command::Run(_) | Command::Dev(_) | Command::Apiserver(_))
+    }
+}
+
 /// `kreflex componentize`.
 #[derive(Debug, Args)]
 pub struct ComponentizeArgs {
@@ -170,7 +178,7 @@ pub enum BindgenLang {
 #[derive(Debug, Args)]
 pub struct PluginsArgs {
     /// Admin endpoint of a running kreflex (`--metrics-addr` of `run`/`dev`).
-    #[arg(long, default_value = DEFAULT_ADMIN_ADDR, env = "KREFLEX_ADMIN_ADDR", conflicts_with = "dir")]
+    #[arg(long, default_value = crate::ops::DEFAULT_ADMIN_ADDR, env = "KREFLEX_ADMIN_ADDR", conflicts_with = "dir")]
     pub admin: String,
     /// Load the plugins of this directory instead of asking a running instance.
     #[arg(long)]
@@ -181,10 +189,6 @@ pub struct PluginsArgs {
     #[command(flatten)]
     sandbox: SandboxArgs,
 }
-
-/// Where `kreflex dev` serves its admin endpoint unless told otherwise, and where
-/// `kreflex plugins` looks by default.
-pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9464";
 
 /// Engine options shared by `run` and `dev`.
 #[derive(Debug, Args, Clone)]
@@ -220,33 +224,10 @@ pub struct EngineArgs {
     /// Record plugin load results as Events on this object: `[GROUP/]VERSION/KIND/[NAMESPACE/]NAME`
     /// (e.g. `v1/Pod/kreflex-system/kreflex-0`). Default in a Pod: the Pod itself, from the
     /// `POD_NAMESPACE` and `POD_NAME` environment variables (downward API).
-    #[arg(long, env = "KREFLEX_REPORT_OBJECT", value_parser = parse_object_ref)]
+    #[arg(long, env = "KREFLEX_REPORT_OBJECT", value_parser = clap::value_parser!(crate::model::ObjectRef))]
     pub report_object: Option<crate::model::ObjectRef>,
     #[command(flatten)]
     sandbox: SandboxArgs,
-}
-
-/// Parses `[GROUP/]VERSION/KIND/[NAMESPACE/]NAME`. Four parts are ambiguous (a grouped
-/// cluster-scoped object, or a core namespaced one): the first is a group if it has a dot or
-/// is one of the dotless built-in groups.
-pub fn parse_object_ref(s: &str) -> Result<crate::model::ObjectRef, String> {
-    let parts: Vec<&str> = s.split('/').collect();
-    if parts.iter().any(|p| p.is_empty()) {
-        return Err(format!("{s:?}: empty part; expected [GROUP/]VERSION/KIND/[NAMESPACE/]NAME"));
-    }
-    let grouped =
-        parts.len() == 5 || parts[0].contains('.') || ["apps", "batch", "policy", "autoscaling"].contains(&parts[0]);
-    let (api_version, rest) = match (grouped, parts.len()) {
-        (true, 4 | 5) => (format!("{}/{}", parts[0], parts[1]), &parts[2..]),
-        (false, 3 | 4) => (parts[0].to_owned(), &parts[1..]),
-        _ => return Err(format!("{s:?}: expected [GROUP/]VERSION/KIND/[NAMESPACE/]NAME ")),
-    };
-    let (namespace, name) = match rest {
-        [_, ns, name] => (Some((*ns).to_owned()), (*name).to_owned()),
-        [_, name] => (None, (*name).to_owned()),
-        _ => unreachable!("lengths checked above"),
-    };
-    Ok(crate::model::ObjectRef { api_version, kind: rest[0].to_owned(), namespace, name })
 }
 
 impl EngineArgs {
@@ -307,9 +288,10 @@ pub struct DevArgs {
     /// Port of the embedded API server.
     #[arg(long, default_value_t = 6443, env = "KREFLEX_DEV_PORT")]
     pub port: u16,
-    /// Where to write the kubeconfig.
-    #[arg(long, default_value = "kreflex-dev.kubeconfig", env = "KREFLEX_KUBECONFIG_OUT")]
-    pub kubeconfig_out: PathBuf,
+    /// Where to write the kubeconfig (default: `target/kreflex-dev.kubeconfig` of the source
+    /// tree, where git ignores it).
+    #[arg(long, env = "KREFLEX_KUBECONFIG_OUT")]
+    pub kubeconfig_out: Option<PathBuf>,
     /// Keep the API server's objects in this file across runs.
     #[arg(long, env = "KREFLEX_STATE")]
     pub state: Option<PathBuf>,
@@ -319,6 +301,20 @@ pub struct DevArgs {
     /// Engine options.
     #[command(flatten)]
     pub engine: EngineArgs,
+}
+
+impl DevArgs {
+    /// The `kreflex dev` configuration these flags describe.
+    pub fn dev_config(self) -> crate::dev::DevConfig {
+        crate::dev::DevConfig {
+            engine: self.engine.engine_config(self.plugins.clone().unwrap_or_default()),
+            plugins: self.plugins,
+            port: self.port,
+            kubeconfig_out: self.kubeconfig_out,
+            state: self.state,
+            duration: self.seconds.map(Duration::from_secs),
+        }
+    }
 }
 
 /// `kreflex rbac`.
@@ -388,7 +384,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect(args) => inspect(args),
         Command::Test(args) => test(args),
         Command::Run(args) => tokio_main(run_engine(args)),
-        Command::Dev(args) => tokio_main(crate::dev::run(args)),
+        Command::Dev(args) => tokio_main(crate::dev::run(args.dev_config())),
         Command::Apiserver(args) => tokio_main(async move {
             let cancel = tokio_util::sync::CancellationToken::new();
             let c = cancel.clone();
@@ -619,10 +615,10 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     } else {
         std::fs::read_to_string(&args.event).with_context(|| format!("cannot read {}", args.event.display()))?
     };
-    let events = offline::parse_events(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.event.display()))?;
+    let events = offline::parse_events(&text).with_context(|| format!("{}", args.event.display()))?;
     let plugin = load_plugin(&args.plugin, &args.sandbox)?;
     let source: Arc<dyn ObjectSource> = match &args.objects {
-        Some(dir) => Arc::new(DirObjects::load(dir).map_err(anyhow::Error::msg)?),
+        Some(dir) => Arc::new(DirObjects::load(dir)?),
         None => Arc::new(NoObjects),
     };
     let config = match &args.config {
@@ -649,26 +645,4 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
         bail!("{failed} of {} events failed in plugin {}", reports.len(), plugin.name());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn report_objects_parse_with_and_without_group_and_namespace() {
-        let r = parse_object_ref("v1/Pod/kreflex-system/kreflex-0").expect("core, namespaced");
-        assert_eq!(
-            (r.api_version.as_str(), r.kind.as_str(), r.namespace.as_deref(), r.name.as_str()),
-            ("v1", "Pod", Some("kreflex-system"), "kreflex-0")
-        );
-        let r = parse_object_ref("apps/v1/Deployment/ns/kreflex").expect("dotless group");
-        assert_eq!((r.api_version.as_str(), r.namespace.as_deref()), ("apps/v1", Some("ns")));
-        let r = parse_object_ref("coordination.k8s.io/v1/Lease/ns/kreflex").expect("grouped");
-        assert_eq!((r.api_version.as_str(), r.kind.as_str()), ("coordination.k8s.io/v1", "Lease"));
-        let r = parse_object_ref("v1/Namespace/kreflex-system").expect("cluster-scoped");
-        assert_eq!((r.namespace, r.name.as_str()), (None, "kreflex-system"));
-        assert!(parse_object_ref("v1//x").is_err());
-        assert!(parse_object_ref("Pod").is_err());
-    }
 }

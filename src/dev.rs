@@ -4,41 +4,56 @@
 //! and two kubectl commands to try. Ctrl-C drains in-flight work and exits cleanly.
 
 use crate::apiserver::{ApiServer, ApiServerConfig};
-use crate::cli::DevArgs;
+use crate::engine::EngineConfig;
 use anyhow::Context;
 use kube::api::{Api, DynamicObject, PostParams};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Where the repository (examples, plugin sources) is: the build's source tree if it is
-/// still there, else the current directory.
-pub fn repo_root() -> PathBuf {
-    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    if built.join("examples").is_dir() { built } else { PathBuf::from(".") }
+/// What `kreflex dev` runs.
+#[derive(Debug, Clone)]
+pub struct DevConfig {
+    /// Directory of plugins; `None`: the example plugins, built from `plugins/rust`.
+    pub plugins: Option<PathBuf>,
+    /// Port of the embedded API server.
+    pub port: u16,
+    /// Where to write the kubeconfig; `None`: `target/kreflex-dev.kubeconfig` of the source
+    /// tree, where git ignores it.
+    pub kubeconfig_out: Option<PathBuf>,
+    /// Keep the API server's objects in this file across runs.
+    pub state: Option<PathBuf>,
+    /// Stop after this long; `None`: until Ctrl-C.
+    pub duration: Option<Duration>,
+    /// The engine (its plugin directory is replaced by the one above).
+    pub engine: EngineConfig,
 }
 
 /// Runs `kreflex dev`.
-pub async fn run(args: DevArgs) -> anyhow::Result<()> {
-    let root = repo_root();
+pub async fn run(args: DevConfig) -> anyhow::Result<()> {
+    let root = crate::repo::root();
     let plugins = match &args.plugins {
         Some(dir) => dir.clone(),
         None => build_example_plugins(&root).await?,
     };
+    let kubeconfig_out = args.kubeconfig_out.clone().unwrap_or_else(|| root.join("target/kreflex-dev.kubeconfig"));
+    if let Some(parent) = kubeconfig_out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
     let server = ApiServer::start(ApiServerConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], args.port)),
         state_file: args.state.clone(),
         ..ApiServerConfig::default()
     })
     .await?;
-    server.write_kubeconfig(&args.kubeconfig_out)?;
+    server.write_kubeconfig(&kubeconfig_out)?;
     let client = server.client();
     let applied = apply_dir(&client, &root.join("examples/crds")).await?
         + apply_dir(&client, &root.join("examples/databases")).await?;
-    let mut config = args.engine.engine_config(plugins.clone());
+    let mut config = EngineConfig { plugins_dir: plugins.clone(), ..args.engine };
     if config.admin_addr.is_none() {
         // Serve the admin endpoint where `kreflex plugins` looks by default, if it is free.
-        let addr: SocketAddr = crate::cli::DEFAULT_ADMIN_ADDR.parse()?;
+        let addr: SocketAddr = crate::ops::DEFAULT_ADMIN_ADDR.parse()?;
         match std::net::TcpListener::bind(addr) {
             Ok(l) => {
                 drop(l);
@@ -49,7 +64,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     let engine = crate::engine::Engine::start(server.kube_config(server.admin_token()), config).await?;
     let loaded: Vec<String> = engine.registry.load().plugins.keys().cloned().collect();
-    let kc = args.kubeconfig_out.display();
+    let kc = kubeconfig_out.display();
     println!(
         "\nkreflex dev is running\n  API server: {}\n  kubeconfig: {kc}\n  plugins:    {} from {}\n  objects:    {applied} applied from examples/\n  admin:      {}\n\nTry, in another terminal:\n  kubectl --kubeconfig {kc} get databases -w\n  kubectl --kubeconfig {kc} patch database orders --type merge -p '{{\"spec\":{{\"size\":\"20Gi\"}}}}'\n  kubectl --kubeconfig {kc} get events\n\nCtrl-C to stop.",
         server.url(),
@@ -60,9 +75,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             .map(|a| format!("http://{a}/metrics, /plugins (`kreflex plugins --admin {a}`)"))
             .unwrap_or_else(|| "not served".into()),
     );
-    match args.seconds {
-        Some(s) => tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(s)) => {}
+    match args.duration {
+        Some(d) => tokio::select! {
+            _ = tokio::time::sleep(d) => {}
             _ = crate::engine::shutdown_signal() => {}
         },
         None => crate::engine::shutdown_signal().await,
@@ -104,7 +119,7 @@ pub async fn apply_dir(client: &kube::Client, dir: &Path) -> anyhow::Result<usiz
     let mut n = 0;
     for p in paths {
         let text = std::fs::read_to_string(&p)?;
-        for doc in crate::offline::parse_documents(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))? {
+        for doc in crate::offline::parse_documents(&text).with_context(|| format!("cannot parse {}", p.display()))? {
             apply_object(client, doc).await.with_context(|| format!("applying {}", p.display()))?;
             n += 1;
         }
@@ -115,10 +130,7 @@ pub async fn apply_dir(client: &kube::Client, dir: &Path) -> anyhow::Result<usiz
 /// Creates one object through discovery (retrying briefly while a new CRD's resource
 /// appears). An existing object is left as it is.
 pub async fn apply_object(client: &kube::Client, object: serde_json::Value) -> anyhow::Result<()> {
-    let gvk = crate::model::Gvk::from_api_version(
-        object.get("apiVersion").and_then(|v| v.as_str()).unwrap_or_default(),
-        object.get("kind").and_then(|v| v.as_str()).unwrap_or_default(),
-    );
+    let gvk = crate::model::Gvk::of(&object);
     let resources = crate::watch::Resources::new(client.clone());
     let mut attempt = 0;
     let resource = loop {

@@ -57,6 +57,25 @@ impl Default for EngineConfig {
     }
 }
 
+/// Why the engine cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The WebAssembly runtime cannot be configured.
+    #[error("cannot start the WebAssembly runtime: {0:#}")]
+    Runtime(wasmtime::Error),
+    /// No client can be built from the Kubernetes configuration.
+    #[error("cannot build a Kubernetes client: {0}")]
+    Client(#[from] kube::Error),
+    /// The admin endpoint cannot be served.
+    #[error("cannot serve the admin endpoint on {addr}: {source}")]
+    Admin {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
 /// A running engine.
 pub struct Engine {
     /// Metrics of this engine.
@@ -80,13 +99,12 @@ pub struct Engine {
 impl Engine {
     /// Starts everything: loads the plugins in `config.plugins_dir` (a bad file is
     /// reported and skipped), starts informers, router, workers and the admin endpoint.
-    pub async fn start(kube_config: kube::Config, config: EngineConfig) -> anyhow::Result<Self> {
+    pub async fn start(kube_config: kube::Config, config: EngineConfig) -> Result<Self, EngineError> {
         let metrics = Metrics::new();
         let health = Health::default();
         health.set_live(true);
         health.set_ready(false, "starting");
-        let runtime = Runtime::new(config.wasm.clone())
-            .map_err(|e| anyhow::anyhow!("cannot start the WebAssembly runtime: {e:#}"))?;
+        let runtime = Runtime::new(config.wasm.clone()).map_err(EngineError::Runtime)?;
         let scoped = match &config.impersonation {
             Some((template, ns)) => ScopedClients::impersonating(kube_config.clone(), template, ns, Vec::new()),
             None => ScopedClients::unscoped(kube_config.clone()),
@@ -117,7 +135,11 @@ impl Engine {
             config.dispatcher.clone(),
         );
         let admin_addr = match config.admin_addr {
-            Some(addr) => Some(crate::ops::serve(addr, health.clone(), metrics.clone(), cancel.child_token()).await?),
+            Some(addr) => Some(
+                crate::ops::serve(addr, health.clone(), metrics.clone(), cancel.child_token())
+                    .await
+                    .map_err(|source| EngineError::Admin { addr, source })?,
+            ),
             None => None,
         };
         let informers = Arc::new(Mutex::new(informers));

@@ -30,6 +30,13 @@ impl Gvk {
         if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
     }
 
+    /// The kind of a Kubernetes object given as JSON, from its `apiVersion` and `kind`
+    /// (empty parts where they are missing).
+    pub fn of(object: &serde_json::Value) -> Self {
+        let field = |k: &str| object.get(k).and_then(serde_json::Value::as_str).unwrap_or_default();
+        Self::from_api_version(field("apiVersion"), field("kind"))
+    }
+
     /// Parses an `apiVersion` (`group/version` or `v1`) and a kind.
     pub fn from_api_version(api_version: &str, kind: &str) -> Self {
         match api_version.split_once('/') {
@@ -151,6 +158,43 @@ impl ObjectRef {
     }
 }
 
+/// An object reference that does not parse as `[GROUP/]VERSION/KIND/[NAMESPACE/]NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{input:?}: {reason}; expected [GROUP/]VERSION/KIND/[NAMESPACE/]NAME")]
+pub struct ObjectRefParseError {
+    input: String,
+    reason: &'static str,
+}
+
+/// Parses `[GROUP/]VERSION/KIND/[NAMESPACE/]NAME` (how flags name an object). Four parts
+/// are ambiguous (a grouped cluster-scoped object, or a core namespaced one): the first is a
+/// group if it has a dot or is one of the dotless built-in groups.
+impl std::str::FromStr for ObjectRef {
+    type Err = ObjectRefParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |reason| ObjectRefParseError { input: s.to_owned(), reason };
+        let parts: Vec<&str> = s.split('/').collect();
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err(err("empty part"));
+        }
+        let grouped = parts.len() == 5
+            || parts[0].contains('.')
+            || ["apps", "batch", "policy", "autoscaling"].contains(&parts[0]);
+        let (api_version, rest) = match (grouped, parts.len()) {
+            (true, 4 | 5) => (format!("{}/{}", parts[0], parts[1]), &parts[2..]),
+            (false, 3 | 4) => (parts[0].to_owned(), &parts[1..]),
+            _ => return Err(err("wrong number of parts")),
+        };
+        let (kind, namespace, name) = match rest {
+            [kind, ns, name] => (kind, Some((*ns).to_owned()), name),
+            [kind, name] => (kind, None, name),
+            _ => unreachable!("lengths checked above"),
+        };
+        Ok(ObjectRef { api_version, kind: (*kind).to_owned(), namespace, name: (*name).to_owned() })
+    }
+}
+
 impl fmt::Display for ObjectRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.namespace {
@@ -186,5 +230,25 @@ mod tests {
         let r = ObjectRef::of(&obj).expect("complete object");
         assert_eq!(r.to_string(), "Database default/orders");
         assert!(ObjectRef::of(&serde_json::json!({"kind":"X"})).is_none());
+        assert_eq!(Gvk::of(&obj), Gvk::new("stable.example.com", "v1", "Database"));
+        assert_eq!(Gvk::of(&serde_json::json!({"kind":"X"})), Gvk::new("", "", "X"));
+    }
+
+    #[test]
+    fn object_refs_parse_with_and_without_group_and_namespace() {
+        let parse = |s: &str| s.parse::<ObjectRef>();
+        let r = parse("v1/Pod/kreflex-system/kreflex-0").expect("core, namespaced");
+        assert_eq!(
+            (r.api_version.as_str(), r.kind.as_str(), r.namespace.as_deref(), r.name.as_str()),
+            ("v1", "Pod", Some("kreflex-system"), "kreflex-0")
+        );
+        let r = parse("apps/v1/Deployment/ns/kreflex").expect("dotless group");
+        assert_eq!((r.api_version.as_str(), r.namespace.as_deref()), ("apps/v1", Some("ns")));
+        let r = parse("coordination.k8s.io/v1/Lease/ns/kreflex").expect("grouped");
+        assert_eq!((r.api_version.as_str(), r.kind.as_str()), ("coordination.k8s.io/v1", "Lease"));
+        let r = parse("v1/Namespace/kreflex-system").expect("cluster-scoped");
+        assert_eq!((r.namespace, r.name.as_str()), (None, "kreflex-system"));
+        assert!(parse("v1//x").is_err());
+        assert!(parse("Pod").is_err());
     }
 }

@@ -34,38 +34,83 @@ impl Route {
 
     /// Whether the object is in scope (namespace and selectors), ignoring the event kind.
     pub fn selects(&self, o: &CachedObject) -> bool {
+        self.out_of_scope(o).is_none()
+    }
+
+    /// Why the object is out of scope (namespace, labels, fields), if it is.
+    fn out_of_scope(&self, o: &CachedObject) -> Option<Skip> {
         if !self.namespaces.is_empty() && !o.namespace().is_some_and(|ns| self.namespaces.iter().any(|n| n == ns)) {
-            return false;
+            return Some(Skip::Namespace);
         }
         if self.labels.is_none() && self.fields.is_none() {
-            return true;
+            return None;
         }
         let v = o.value();
-        self.labels.as_ref().is_none_or(|s| s.matches_object(&v))
-            && self.fields.as_ref().is_none_or(|s| s.matches_object(&v))
+        if self.labels.as_ref().is_some_and(|s| !s.matches_object(&v)) {
+            return Some(Skip::Labels);
+        }
+        if self.fields.as_ref().is_some_and(|s| !s.matches_object(&v)) {
+            return Some(Skip::Fields);
+        }
+        None
     }
+}
+
+/// The finalizer kreflex manages for a plugin with `finalizer: true`.
+pub fn finalizer_name(plugin: &str) -> String {
+    format!("kreflex.io/{plugin}")
 }
 
 /// What to do for one plugin with one informer event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
-    /// Not for this plugin.
-    Skip,
+    /// Not for this plugin, and why.
+    Skip(Skip),
     /// Queue an event of this kind.
     Deliver(EventKind),
+}
+
+/// Why an event is not delivered through a route (`kreflex test` prints it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Skip {
+    /// The route is for another kind.
+    #[error("the subscription is for another kind")]
+    OtherKind,
+    /// The object's namespace is not subscribed.
+    #[error("the object's namespace is not subscribed")]
+    Namespace,
+    /// The label selector does not match.
+    #[error("the labels do not match the subscription's label selector")]
+    Labels,
+    /// The field selector does not match.
+    #[error("the fields do not match the subscription's field selector")]
+    Fields,
+    /// The object is terminating and no longer carries the plugin's finalizer.
+    #[error("the object is being deleted and no longer carries the plugin's finalizer")]
+    NotOurFinalizer,
+    /// `generation-changed-only` and `metadata.generation` did not change.
+    #[error("metadata.generation did not change (generation-changed-only)")]
+    GenerationUnchanged,
 }
 
 /// Decides the delivery of `ev` through `route`, with `finalizer` the plugin's finalizer
 /// name (`kreflex.io/<plugin>`).
 pub fn route(route: &Route, ev: &InformerEvent, finalizer: &str) -> Delivery {
-    if *ev.gvk != route.gvk || !route.selects(&ev.object) {
-        return Delivery::Skip;
+    if *ev.gvk != route.gvk {
+        return Delivery::Skip(Skip::OtherKind);
+    }
+    if let Some(why) = route.out_of_scope(&ev.object) {
+        return Delivery::Skip(why);
     }
     let o = &ev.object;
     if route.finalizer && ev.kind != EventKind::Deleted && o.deleting() {
         // Terminating: our turn to clean up if our finalizer is still there; otherwise
         // there is nothing for us until the object is gone.
-        return if o.has_finalizer(finalizer) { Delivery::Deliver(EventKind::Finalizing) } else { Delivery::Skip };
+        return if o.has_finalizer(finalizer) {
+            Delivery::Deliver(EventKind::Finalizing)
+        } else {
+            Delivery::Skip(Skip::NotOurFinalizer)
+        };
     }
     // An object still missing our finalizer is delivered even without a generation change,
     // so that the finalizer gets added.
@@ -75,7 +120,7 @@ pub fn route(route: &Route, ev: &InformerEvent, finalizer: &str) -> Delivery {
         && ev.old.as_ref().is_some_and(|old| old.generation() == o.generation())
         && finalizer_in_place
     {
-        return Delivery::Skip;
+        return Delivery::Skip(Skip::GenerationUnchanged);
     }
     Delivery::Deliver(ev.kind)
 }
@@ -115,24 +160,32 @@ mod tests {
     const FIN: &str = "kreflex.io/p";
 
     #[test]
+    fn finalizer_names_carry_the_plugin_name() {
+        assert_eq!(finalizer_name("p"), FIN);
+    }
+
+    #[test]
     fn kind_namespace_and_selectors_scope_delivery() {
         let e = ev(EventKind::Added, obj("prod", 1, json!({})), None);
         assert_eq!(route(&sub(|_| {}), &e, FIN), Delivery::Deliver(EventKind::Added));
-        assert_eq!(route(&sub(|s| s.namespaces = vec!["dev".into()]), &e, FIN), Delivery::Skip);
+        assert_eq!(route(&sub(|s| s.namespaces = vec!["dev".into()]), &e, FIN), Delivery::Skip(Skip::Namespace));
         assert_eq!(
             route(&sub(|s| s.label_selector = Some("team=shop".into())), &e, FIN),
             Delivery::Deliver(EventKind::Added)
         );
-        assert_eq!(route(&sub(|s| s.label_selector = Some("team=data".into())), &e, FIN), Delivery::Skip);
-        assert_eq!(route(&sub(|s| s.field_selector = Some("metadata.name=b".into())), &e, FIN), Delivery::Skip);
-        assert_eq!(route(&sub(|s| s.gvk.kind = "Cache".into()), &e, FIN), Delivery::Skip);
+        assert_eq!(route(&sub(|s| s.label_selector = Some("team=data".into())), &e, FIN), Delivery::Skip(Skip::Labels));
+        assert_eq!(
+            route(&sub(|s| s.field_selector = Some("metadata.name=b".into())), &e, FIN),
+            Delivery::Skip(Skip::Fields)
+        );
+        assert_eq!(route(&sub(|s| s.gvk.kind = "Cache".into()), &e, FIN), Delivery::Skip(Skip::OtherKind));
     }
 
     #[test]
     fn generation_filter_drops_status_only_updates() {
         let r = sub(|s| s.generation_changed_only = true);
         let status_only = ev(EventKind::Modified, obj("a", 1, json!({})), Some(obj("a", 1, json!({}))));
-        assert_eq!(route(&r, &status_only, FIN), Delivery::Skip);
+        assert_eq!(route(&r, &status_only, FIN), Delivery::Skip(Skip::GenerationUnchanged));
         let spec_change = ev(EventKind::Modified, obj("a", 2, json!({})), Some(obj("a", 1, json!({}))));
         assert_eq!(route(&r, &spec_change, FIN), Delivery::Deliver(EventKind::Modified));
         assert_eq!(
@@ -153,7 +206,7 @@ mod tests {
             Delivery::Deliver(EventKind::Finalizing)
         );
         let released = obj("a", 1, json!({"deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": ["other"]}));
-        assert_eq!(route(&r, &ev(EventKind::Modified, released, None), FIN), Delivery::Skip);
+        assert_eq!(route(&r, &ev(EventKind::Modified, released, None), FIN), Delivery::Skip(Skip::NotOurFinalizer));
         // An object missing our finalizer is delivered even without a generation change, so
         // that the finalizer gets added.
         let bare = obj("a", 1, json!({}));

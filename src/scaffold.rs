@@ -45,15 +45,13 @@ impl Lang {
     }
 }
 
-/// Checks a plugin name: it becomes a finalizer suffix, a field manager and a service account.
+/// Checks the name of a new plugin: a plugin name (see [`crate::names::check_plugin_name`])
+/// that also starts with a letter, because it becomes the package name of the project
+/// (a Rust crate, a Go module, a Python module), and none of those may start with a digit.
 pub fn check_name(name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && !name.ends_with('-')
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !ok {
-        bail!("invalid plugin name {name:?}: use lowercase letters, digits and '-', start with a letter, at most 63");
+    crate::names::check_plugin_name(name)?;
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        bail!("invalid plugin name {name:?} for a new project: start with a letter (it becomes a package name)");
     }
     Ok(())
 }
@@ -62,7 +60,7 @@ pub fn check_name(name: &str) -> anyhow::Result<()> {
 /// returns its folder.
 pub fn new_plugin(name: &str, lang: Lang, parent: Option<&Path>) -> anyhow::Result<PathBuf> {
     check_name(name)?;
-    let root = crate::dev::repo_root();
+    let root = crate::repo::root();
     let parent = match parent {
         Some(p) => p.to_path_buf(),
         None => root.join("plugins").join(lang.dir_name()),
@@ -94,7 +92,7 @@ fn build_command(name: &str, lang: Lang, dir: &Path) -> (String, String) {
             format!("{d}/target/wasm32-wasip2/release/{}.wasm", name.replace('-', "_")),
         ),
         _ => {
-            let lang_dir = crate::dev::repo_root().join("plugins").join(lang.dir_name());
+            let lang_dir = crate::repo::root().join("plugins").join(lang.dir_name());
             let lang_dir = std::fs::canonicalize(&lang_dir).unwrap_or(lang_dir);
             (format!("{}/build.sh {d}", lang_dir.display()), format!("{}/target/{name}.wasm", lang_dir.display()))
         }

@@ -43,6 +43,46 @@ fn inspect_prints_the_declared_contract_as_json() {
 }
 
 #[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let wasm = guest::wasm("database_status");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kreflex"))
+        .args(["inspect", wasm.to_str().expect("utf8"), "--no-cache"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kreflex");
+    // The reader goes away before kreflex has loaded the plugin and printed anything, as
+    // `kreflex inspect x.wasm | head -0` would.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("kreflex runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
+    const SIGPIPE: i32 = 13;
+    assert_eq!(out.status.signal(), Some(SIGPIPE), "ends as Unix tools do: {:?}", out.status);
+}
+
+#[test]
+fn dev_writes_its_kubeconfig_where_git_ignores_it() {
+    let plugins = tempfile::tempdir().expect("tempdir");
+    let out =
+        kreflex(&["dev", "--plugins", plugins.path().to_str().expect("utf8"), "--port", "0", "--seconds", "1"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let kubeconfig = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/kreflex-dev.kubeconfig");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&kubeconfig.display().to_string()));
+    let text = std::fs::read_to_string(&kubeconfig).expect("kubeconfig written");
+    assert!(text.contains("server: https://127.0.0.1:"), "{text}");
+    let ignored = Command::new("git")
+        .args(["check-ignore", "--quiet", "--no-index"])
+        .arg(&kubeconfig)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status();
+    if let Ok(status) = ignored {
+        assert!(status.success(), "git would track {}", kubeconfig.display());
+    }
+}
+
+#[test]
 fn test_replays_a_recorded_kubectl_watch_stream() {
     let wasm = guest::wasm("database_status");
     let out = kreflex(

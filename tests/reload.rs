@@ -30,7 +30,7 @@ async fn engine(server: &kreflex::apiserver::ApiServer, dir: &Path) -> Engine {
         resync: None,
         reload: Some(ReloadConfig { debounce: Duration::from_millis(100), poll: None }),
         admin_addr: Some(([127, 0, 0, 1], 0).into()),
-        report_object: Some(kreflex::cli::parse_object_ref("v1/ConfigMap/default/kreflex").expect("ref")),
+        report_object: Some("v1/ConfigMap/default/kreflex".parse().expect("ref")),
         ..EngineConfig::default()
     };
     let e = Engine::start(server.kube_config(server.admin_token()), config).await.expect("engine");

@@ -7,6 +7,7 @@
 //! is decided by [`crate::rbac`].
 
 use crate::model::{EventKind, ObjectRef};
+use crate::names;
 use crate::wasm::{RawAction, wit};
 use serde::Serialize;
 use serde_json::Value;
@@ -285,14 +286,14 @@ fn check_new_object(object: &Value) -> Result<(), String> {
     }
     let meta = obj.get("metadata").and_then(Value::as_object).ok_or("the object to create has no metadata")?;
     match (meta.get("name").and_then(Value::as_str), meta.get("generateName").and_then(Value::as_str)) {
-        (Some(name), _) => check_name(name)?,
+        (Some(name), _) => names::check_object_name(name).map_err(|e| e.to_string())?,
         (None, Some(prefix)) if !prefix.is_empty() => {}
         _ => {
             return Err("the object to create has neither metadata.name nor metadata.generateName".into());
         }
     }
     if let Some(ns) = meta.get("namespace") {
-        check_namespace(ns.as_str().ok_or("metadata.namespace must be a string")?)?;
+        names::check_namespace(ns.as_str().ok_or("metadata.namespace must be a string")?).map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -302,9 +303,9 @@ fn valid_ref(r: ObjectRef) -> Result<ObjectRef, String> {
     if r.kind.is_empty() {
         return Err("target has an empty kind".into());
     }
-    check_name(&r.name)?;
+    names::check_object_name(&r.name).map_err(|e| e.to_string())?;
     if let Some(ns) = &r.namespace {
-        check_namespace(ns)?;
+        names::check_namespace(ns).map_err(|e| e.to_string())?;
     }
     Ok(r)
 }
@@ -319,27 +320,6 @@ fn check_api_version(v: &str) -> Result<(), String> {
         return Err(format!("apiVersion {v:?} must be \"group/version\" or \"v1\""));
     }
     Ok(())
-}
-
-/// A Kubernetes object name: a DNS subdomain (≤ 253, lowercase alphanumerics, `-`, `.`).
-pub fn check_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 253
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric()
-        && !name.contains("..");
-    if ok { Ok(()) } else { Err(format!("{name:?} is not a valid object name (a DNS subdomain)")) }
-}
-
-/// A namespace name: a DNS label (≤ 63, lowercase alphanumerics and `-`).
-pub fn check_namespace(ns: &str) -> Result<(), String> {
-    let ok = !ns.is_empty()
-        && ns.len() <= 63
-        && ns.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && ns.as_bytes()[0].is_ascii_alphanumeric()
-        && ns.as_bytes()[ns.len() - 1].is_ascii_alphanumeric();
-    if ok { Ok(()) } else { Err(format!("{ns:?} is not a valid namespace (a DNS label)")) }
 }
 
 fn is_reason(r: &str) -> bool {

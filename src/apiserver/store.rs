@@ -239,12 +239,12 @@ impl Store {
             }
             name = format!("{prefix}{}", random_suffix());
         }
-        if let Err(reason) = crate::actions::check_name(&name) {
+        if let Err(e) = crate::names::check_object_name(&name) {
             return Err(ApiError::invalid(
                 def,
                 &def.kind,
                 &name,
-                &[("FieldValueInvalid".into(), reason, "metadata.name".into())],
+                &[("FieldValueInvalid".into(), e.to_string(), "metadata.name".into())],
             ));
         }
         let ns = if def.namespaced { Some(ns.unwrap_or("default")) } else { None };

@@ -2,6 +2,7 @@
 //! output of `kubectl get <res> -w --output-watch-events -o json` (pretty-printed objects
 //! one after another, or one per line).
 
+use super::OfflineError;
 use crate::model::{EventKind, ObjectRef};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -26,13 +27,13 @@ pub struct InputEvent {
 ///
 /// Within the stream, `old_object` of a modified/deleted event is the previous version of
 /// the same object, exactly as the engine would deliver it.
-pub fn parse_events(text: &str) -> Result<Vec<InputEvent>, String> {
+pub fn parse_events(text: &str) -> Result<Vec<InputEvent>, OfflineError> {
     let mut out = Vec::new();
     let mut last: HashMap<ObjectRef, Value> = HashMap::new();
     let stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
     for (i, doc) in stream.enumerate() {
-        let doc = doc.map_err(|e| format!("document #{i} is not valid JSON: {e}"))?;
-        for (kind, object, explicit_old) in classify(doc).map_err(|e| format!("document #{i}: {e}"))? {
+        let doc = doc.map_err(|source| OfflineError::Json { index: i, source })?;
+        for (kind, object, explicit_old) in classify(doc).map_err(|reason| OfflineError::Event { index: i, reason })? {
             let key = ObjectRef::of(&object);
             let previous = key.as_ref().and_then(|k| last.get(k).cloned());
             let old_object = explicit_old.or(match kind {
@@ -50,7 +51,7 @@ pub fn parse_events(text: &str) -> Result<Vec<InputEvent>, String> {
         }
     }
     if out.is_empty() {
-        return Err("no events found".into());
+        return Err(OfflineError::NoEvents);
     }
     Ok(out)
 }
@@ -130,9 +131,11 @@ mod tests {
 
     #[test]
     fn malformed_input_is_a_clear_error() {
-        assert!(parse_events("{\"type\":\"ADDED\"").expect_err("truncated").contains("document #0"));
+        assert!(parse_events("{\"type\":\"ADDED\"").expect_err("truncated").to_string().contains("document #0"));
         assert!(parse_events("[1,2]").is_err());
-        assert!(parse_events(r#"{"kind":"exploded","object":{}}"#).expect_err("bad kind").contains("exploded"));
+        assert!(
+            parse_events(r#"{"kind":"exploded","object":{}}"#).expect_err("bad kind").to_string().contains("exploded")
+        );
         assert!(parse_events("").is_err());
     }
 }

@@ -1,18 +1,23 @@
 //! Offline plugin runs (`kreflex test`): events from a file or a recorded
-//! `kubectl get -w --output-watch-events -o json` stream go through a plugin with the same
-//! routing rules the engine applies, and the validated actions come out as JSON. Nothing
+//! `kubectl get -w --output-watch-events -o json` stream go through a plugin with the
+//! engine's own router, and the validated actions come out as JSON. Nothing
 //! touches a cluster; host reads come from a directory of objects.
 
+mod error;
 mod events;
 mod objects;
 
+pub use error::OfflineError;
 pub use events::{InputEvent, parse_events};
 pub use objects::{DirObjects, parse_documents};
 
 use crate::actions::{self, Action, EventContext, Limits};
-use crate::model::{EventKind, ObjectRef, PluginInfo};
+use crate::model::{EventKind, Gvk, ObjectRef, PluginInfo};
+use crate::route::{Delivery, Route, finalizer_name, route};
 use crate::wasm::{CallContext, Plugin, RawEvent};
+use crate::watch::{CachedObject, InformerEvent};
 use serde::Serialize;
+use std::sync::Arc;
 
 /// What happened to one input event.
 #[derive(Debug, Clone, Serialize)]
@@ -35,50 +40,31 @@ pub struct Report {
     pub error: Option<String>,
 }
 
-/// Why an event is not delivered to a plugin, or `None` if it is. The same rules the
-/// router applies to live events: kind, namespaces, selectors, `generation-changed-only`.
-pub fn skip_reason(info: &PluginInfo, event: &InputEvent) -> Option<String> {
-    let Some(r) = ObjectRef::of(&event.object) else {
-        return Some("the object has no apiVersion, kind or metadata.name".into());
+/// How the engine's router ([`crate::route`]) treats `event` for the plugin: the kind it
+/// delivers (`finalizing` for a terminating object that carries the plugin's finalizer), or
+/// why it skips it. Every subscription of the plugin is tried, as the engine does.
+pub fn routed_kind(info: &PluginInfo, event: &InputEvent) -> Result<EventKind, String> {
+    let cached = |v: &serde_json::Value| CachedObject::from_value(v.clone()).map(Arc::new);
+    let (Some(_), Some(object)) = (ObjectRef::of(&event.object), cached(&event.object)) else {
+        return Err("the object has no apiVersion, kind or metadata.name".into());
     };
-    let gvk = r.gvk();
-    let Some(sub) = info.subscriptions.iter().find(|s| s.gvk == gvk) else {
-        return Some(format!("plugin {} does not subscribe to {gvk}", info.name));
-    };
-    if !sub.namespaces.is_empty() && !r.namespace.as_ref().is_some_and(|ns| sub.namespaces.contains(ns)) {
-        return Some(format!("namespace {:?} is not subscribed", r.namespace.as_deref().unwrap_or("")));
-    }
-    if let Some(sel) = &sub.label_selector {
-        match crate::selector::Selector::parse(sel) {
-            Ok(s) if !s.matches_object(&event.object) => {
-                return Some(format!("labels do not match {sel:?}"));
-            }
-            Err(e) => return Some(e.to_string()),
-            Ok(_) => {}
+    let gvk = Arc::new(Gvk::of(&event.object));
+    let ev =
+        InformerEvent { gvk: gvk.clone(), kind: event.kind, object, old: event.old_object.as_ref().and_then(cached) };
+    let finalizer = finalizer_name(&info.name);
+    let mut why = None;
+    for s in info.subscriptions.iter().filter(|s| s.gvk == *gvk) {
+        let r = Route::compile(s).map_err(|e| format!("plugin {}: subscription {}: {e}", info.name, s.gvk))?;
+        match route(&r, &ev, &finalizer) {
+            Delivery::Deliver(kind) => return Ok(kind),
+            Delivery::Skip(skip) => why = why.or(Some(skip)),
         }
     }
-    if let Some(sel) = &sub.field_selector {
-        match crate::selector::FieldSelector::parse(sel) {
-            Ok(s) if !s.matches_object(&event.object) => {
-                return Some(format!("fields do not match {sel:?}"));
-            }
-            Err(e) => return Some(e.to_string()),
-            Ok(_) => {}
-        }
-    }
-    if sub.generation_changed_only && event.kind == EventKind::Modified {
-        let generation = |o: &serde_json::Value| o.pointer("/metadata/generation").and_then(|g| g.as_i64());
-        if let Some(old) = &event.old_object
-            && generation(old) == generation(&event.object)
-        {
-            return Some("metadata.generation did not change (generation-changed-only)".into());
-        }
-    }
-    None
+    Err(why.map_or_else(|| format!("plugin {} does not subscribe to {gvk}", info.name), |w| w.to_string()))
 }
 
-/// Runs every event through the plugin, in order. With `filter` the routing rules of
-/// [`skip_reason`] apply; without it every event is delivered.
+/// Runs every event through the plugin, in order. With `filter` the engine's routing
+/// applies ([`routed_kind`]); without it every event is delivered as it is.
 pub fn run(plugin: &Plugin, events: &[InputEvent], ctx: &CallContext, filter: bool, limits: &Limits) -> Vec<Report> {
     events
         .iter()
@@ -88,12 +74,17 @@ pub fn run(plugin: &Plugin, events: &[InputEvent], ctx: &CallContext, filter: bo
             let label = object_ref.as_ref().map_or_else(|| "<unnamed object>".to_owned(), ToString::to_string);
             let mut report =
                 Report { index, kind: ev.kind, object: label.clone(), skipped: None, actions: None, error: None };
-            if filter && let Some(reason) = skip_reason(plugin.info(), ev) {
-                report.skipped = Some(reason);
-                return report;
+            if filter {
+                match routed_kind(plugin.info(), ev) {
+                    Ok(kind) => report.kind = kind,
+                    Err(reason) => {
+                        report.skipped = Some(reason);
+                        return report;
+                    }
+                }
             }
             let raw = RawEvent {
-                kind: ev.kind,
+                kind: report.kind,
                 object: ev.object.to_string(),
                 old_object: ev.old_object.as_ref().map(ToString::to_string),
             };
@@ -103,7 +94,7 @@ pub fn run(plugin: &Plugin, events: &[InputEvent], ctx: &CallContext, filter: bo
                     report.error = Some(format!(
                         "plugin {}: {} event for {label}: returned an error{}: {}",
                         plugin.name(),
-                        ev.kind,
+                        report.kind,
                         if pe.retryable { " (retryable)" } else { "" },
                         pe.message
                     ))
@@ -113,11 +104,11 @@ pub fn run(plugin: &Plugin, events: &[InputEvent], ctx: &CallContext, filter: bo
                         report.error = Some(format!(
                             "plugin {}: {} event: the object has no apiVersion, kind or metadata.name",
                             plugin.name(),
-                            ev.kind
+                            report.kind
                         ))
                     }
                     Some(obj) => {
-                        let ectx = EventContext { plugin: plugin.name(), event: ev.kind, object: obj };
+                        let ectx = EventContext { plugin: plugin.name(), event: report.kind, object: obj };
                         match actions::validate(raw_actions, &ectx, limits) {
                             Ok(a) => report.actions = Some(a),
                             Err(e) => report.error = Some(e.to_string()),
@@ -135,4 +126,71 @@ pub fn run(plugin: &Plugin, events: &[InputEvent], ctx: &CallContext, filter: bo
 /// way Kubernetes does when no discovery is at hand.
 pub fn declared_reads(info: &PluginInfo) -> std::sync::Arc<dyn crate::wasm::AccessPolicy> {
     crate::rbac::ReadPolicy::shared(info.clone(), |g| Some(crate::model::guess_plural(&g.kind)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Subscription;
+    use serde_json::json;
+
+    fn info(subs: Vec<Subscription>) -> PluginInfo {
+        PluginInfo { name: "p".into(), version: "1".into(), subscriptions: subs, permissions: vec![] }
+    }
+
+    fn sub(f: impl FnOnce(&mut Subscription)) -> Subscription {
+        let mut s = Subscription {
+            gvk: Gvk::new("stable.example.com", "v1", "Database"),
+            namespaces: vec![],
+            label_selector: None,
+            field_selector: None,
+            generation_changed_only: false,
+            finalizer: false,
+        };
+        f(&mut s);
+        s
+    }
+
+    fn event(kind: EventKind, ns: &str, meta: serde_json::Value) -> InputEvent {
+        let mut object = json!({"apiVersion": "stable.example.com/v1", "kind": "Database",
+            "metadata": {"name": "a", "namespace": ns, "generation": 1}});
+        if let (Some(m), Some(extra)) = (object["metadata"].as_object_mut(), meta.as_object()) {
+            m.extend(extra.clone());
+        }
+        InputEvent { kind, old_object: Some(object.clone()), object }
+    }
+
+    #[test]
+    fn every_subscription_to_the_kind_is_tried_as_the_engine_does() {
+        let p = info(vec![sub(|s| s.namespaces = vec!["a".into()]), sub(|s| s.namespaces = vec!["b".into()])]);
+        assert_eq!(routed_kind(&p, &event(EventKind::Modified, "b", json!({}))), Ok(EventKind::Modified));
+        let skipped = routed_kind(&p, &event(EventKind::Modified, "c", json!({}))).expect_err("no namespace matches");
+        assert!(skipped.contains("namespace"), "{skipped}");
+    }
+
+    #[test]
+    fn finalizer_rules_apply_offline_too() {
+        let p = info(vec![sub(|s| {
+            s.finalizer = true;
+            s.generation_changed_only = true;
+        })]);
+        let deleting = json!({"deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": ["kreflex.io/p"]});
+        assert_eq!(routed_kind(&p, &event(EventKind::Modified, "a", deleting)), Ok(EventKind::Finalizing));
+        // Not yet carrying the finalizer: delivered although the generation did not change,
+        // so that the engine adds it.
+        assert_eq!(routed_kind(&p, &event(EventKind::Modified, "a", json!({}))), Ok(EventKind::Modified));
+        let held = json!({"finalizers": ["kreflex.io/p"]});
+        let skipped = routed_kind(&p, &event(EventKind::Modified, "a", held)).expect_err("generation unchanged");
+        assert!(skipped.contains("generation"), "{skipped}");
+    }
+
+    #[test]
+    fn other_kinds_and_nameless_objects_are_skipped_with_a_reason() {
+        let p = info(vec![sub(|_| {})]);
+        let mut other = event(EventKind::Added, "a", json!({}));
+        other.object["kind"] = json!("Cache");
+        assert!(routed_kind(&p, &other).expect_err("other kind").contains("does not subscribe"));
+        let nameless = InputEvent { kind: EventKind::Added, object: json!({"kind": "Database"}), old_object: None };
+        assert!(routed_kind(&p, &nameless).is_err());
+    }
 }

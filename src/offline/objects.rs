@@ -1,8 +1,9 @@
 //! A directory of Kubernetes objects (YAML or JSON files, multi-document YAML and `List`s
 //! allowed) serving the host's `get` and `list-objects` in `kreflex test`.
 
+use super::OfflineError;
 use crate::model::{Gvk, ObjectRef};
-use crate::selector::Selector;
+use crate::selector::{Selector, SelectorError};
 use crate::wasm::ObjectSource;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -17,9 +18,9 @@ pub struct DirObjects {
 
 impl DirObjects {
     /// Loads every `.yaml`, `.yml` and `.json` file in `dir` (not recursive).
-    pub fn load(dir: &Path) -> Result<Self, String> {
+    pub fn load(dir: &Path) -> Result<Self, OfflineError> {
         let mut me = Self::default();
-        let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let entries = std::fs::read_dir(dir).map_err(|source| OfflineError::Read { path: dir.to_owned(), source })?;
         let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
         for path in paths {
@@ -27,8 +28,13 @@ impl DirObjects {
             if !matches!(ext, "yaml" | "yml" | "json") {
                 continue;
             }
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            for doc in parse_documents(&text).map_err(|e| format!("{}: {e}", path.display()))? {
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| OfflineError::Read { path: path.clone(), source })?;
+            let docs = parse_documents(&text).map_err(|e| match e {
+                OfflineError::Yaml { source, .. } => OfflineError::Yaml { path: path.clone(), source },
+                other => other,
+            })?;
+            for doc in docs {
                 me.insert(doc);
             }
         }
@@ -62,10 +68,11 @@ impl DirObjects {
 }
 
 /// Every YAML (or JSON, which is YAML) document in `text`.
-pub fn parse_documents(text: &str) -> Result<Vec<Value>, String> {
+pub fn parse_documents(text: &str) -> Result<Vec<Value>, OfflineError> {
     let mut out = Vec::new();
     for doc in serde_yaml::Deserializer::from_str(text) {
-        let v: Value = serde::Deserialize::deserialize(doc).map_err(|e| e.to_string())?;
+        let v: Value = serde::Deserialize::deserialize(doc)
+            .map_err(|source| OfflineError::Yaml { path: std::path::PathBuf::new(), source })?;
         if !v.is_null() {
             out.push(v);
         }
@@ -78,8 +85,13 @@ impl ObjectSource for DirObjects {
         self.objects.get(target).map(|o| o.to_string())
     }
 
-    fn list(&self, gvk: &Gvk, namespace: Option<&str>, label_selector: Option<&str>) -> Result<Vec<String>, String> {
-        let selector = label_selector.map(Selector::parse).transpose().map_err(|e| e.to_string())?.unwrap_or_default();
+    fn list(
+        &self,
+        gvk: &Gvk,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<String>, SelectorError> {
+        let selector = label_selector.map(Selector::parse).transpose()?.unwrap_or_default();
         Ok(self
             .objects
             .iter()

@@ -13,11 +13,11 @@
 
 use super::registry::{LoadedPlugin, Registry, SharedRegistry, load_file};
 use crate::actions::Severity;
-use crate::retry::Backoff;
 use crate::apply::{Applier, EventTarget, ScopedClients, record_event};
 use crate::dispatch::Dispatcher;
 use crate::model::{EventKind, ObjectRef};
 use crate::ops::{Health, Metrics, ReloadLabels};
+use crate::retry::Backoff;
 use crate::wasm::{Runtime, compile_in_background};
 use crate::watch::{Informers, Resources};
 use sha2::{Digest, Sha256};

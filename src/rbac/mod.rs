@@ -7,6 +7,7 @@
 pub mod manifests;
 
 use crate::model::{Gvk, Permission, PluginInfo};
+use crate::names::{self, is_dns_label, is_group};
 use std::fmt;
 
 /// Verbs a permission may name.
@@ -72,16 +73,10 @@ pub struct PermissionError {
 /// verbs, well-formed resources, groups and namespaces.
 pub fn validate(info: &PluginInfo) -> Result<(), PermissionError> {
     let err = |reason: String| PermissionError { plugin: info.name.clone(), reason };
-    if !is_dns_label(&info.name) {
-        return Err(err(if info.name.is_empty() {
-            "the name is empty".into()
-        } else {
-            format!(
-                "the name {:?} must be a DNS label: lowercase letters, digits and '-', at most 63 characters",
-                info.name
-            )
-        }));
+    if info.name.is_empty() {
+        return Err(err("the name is empty".into()));
     }
+    names::check_plugin_name(&info.name).map_err(|e| err(e.to_string()))?;
     if info.subscriptions.is_empty() {
         return Err(err("it subscribes to nothing".into()));
     }
@@ -118,7 +113,7 @@ pub fn validate(info: &PluginInfo) -> Result<(), PermissionError> {
 pub fn check(info: &PluginInfo, req: &Request, plural_of: &dyn Fn(&Gvk) -> Option<String>) -> Result<(), Denied> {
     let deny = |reason: String| Denied { plugin: info.name.clone(), request: Box::new(req.clone()), reason };
     if let Some(name) = &req.name
-        && !is_object_name(name)
+        && !names::is_dns_subdomain(name)
     {
         return Err(deny(format!("{name:?} is not a valid object name")));
     }
@@ -161,24 +156,24 @@ pub struct ReadPolicy<F> {
 }
 
 impl<F: Fn(&Gvk) -> Option<String> + Send + Sync + 'static> ReadPolicy<F> {
-    /// A shareable policy.
-    pub fn shared(info: PluginInfo, plural_of: F) -> std::sync::Arc<dyn crate::wasm::AccessPolicy> {
+    /// A shareable policy (the sandbox's host reads consult it through
+    /// `wasm::AccessPolicy`).
+    pub fn shared(info: PluginInfo, plural_of: F) -> std::sync::Arc<Self> {
         std::sync::Arc::new(Self { info, plural_of })
     }
-}
 
-impl<F: Fn(&Gvk) -> Option<String> + Send + Sync> crate::wasm::AccessPolicy for ReadPolicy<F> {
-    fn check_read(&self, r: &crate::wasm::ReadRequest<'_>) -> Result<(), String> {
-        let resource = (self.plural_of)(r.gvk).unwrap_or_else(|| crate::model::guess_plural(&r.gvk.kind));
+    /// Checks one read: `verb` (`get`/`list`) of `gvk`, in `namespace`, of `name`.
+    pub fn check_read(&self, verb: &str, gvk: &Gvk, namespace: Option<&str>, name: Option<&str>) -> Result<(), Denied> {
+        let resource = (self.plural_of)(gvk).unwrap_or_else(|| crate::model::guess_plural(&gvk.kind));
         let req = Request {
-            verb: r.verb.to_owned(),
-            group: r.gvk.group.clone(),
+            verb: verb.to_owned(),
+            group: gvk.group.clone(),
             resource,
             subresource: None,
-            namespace: r.namespace.map(str::to_owned),
-            name: r.name.map(str::to_owned),
+            namespace: namespace.map(str::to_owned),
+            name: name.map(str::to_owned),
         };
-        check(&self.info, &req, &self.plural_of).map_err(|d| d.to_string())
+        check(&self.info, &req, &self.plural_of)
     }
 }
 
@@ -203,22 +198,6 @@ fn check_namespaces(namespaces: &[String]) -> Result<(), String> {
         Some(n) => Err(format!("{n:?} is not a valid namespace")),
         None => Ok(()),
     }
-}
-
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-fn is_group(g: &str) -> bool {
-    g.is_empty() || (g.len() <= 253 && g.split('.').all(is_dns_label))
-}
-
-fn is_object_name(n: &str) -> bool {
-    crate::actions::check_name(n).is_ok()
 }
 
 #[cfg(test)]

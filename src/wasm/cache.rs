@@ -117,9 +117,9 @@ impl ArtifactCache {
         std::fs::remove_file(&probe)
     }
 
-    fn store(&self, component: &Component, path: &Path) -> anyhow::Result<()> {
+    fn store(&self, component: &Component, path: &Path) -> std::io::Result<()> {
         create_private_dir(&self.dir)?;
-        let bytes = component.serialize().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let bytes = component.serialize().map_err(|e| std::io::Error::other(format!("{e:#}")))?;
         // Write to a unique temporary name and rename: a reader never sees a torn file,
         // and two processes compiling the same component at once do not interfere.
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));

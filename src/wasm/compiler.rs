@@ -14,11 +14,11 @@
 //! `--compile-in-process`) and is used when the compiler binary cannot be started.
 
 use super::cache::{ArtifactCache, CacheOutcome, PrecompileError};
-use super::engine::Runtime;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use wasmtime::Engine;
 use wasmtime::component::Component;
 
 /// How plugins are compiled.
@@ -73,14 +73,20 @@ enum ChildFailure {
     Fallback(String),
 }
 
-/// The compiled component for `bytes` (whose SHA-256 is `hash`): from the artifact cache, or
-/// compiled the way `runtime`'s configuration says. Blocking.
-pub(crate) fn obtain(runtime: &Runtime, bytes: &[u8], hash: &str) -> Result<(Component, CacheOutcome), CompileError> {
-    if let Some(c) = runtime.cache().and_then(|cache| cache.load(&runtime.engine, hash)) {
+/// The compiled component for `bytes` (whose SHA-256 is `hash`) for `engine`: from the
+/// artifact cache, or compiled the way `compiler` says. Blocking.
+pub(crate) fn obtain(
+    engine: &Engine,
+    cache: Option<&ArtifactCache>,
+    compiler: &Compiler,
+    bytes: &[u8],
+    hash: &str,
+) -> Result<(Component, CacheOutcome), CompileError> {
+    if let Some(c) = cache.and_then(|cache| cache.load(engine, hash)) {
         return Ok((c, CacheOutcome::Hit));
     }
-    if let Compiler::Process { exe, timeout } = &runtime.config().compiler {
-        match in_child(runtime, exe, *timeout, bytes, hash) {
+    if let Compiler::Process { exe, timeout } = compiler {
+        match in_child(engine, cache, exe, *timeout, bytes, hash) {
             Ok(c) => return Ok((c, CacheOutcome::Compiled)),
             Err(ChildFailure::Compile(e)) => return Err(e),
             Err(ChildFailure::Fallback(why)) => {
@@ -88,9 +94,9 @@ pub(crate) fn obtain(runtime: &Runtime, bytes: &[u8], hash: &str) -> Result<(Com
             }
         }
     }
-    let compiled = match runtime.cache() {
-        Some(cache) => cache.compile(&runtime.engine, bytes, hash),
-        None => Component::from_binary(&runtime.engine, bytes),
+    let compiled = match cache {
+        Some(cache) => cache.compile(engine, bytes, hash),
+        None => Component::from_binary(engine, bytes),
     };
     compiled.map(|c| (c, CacheOutcome::Compiled)).map_err(|e| CompileError::Invalid(format!("{e:#}")))
 }
@@ -98,19 +104,20 @@ pub(crate) fn obtain(runtime: &Runtime, bytes: &[u8], hash: &str) -> Result<(Com
 /// Compiles in a child into the cache (or, when the cache is off or cannot be written, a
 /// private temporary directory removed afterwards) and loads the artifact.
 fn in_child(
-    runtime: &Runtime,
+    engine: &Engine,
+    cache: Option<&ArtifactCache>,
     exe: &Path,
     timeout: Duration,
     bytes: &[u8],
     hash: &str,
 ) -> Result<Component, ChildFailure> {
-    let (cache, _tmp) = match runtime.cache().filter(|c| c.ensure_writable().is_ok()) {
+    let (cache, _tmp) = match cache.filter(|c| c.ensure_writable().is_ok()) {
         Some(cache) => (cache.clone(), None),
         None => {
             let tmp = tempfile::Builder::new().prefix("kreflex-compile-").tempdir().map_err(|e| {
                 ChildFailure::Fallback(format!("no writable directory for the compiler's artifact: {e}"))
             })?;
-            (ArtifactCache::new(tmp.path().to_path_buf(), &runtime.engine), Some(tmp))
+            (ArtifactCache::new(tmp.path().to_path_buf(), engine), Some(tmp))
         }
     };
     let path = compile_in_child(exe, timeout, cache.dir(), bytes)?;
@@ -123,7 +130,7 @@ fn in_child(
             expected.display()
         )));
     }
-    cache.load_path(&runtime.engine, &path).ok_or_else(|| {
+    cache.load_path(engine, &path).ok_or_else(|| {
         ChildFailure::Fallback(format!("the artifact {} cannot be loaded by this engine", path.display()))
     })
 }

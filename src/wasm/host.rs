@@ -7,7 +7,9 @@
 //! is capped by a `ResourceLimiter`.
 
 use super::bindings::kreflex::plugin::{host, types};
+use super::limits::Limiter;
 use crate::model::{Gvk, ObjectRef};
+use crate::selector::SelectorError;
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -23,7 +25,30 @@ pub trait ObjectSource: Send + Sync {
     fn get(&self, target: &ObjectRef) -> Option<String>;
     /// Objects of a kind, optionally in one namespace and matching a label selector.
     /// `Err` for a malformed selector.
-    fn list(&self, gvk: &Gvk, namespace: Option<&str>, label_selector: Option<&str>) -> Result<Vec<String>, String>;
+    fn list(
+        &self,
+        gvk: &Gvk,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<String>, SelectorError>;
+}
+
+/// Why a host read (`get`, `list-objects`) fails. The plugin receives the message as the
+/// error of the WIT result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// `describe()` runs before any object is in scope.
+    #[error("no objects can be read while the plugin is being described")]
+    Describing,
+    /// The plugin may not read this.
+    #[error("{reason}")]
+    Denied {
+        /// Why, naming the plugin and the request.
+        reason: String,
+    },
+    /// The label selector does not parse.
+    #[error(transparent)]
+    Selector(#[from] SelectorError),
 }
 
 /// An empty object source: every `get` finds nothing, every `list` is empty.
@@ -34,7 +59,7 @@ impl ObjectSource for NoObjects {
     fn get(&self, _: &ObjectRef) -> Option<String> {
         None
     }
-    fn list(&self, _: &Gvk, _: Option<&str>, _: Option<&str>) -> Result<Vec<String>, String> {
+    fn list(&self, _: &Gvk, _: Option<&str>, _: Option<&str>) -> Result<Vec<String>, SelectorError> {
         Ok(Vec::new())
     }
 }
@@ -44,8 +69,8 @@ impl ObjectSource for NoObjects {
 pub struct NothingReadable;
 
 impl AccessPolicy for NothingReadable {
-    fn check_read(&self, _: &ReadRequest<'_>) -> Result<(), String> {
-        Err("no objects can be read while the plugin is being described".into())
+    fn check_read(&self, _: &ReadRequest<'_>) -> Result<(), ReadError> {
+        Err(ReadError::Describing)
     }
 }
 
@@ -62,11 +87,18 @@ pub struct ReadRequest<'a> {
     pub name: Option<&'a str>,
 }
 
-/// Decides whether the plugin may read what it asks for. `Err` carries the reason given
-/// back to the plugin.
+/// Decides whether the plugin may read what it asks for.
 pub trait AccessPolicy: Send + Sync {
-    /// Checks one read.
-    fn check_read(&self, req: &ReadRequest<'_>) -> Result<(), String>;
+    /// Checks one read; [`ReadError::Denied`] carries the reason given back to the plugin.
+    fn check_read(&self, req: &ReadRequest<'_>) -> Result<(), ReadError>;
+}
+
+/// A plugin's declared reads ([`crate::rbac`]'s rules) as the policy of its host reads.
+impl<F: Fn(&Gvk) -> Option<String> + Send + Sync + 'static> AccessPolicy for crate::rbac::ReadPolicy<F> {
+    fn check_read(&self, r: &ReadRequest<'_>) -> Result<(), ReadError> {
+        crate::rbac::ReadPolicy::check_read(self, r.verb, r.gvk, r.namespace, r.name)
+            .map_err(|d| ReadError::Denied { reason: d.to_string() })
+    }
 }
 
 /// What a call may reach beyond its event: objects to read, the policy deciding which,
@@ -91,7 +123,7 @@ impl std::fmt::Debug for CallContext {
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(crate) limits: super::plugin::Limiter,
+    pub(crate) limits: Limiter,
     plugin: Arc<str>,
     ctx: Option<CallContext>,
     pub(crate) output: CapturedOutput,
@@ -107,12 +139,35 @@ impl HostState {
         // though the interfaces are linked (the default address check denies every
         // address; these make the intent explicit).
         b.stdout(output.clone()).stderr(output.clone()).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
-        let limits = super::plugin::Limiter::new(memory_limit);
+        let limits = Limiter::new(memory_limit);
         Self { wasi: b.build(), table: ResourceTable::new(), limits, plugin, ctx, output }
     }
 
-    fn call_ctx(&self) -> Result<&CallContext, String> {
-        self.ctx.as_ref().ok_or_else(|| "no objects can be read while the plugin is being described".to_owned())
+    fn call_ctx(&self) -> Result<&CallContext, ReadError> {
+        self.ctx.as_ref().ok_or(ReadError::Describing)
+    }
+
+    fn read_one(&self, target: &ObjectRef) -> Result<Option<String>, ReadError> {
+        let ctx = self.call_ctx()?;
+        let gvk = target.gvk();
+        ctx.policy.check_read(&ReadRequest {
+            verb: "get",
+            gvk: &gvk,
+            namespace: target.namespace.as_deref(),
+            name: Some(&target.name),
+        })?;
+        Ok(ctx.source.get(target))
+    }
+
+    fn read_list(
+        &self,
+        gvk: &Gvk,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<String>, ReadError> {
+        let ctx = self.call_ctx()?;
+        ctx.policy.check_read(&ReadRequest { verb: "list", gvk, namespace, name: None })?;
+        Ok(ctx.source.list(gvk, namespace, label_selector)?)
     }
 }
 
@@ -137,16 +192,7 @@ impl host::Host for HostState {
     }
 
     fn get(&mut self, target: types::ObjectRef) -> Result<Option<String>, String> {
-        let target = ObjectRef::from(target);
-        let ctx = self.call_ctx()?;
-        let gvk = target.gvk();
-        ctx.policy.check_read(&ReadRequest {
-            verb: "get",
-            gvk: &gvk,
-            namespace: target.namespace.as_deref(),
-            name: Some(&target.name),
-        })?;
-        Ok(ctx.source.get(&target))
+        self.read_one(&ObjectRef::from(target)).map_err(|e| e.to_string())
     }
 
     fn list_objects(
@@ -155,10 +201,7 @@ impl host::Host for HostState {
         namespace: Option<String>,
         label_selector: Option<String>,
     ) -> Result<Vec<String>, String> {
-        let gvk = Gvk::from(gvk);
-        let ctx = self.call_ctx()?;
-        ctx.policy.check_read(&ReadRequest { verb: "list", gvk: &gvk, namespace: namespace.as_deref(), name: None })?;
-        ctx.source.list(&gvk, namespace.as_deref(), label_selector.as_deref())
+        self.read_list(&Gvk::from(gvk), namespace.as_deref(), label_selector.as_deref()).map_err(|e| e.to_string())
     }
 
     fn get_config(&mut self) -> Option<String> {

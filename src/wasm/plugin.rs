@@ -9,7 +9,7 @@ use super::host::{CallContext, HostState};
 use crate::model::{EventKind, Gvk, ObjectRef, Permission, PluginInfo, Subscription};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime::{Store, Trap};
 
 /// Per-plugin settings applied at load.
 #[derive(Debug, Clone, Default)]
@@ -148,33 +148,6 @@ impl CallError {
     }
 }
 
-/// Per-store resource limits; remembers whether a memory grow was refused so that the
-/// resulting trap can be reported as "out of memory" rather than a generic crash.
-pub(crate) struct Limiter {
-    memory_limit: usize,
-    memory_denied: bool,
-}
-
-impl Limiter {
-    pub(crate) fn new(memory_limit: usize) -> Self {
-        Self { memory_limit, memory_denied: false }
-    }
-}
-
-impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.memory_limit {
-            self.memory_denied = true;
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
-    }
-}
-
 /// A plugin ready to be called: compiled, linked, described and validated. Cheap to clone;
 /// clones share the compiled code.
 #[derive(Clone)]
@@ -219,20 +192,26 @@ impl Plugin {
         let (memory_limit, timeout) = (opts.memory_limit, opts.timeout);
         let started = Instant::now();
         let hash = content_hash(bytes);
-        if !wasmparser_is_component(bytes) {
+        if !wasmparser::Parser::is_component(bytes) {
             return Err(LoadError::NotAComponent {
                 source_name: source_name.to_owned(),
-                reason: if bytes.starts_with(b"\0asm") {
+                reason: if wasmparser::Parser::is_core_wasm(bytes) {
                     "this is a core WebAssembly module; build a component (e.g. target wasm32-wasip2, or `kreflex componentize`)".into()
                 } else {
-                    "the file does not start with the WebAssembly magic number".into()
+                    "the file is not WebAssembly (no component or module header)".into()
                 },
             });
         }
-        let (component, outcome) = super::compiler::obtain(runtime, bytes, &hash).map_err(|e| match e {
-            CompileError::Invalid(reason) => LoadError::NotAComponent { source_name: source_name.to_owned(), reason },
-            CompileError::Failed(reason) => LoadError::CompileFailed { source_name: source_name.to_owned(), reason },
-        })?;
+        let (component, outcome) =
+            super::compiler::obtain(&runtime.engine, runtime.cache(), &runtime.config().compiler, bytes, &hash)
+                .map_err(|e| match e {
+                    CompileError::Invalid(reason) => {
+                        LoadError::NotAComponent { source_name: source_name.to_owned(), reason }
+                    }
+                    CompileError::Failed(reason) => {
+                        LoadError::CompileFailed { source_name: source_name.to_owned(), reason }
+                    }
+                })?;
         let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld {
             source_name: source_name.to_owned(),
             reason: format!("{e:#}"),
@@ -400,11 +379,6 @@ pub(crate) fn object_label(object_json: &str) -> String {
         .and_then(|v| ObjectRef::of(&v))
         .map(|r| r.to_string())
         .unwrap_or_else(|| "<object without apiVersion/kind/metadata.name>".to_owned())
-}
-
-/// Checks the component-layer header of a wasm binary (version 0x0d, layer 1).
-fn wasmparser_is_component(bytes: &[u8]) -> bool {
-    bytes.len() >= 8 && bytes.starts_with(b"\0asm") && bytes[6..8] == [1, 0]
 }
 
 impl From<wit::Gvk> for Gvk {

@@ -11,7 +11,7 @@
 //! parsed `serde_json::Value` tree would.
 
 use crate::model::{Gvk, ObjectRef};
-use crate::selector::Selector;
+use crate::selector::{Selector, SelectorError};
 use crate::wasm::ObjectSource;
 use hashbrown::HashTable;
 use parking_lot::RwLock;
@@ -348,8 +348,13 @@ impl ObjectSource for Cache {
         self.get_object(&target.gvk(), target.namespace.as_deref(), &target.name).map(|o| o.json().to_owned())
     }
 
-    fn list(&self, gvk: &Gvk, namespace: Option<&str>, label_selector: Option<&str>) -> Result<Vec<String>, String> {
-        let selector = label_selector.map(Selector::parse).transpose().map_err(|e| e.to_string())?;
+    fn list(
+        &self,
+        gvk: &Gvk,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<String>, SelectorError> {
+        let selector = label_selector.map(Selector::parse).transpose()?;
         let mut out: BTreeMap<String, String> = BTreeMap::new();
         for o in self.all(gvk) {
             if namespace.is_some_and(|ns| o.namespace() != Some(ns)) {
