@@ -1,4 +1,4 @@
-//! An embedded Kubernetes API server speaking the real REST protocol over HTTP, so that
+//! An embedded Kubernetes API server speaking the real REST protocol over HTTPS, so that
 //! `kreflex dev` and the tests need no cluster, and real `kubectl` and `kube::Client` work
 //! against it unchanged.
 //!
@@ -210,7 +210,8 @@ impl ApiServer {
 
     /// A `kube::Client` authenticating with `token`.
     pub fn client_with_token(&self, token: &str) -> kube::Client {
-        kube::Client::try_from(self.kube_config(token)).expect("a client for a plain-HTTP server always builds")
+        kube::Client::try_from(self.kube_config(token))
+            .expect("a client for this server's URL and certificate always builds")
     }
 
     /// Adds a bearer token for a user (RBAC then decides what it may do).
