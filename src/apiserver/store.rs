@@ -1,7 +1,10 @@
 //! The in-memory object store: every object of every served resource, one global
 //! monotonic resourceVersion, a bounded history of changes for watch resumption, and the
 //! write semantics of kube-apiserver (uid, generation, status isolation, optimistic
-//! concurrency, finalizers, CRDs that start and stop serving resources).
+//! concurrency, finalizers, CRDs that start and stop serving resources, server-side apply
+//! that creates what is missing). In: decoded bodies and write options from the handlers;
+//! out: stored objects and the [`Change`]s watchers see. Field-level semantics (managed
+//! fields, apply merges, patches) come from `fields`.
 
 use super::fields;
 use super::resources::{self, ResourceDef};
@@ -41,6 +44,8 @@ pub struct WriteOpts {
     pub strict: bool,
     /// `dryRun=All`: validate, don't store.
     pub dry_run: bool,
+    /// `force=true` on a server-side apply: take over fields other managers own.
+    pub force: bool,
 }
 
 /// The store.
@@ -449,6 +454,50 @@ impl Store {
             self.serve_crd(&mut new, defs);
         }
         self.commit(def, ns, name, new, Some(old))
+    }
+
+    /// Server-side apply of `config` by `opts.manager` to an object (or its status):
+    /// conflicts with other managers are a 409 unless `opts.force`. A missing object is
+    /// created and owned by the applier (as an Apply operation). Returns the object and
+    /// whether it was created.
+    pub fn apply(
+        &mut self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+        config: &Value,
+        sub: Option<&str>,
+        opts: &WriteOpts,
+    ) -> Result<(Arc<Value>, bool), ApiError> {
+        let ts = now();
+        match self.get(def, ns, name) {
+            None if sub.is_none() => {
+                let mut body = config.clone();
+                if body.get("metadata").is_none() {
+                    body["metadata"] = json!({});
+                }
+                body["metadata"]["name"] = Value::String(name.to_owned());
+                let created = self.create(def, ns, body, opts)?;
+                // Ownership belongs to the applier, as an Apply operation.
+                let mut owned = (*created).clone();
+                owned["metadata"]["managedFields"] = Value::Null;
+                if let Some(m) = owned["metadata"].as_object_mut() {
+                    m.remove("managedFields");
+                }
+                let applied = fields::apply(&owned, config, &opts.manager, None, true, &ts)?;
+                let update = WriteOpts { manager: opts.manager.clone(), ..Default::default() };
+                Ok((self.update(def, ns, name, applied, None, &update)?, true))
+            }
+            None => Err(ApiError::not_found(def, name)),
+            Some(cur) => {
+                let mut merged = fields::apply(&cur, config, &opts.manager, sub, opts.force, &ts)?;
+                // The apply is of the current object, not a precondition.
+                if let Some(m) = merged.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.remove("resourceVersion");
+                }
+                Ok((self.update(def, ns, name, merged, sub, opts)?, false))
+            }
+        }
     }
 
     /// Stores a changed object, or removes it if it is terminating with no finalizers left.
