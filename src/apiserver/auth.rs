@@ -1,10 +1,15 @@
-//! Authentication (bearer tokens → users), impersonation, and RBAC authorization evaluated
-//! from the Role/ClusterRole/RoleBinding/ClusterRoleBinding objects stored in the server,
-//! so `kubectl apply -f rbac.yaml` is how permissions are granted.
+//! Authentication (bearer tokens → users), impersonation (`Impersonate-User`,
+//! `Impersonate-Group`), and RBAC authorization evaluated from the
+//! Role/ClusterRole/RoleBinding/ClusterRoleBinding objects stored in the server, so
+//! `kubectl apply -f rbac.yaml` is how permissions are granted. In: request headers and
+//! [`Attributes`]; out: a [`User`] or a 401/403, and allow/deny decisions (also answered as
+//! `SelfSubjectAccessReview`s). The router calls it before any handler runs.
 
+use super::status::ApiError;
 use super::store::Store;
-use parking_lot::RwLock;
-use serde_json::Value;
+use axum::http::{HeaderMap, header};
+use parking_lot::{Mutex, RwLock};
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -80,6 +85,75 @@ impl Auth {
     /// The user behind a bearer token.
     pub fn authenticate(&self, token: &str) -> Option<User> {
         self.tokens.read().get(token).cloned()
+    }
+
+    /// The user a request acts as: the bearer token's user, or the user it impersonates
+    /// (with the impersonated groups) when RBAC lets it impersonate them. The store is
+    /// locked only to judge an impersonation.
+    pub fn request_user(&self, headers: &HeaderMap, store: &Mutex<Store>) -> Result<User, ApiError> {
+        let unauthorized = || ApiError::new(401, "Unauthorized", "Unauthorized");
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(unauthorized)?;
+        let user = self.authenticate(token.trim()).ok_or_else(unauthorized)?;
+        let Some(as_user) = headers.get("impersonate-user").and_then(|v| v.to_str().ok()) else {
+            return Ok(user);
+        };
+        let groups: Vec<&str> = headers.get_all("impersonate-group").iter().filter_map(|v| v.to_str().ok()).collect();
+        let store = store.lock();
+        let (resource, namespace, name) =
+            match as_user.strip_prefix("system:serviceaccount:").and_then(|r| r.split_once(':')) {
+                Some((ns, n)) => ("serviceaccounts", Some(ns.to_owned()), n.to_owned()),
+                None => ("users", None, as_user.to_owned()),
+            };
+        let attrs = Attributes {
+            verb: "impersonate".into(),
+            group: String::new(),
+            resource: resource.into(),
+            subresource: None,
+            namespace,
+            name: Some(name),
+        };
+        if !self.allowed(&store, &user, &attrs) {
+            return Err(ApiError::new(403, "Forbidden", forbidden_message(&user, &attrs)));
+        }
+        for g in &groups {
+            let attrs = Attributes {
+                verb: "impersonate".into(),
+                group: String::new(),
+                resource: "groups".into(),
+                subresource: None,
+                namespace: None,
+                name: Some(g.to_string()),
+            };
+            if !self.allowed(&store, &user, &attrs) {
+                return Err(ApiError::new(403, "Forbidden", forbidden_message(&user, &attrs)));
+            }
+        }
+        Ok(User::new(as_user, &groups))
+    }
+
+    /// Answers a `SelfSubjectAccessReview` (JSON) asked by `user`: the review with its
+    /// `status.allowed` filled in.
+    pub fn access_review(&self, store: &Store, user: &User, review: &Value) -> Value {
+        let ra = review.pointer("/spec/resourceAttributes").cloned().unwrap_or(json!({}));
+        let s = |k: &str| ra.get(k).and_then(Value::as_str).filter(|v| !v.is_empty()).map(str::to_owned);
+        let attrs = Attributes {
+            verb: s("verb").unwrap_or_default(),
+            group: s("group").unwrap_or_default(),
+            resource: s("resource").unwrap_or_default(),
+            subresource: s("subresource"),
+            namespace: s("namespace"),
+            name: s("name"),
+        };
+        let allowed = self.allowed(store, user, &attrs);
+        let mut out = review.clone();
+        out["apiVersion"] = json!("authorization.k8s.io/v1");
+        out["kind"] = json!("SelfSubjectAccessReview");
+        out["status"] = json!({"allowed": allowed});
+        out
     }
 
     /// Whether `user` may do `attrs`, judged from the RBAC objects in `store`.
@@ -186,7 +260,6 @@ pub fn forbidden_message(user: &User, a: &Attributes) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn rules_match_groups_resources_subresources_verbs_and_names() {

@@ -1,7 +1,10 @@
 //! Deterministic fault injection for tests: failed writes (429 with Retry-After, 500,
 //! 503), added latency, watches closed after N events or at random, a forced 410 on the
 //! next watch, a 409 on the next update. Seeded, so a failing test can be replayed.
+//! The handlers ask it at fixed points (before a write, before a watch, after each watch
+//! event); it decides, and shapes an injected failure the way kube-apiserver sends it.
 
+use super::status::ApiError;
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -100,8 +103,8 @@ impl FaultHandle {
         self.inner.lock().config.latency
     }
 
-    /// A status code to fail this write with, if any.
-    pub(crate) fn write_failure(&self) -> Option<u16> {
+    /// The failure to answer this write with, if one is injected.
+    pub(crate) fn write_failure(&self) -> Option<ApiError> {
         let mut s = self.inner.lock();
         let rate = s.config.write_error_rate;
         if rate <= 0.0 || !s.rng.random_bool(rate.min(1.0)) {
@@ -114,7 +117,7 @@ impl FaultHandle {
         };
         let i = s.rng.random_range(0..codes.len());
         s.injected += 1;
-        Some(codes[i])
+        Some(injected_error(codes[i]))
     }
 
     pub(crate) fn take_conflict(&self) -> bool {
@@ -149,5 +152,38 @@ impl FaultHandle {
             s.injected += 1;
         }
         by_count || random
+    }
+}
+
+/// An injected failure with `code`, with the reason and message kube-apiserver gives it
+/// (429 also carries Retry-After).
+fn injected_error(code: u16) -> ApiError {
+    let (reason, msg) = match code {
+        429 => ("TooManyRequests", "the server has received too many requests and has asked us to try again later"),
+        500 => {
+            ("InternalError", "an error on the server (\"injected fault\") has prevented the request from succeeding")
+        }
+        503 => ("ServiceUnavailable", "the server is currently unable to handle the request"),
+        _ => ("InternalError", "injected fault"),
+    };
+    let mut e = ApiError::new(code, reason, msg);
+    if code == 429 {
+        e = e.details(serde_json::json!({"retryAfterSeconds": 1}));
+        e.retry_after = Some(1);
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn injected_429_carries_retry_after() {
+        let e = injected_error(429);
+        assert_eq!((e.code, e.reason, e.retry_after), (429, "TooManyRequests", Some(1)));
+        assert_eq!(e.details, Some(serde_json::json!({"retryAfterSeconds": 1})));
+        let e = injected_error(503);
+        assert_eq!((e.code, e.reason, e.retry_after), (503, "ServiceUnavailable", None));
     }
 }

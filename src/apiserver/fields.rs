@@ -1,6 +1,8 @@
-//! Field ownership (`metadata.managedFields`) and server-side apply: which manager owns
-//! which leaf field, conflicts between managers (409 unless forced), and the merge of an
-//! applied configuration into the live object. Lists are treated as atomic values.
+//! How a write changes an object's fields, as functions over JSON: field ownership
+//! (`metadata.managedFields`), server-side apply (which manager owns which leaf field,
+//! conflicts between managers, 409 unless forced, and the merge of an applied
+//! configuration into the live object), and merge and JSON patches. Lists are treated as
+//! atomic values. The store calls it on every write; the HTTP layer only decodes bodies.
 
 use super::status::ApiError;
 use serde_json::{Map, Value, json};
@@ -229,6 +231,47 @@ pub fn record_update(
     entries.retain(|e| !e.fields.is_empty());
 }
 
+/// A decoded PATCH body.
+#[derive(Debug, Clone)]
+pub enum Patch {
+    /// JSON merge patch (RFC 7386); also what a strategic merge patch is served as.
+    Merge(Value),
+    /// JSON patch (RFC 6902).
+    Json(json_patch::Patch),
+}
+
+/// `current` with `patch` applied, ready for the store's update: a `resourceVersion` set
+/// by a merge patch is kept as the update's precondition; otherwise the patch applies to
+/// `current` whatever its version (the caller holds the store lock).
+pub fn patch(current: &Value, patch: &Patch) -> Result<Value, ApiError> {
+    let mut doc = current.clone();
+    let precondition = match patch {
+        Patch::Merge(p) => {
+            json_patch::merge(&mut doc, p);
+            p.pointer("/metadata/resourceVersion").cloned()
+        }
+        Patch::Json(ops) => {
+            if let Err(e) = json_patch::patch(&mut doc, ops) {
+                tracing::debug!(error = %e, "JSON patch failed");
+                return Err(ApiError::new(
+                    422,
+                    "Invalid",
+                    "the server rejected our request due to an error in our request",
+                ));
+            }
+            None
+        }
+    };
+    let rv_in_doc = match precondition {
+        Some(Value::String(rv)) => Value::String(rv),
+        _ => current.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null),
+    };
+    if doc.get("metadata").is_some_and(Value::is_object) {
+        doc["metadata"]["resourceVersion"] = rv_in_doc;
+    }
+    Ok(doc)
+}
+
 /// Server-side apply of `config` by `manager` onto `live`: returns the merged object with
 /// updated `managedFields`, or a 409 listing the conflicts (unless `force`).
 pub fn apply(
@@ -335,6 +378,21 @@ mod tests {
         smaller["spec"].as_object_mut().expect("spec").remove("size");
         let after = apply(&live, &smaller, "alice", None, false, "t").expect("apply");
         assert!(after["spec"].get("size").is_none());
+    }
+
+    #[test]
+    fn merge_patch_keeps_its_resource_version_as_precondition() {
+        let cur = json!({"metadata": {"name": "a", "resourceVersion": "7"}, "spec": {"size": "1Gi"}});
+        let plain = patch(&cur, &Patch::Merge(json!({"spec": {"size": "2Gi"}}))).expect("merge");
+        assert_eq!(
+            (plain["spec"]["size"].clone(), plain["metadata"]["resourceVersion"].clone()),
+            (json!("2Gi"), json!("7"))
+        );
+        let pinned = patch(&cur, &Patch::Merge(json!({"metadata": {"resourceVersion": "3"}}))).expect("merge");
+        assert_eq!(pinned["metadata"]["resourceVersion"], "3");
+        let ops: json_patch::Patch =
+            serde_json::from_value(json!([{"op": "test", "path": "/spec/size", "value": "9Gi"}])).expect("ops");
+        assert_eq!(patch(&cur, &Patch::Json(ops)).expect_err("failed test op").code, 422);
     }
 
     #[test]

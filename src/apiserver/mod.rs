@@ -1,4 +1,4 @@
-//! An embedded Kubernetes API server speaking the real REST protocol over HTTP, so that
+//! An embedded Kubernetes API server speaking the real REST protocol over HTTPS, so that
 //! `kreflex dev` and the tests need no cluster, and real `kubectl` and `kube::Client` work
 //! against it unchanged.
 //!
@@ -18,12 +18,15 @@ mod faults;
 mod fields;
 mod http;
 mod proto;
+mod request;
 mod resources;
 mod schema;
 mod status;
 mod store;
 mod table;
 mod tls;
+mod verbs;
+mod watch;
 
 pub use auth::User;
 pub use faults::{FaultConfig, FaultHandle};
@@ -136,7 +139,7 @@ impl RequestStats {
 /// A running embedded API server. Stops when [`ApiServer::shutdown`] is called or it is
 /// dropped.
 pub struct ApiServer {
-    shared: http::Shared,
+    shared: request::Shared,
     ca_der: Vec<u8>,
     ca_pem: String,
     url: String,
@@ -162,7 +165,7 @@ impl ApiServer {
         let auth = auth::Auth::new(config.rbac);
         let admin_token = format!("kreflex-admin-{}", uuid::Uuid::new_v4().simple());
         auth.add_token(&admin_token, User::new("admin", &["system:masters"]));
-        let shared = http::Shared {
+        let shared = request::Shared {
             store: Arc::new(Mutex::new(store)),
             auth,
             faults: FaultHandle::new(config.faults.clone()),
@@ -210,7 +213,8 @@ impl ApiServer {
 
     /// A `kube::Client` authenticating with `token`.
     pub fn client_with_token(&self, token: &str) -> kube::Client {
-        kube::Client::try_from(self.kube_config(token)).expect("a client for a plain-HTTP server always builds")
+        kube::Client::try_from(self.kube_config(token))
+            .expect("a client for this server's URL and certificate always builds")
     }
 
     /// Adds a bearer token for a user (RBAC then decides what it may do).

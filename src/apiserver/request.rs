@@ -1,0 +1,171 @@
+//! One request as the handlers see it. In: the server's [`Shared`] state and a decoded
+//! request (method, query, headers, body, the authenticated user); out: the query and
+//! body read the Kubernetes way (selectors, write options, the field manager) and the two
+//! response shapes every handler answers with, a JSON object or a `Status` failure.
+//! Sits between the router (`http`) and the handlers (`verbs`, `watch`).
+
+use super::auth::{Auth, User};
+use super::faults::FaultHandle;
+use super::resources::ResourceDef;
+use super::status::ApiError;
+use super::store::{Store, WriteOpts};
+use super::{RequestStats, StatKey};
+use crate::selector::{FieldSelector, Selector};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use parking_lot::Mutex;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Shared server state.
+#[derive(Clone)]
+pub struct Shared {
+    /// The store; one lock serializes writes (and gives atomic read-modify-write patches).
+    pub store: Arc<Mutex<Store>>,
+    /// Tokens and RBAC.
+    pub auth: Auth,
+    /// Fault injection.
+    pub faults: FaultHandle,
+    /// Request statistics.
+    pub stats: RequestStats,
+    /// Largest accepted body.
+    pub max_body: usize,
+    /// How often watches with `allowWatchBookmarks` get a BOOKMARK.
+    pub bookmark_interval: Duration,
+    /// `host:port` for discovery documents.
+    pub address: String,
+}
+
+/// One request being answered.
+pub struct Ctx {
+    /// Server state.
+    pub s: Shared,
+    /// HTTP method.
+    pub method: Method,
+    /// Decoded query parameters.
+    pub query: HashMap<String, String>,
+    /// Request headers.
+    pub headers: HeaderMap,
+    /// The whole body.
+    pub body: Bytes,
+    /// The authenticated (or impersonated) user, once known.
+    pub user: Option<User>,
+    /// What the request is counted as.
+    pub stat: StatKey,
+}
+
+/// A parsed resource URL.
+pub struct Target {
+    /// The resource.
+    pub def: Arc<ResourceDef>,
+    /// Namespace, for namespaced resources.
+    pub namespace: Option<String>,
+    /// Object name.
+    pub name: Option<String>,
+    /// Subresource (`status`).
+    pub sub: Option<String>,
+}
+
+impl Ctx {
+    /// A non-empty query parameter.
+    pub fn q(&self, k: &str) -> Option<&str> {
+        self.query.get(k).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// The user, or anonymous before authentication.
+    pub fn user(&self) -> User {
+        self.user.clone().unwrap_or_else(|| User::new("system:anonymous", &[]))
+    }
+
+    /// Whether kubectl asked for a Table.
+    pub fn wants_table(&self) -> bool {
+        self.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("as=Table"))
+    }
+
+    /// `labelSelector` and `fieldSelector`.
+    pub fn selectors(&self) -> Result<(Selector, FieldSelector), ApiError> {
+        let labels =
+            Selector::parse(self.q("labelSelector").unwrap_or("")).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let fields = FieldSelector::parse(self.q("fieldSelector").unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(e.reason.to_string()))?;
+        Ok((labels, fields))
+    }
+
+    /// The body as JSON.
+    pub fn body_json(&self) -> Result<Value, ApiError> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: {e} ({})",
+                self.stat.resource,
+                String::from_utf8_lossy(&self.body[..self.body.len().min(64)])
+            ))
+        })
+    }
+
+    /// Write options from the query, with `default_manager` when no `fieldManager` is given.
+    pub fn opts(&self, default_manager: &str) -> WriteOpts {
+        WriteOpts {
+            manager: self.q("fieldManager").unwrap_or(default_manager).to_owned(),
+            strict: self.q("fieldValidation") == Some("Strict"),
+            dry_run: self.q("dryRun").is_some(),
+            force: self.q("force") == Some("true"),
+        }
+    }
+
+    /// The manager of non-apply writes without `fieldManager`: the User-Agent's program name.
+    pub fn user_agent_manager(&self) -> String {
+        self.headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|ua| ua.split('/').next())
+            .filter(|m| !m.is_empty())
+            .unwrap_or("unknown")
+            .to_owned()
+    }
+
+    /// The `Content-Type` media type, without parameters.
+    pub fn content_type(&self) -> String {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned()
+    }
+}
+
+/// An object as served: stamped with the URL's apiVersion.
+pub fn output(def: &ResourceDef, obj: &Value) -> Value {
+    let mut o = obj.clone();
+    o["apiVersion"] = Value::String(def.api_version());
+    o
+}
+
+/// A JSON response.
+pub fn json_response(code: u16, v: &Value) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+    (status, [(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
+}
+
+/// A `Status` failure response.
+pub fn error(e: &ApiError) -> Response {
+    let mut r = json_response(e.code, &e.body());
+    if let Some(after) = e.retry_after
+        && let Ok(v) = after.to_string().parse()
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// Object keys in list order: `(namespace or "", name)`.
+pub fn object_key(o: &Value) -> (String, String) {
+    let s = |p: &str| o.pointer(p).and_then(Value::as_str).unwrap_or("").to_owned();
+    (s("/metadata/namespace"), s("/metadata/name"))
+}

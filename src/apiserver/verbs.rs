@@ -1,0 +1,259 @@
+//! The non-streaming verbs on a resource URL: get, list (selectors, `limit`/`continue`
+//! pagination, Tables), create, update, patch (merge, JSON, strategic-merge served as
+//! merge, server-side apply), delete and deletecollection; and `SelfSubjectAccessReview`.
+//! In: an authorized request and its [`Target`]; out: the response. Handlers only decode
+//! the request and encode the answer: write semantics live in `store`, field and patch
+//! semantics in `fields`, permission decisions in `auth`.
+
+use super::fields::{self, Patch};
+use super::request::{Ctx, Target, error, json_response, object_key, output};
+use super::status::ApiError;
+use super::table;
+use axum::response::Response;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// The 415 message, listing what PATCH accepts.
+const PATCH_TYPES: &str = "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml";
+
+/// GET of one object (or its Table row).
+pub fn get(cx: &Ctx, t: &Target) -> Response {
+    let name = t.name.as_deref().unwrap_or_default();
+    let store = cx.s.store.lock();
+    match store.get(&t.def, t.namespace.as_deref(), name) {
+        Some(o) if cx.wants_table() => json_response(200, &table::table(&t.def, &[o], &store.rv().to_string(), None)),
+        Some(o) => json_response(200, &output(&t.def, &o)),
+        None => error(&ApiError::not_found(&t.def, name)),
+    }
+}
+
+/// GET of a collection: selectors, pagination, Tables.
+pub fn list(cx: &Ctx, t: &Target) -> Response {
+    let (labels, fields) = match cx.selectors() {
+        Ok(s) => s,
+        Err(e) => return error(&e),
+    };
+    let limit: usize = cx.q("limit").and_then(|l| l.parse().ok()).unwrap_or(0);
+    let store = cx.s.store.lock();
+    let rv = store.rv();
+    let mut start: Option<(String, String)> = None;
+    let mut list_rv = rv;
+    if let Some(token) = cx.q("continue") {
+        match decode_continue(token) {
+            Some((token_rv, ns, name)) if token_rv >= store.compacted() => {
+                start = Some((ns, name));
+                list_rv = token_rv;
+            }
+            Some(_) => {
+                return error(&ApiError::expired(
+                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                ));
+            }
+            None => {
+                return error(&ApiError::bad_request("continue key is not valid: illegal base64 data"));
+            }
+        }
+    }
+    let mut items: Vec<Arc<Value>> = store
+        .list(&t.def, t.namespace.as_deref())
+        .into_iter()
+        .filter(|o| labels.matches_object(o) && fields.matches_object(o))
+        .filter(|o| match &start {
+            Some(s) => object_key(o) > *s,
+            None => true,
+        })
+        .collect();
+    let mut cont = None;
+    if limit > 0 && items.len() > limit {
+        items.truncate(limit);
+        if let Some(last) = items.last() {
+            let (ns, name) = object_key(last);
+            cont = Some(encode_continue(list_rv, &ns, &name));
+        }
+    }
+    let rv_s = list_rv.to_string();
+    if cx.wants_table() {
+        return json_response(200, &table::table(&t.def, &items, &rv_s, cont.as_deref()));
+    }
+    let mut meta = json!({"resourceVersion": rv_s});
+    if let Some(c) = cont {
+        meta["continue"] = Value::String(c);
+        meta["remainingItemCount"] = json!(0);
+    }
+    let items: Vec<Value> = items.iter().map(|o| output(&t.def, o)).collect();
+    json_response(
+        200,
+        &json!({"apiVersion": t.def.api_version(), "kind": format!("{}List", t.def.kind), "metadata": meta, "items": items}),
+    )
+}
+
+/// POST to a collection.
+pub fn create(cx: &Ctx, t: &Target) -> Response {
+    let body = match cx.body_json() {
+        Ok(b) => b,
+        Err(e) => return error(&e),
+    };
+    let opts = cx.opts(&cx.user_agent_manager());
+    let result = cx.s.store.lock().create(&t.def, t.namespace.as_deref(), body, &opts);
+    match result {
+        Ok(o) => json_response(201, &output(&t.def, &o)),
+        Err(e) => error(&e),
+    }
+}
+
+/// PUT of an object or its status.
+pub fn update(cx: &Ctx, t: &Target) -> Response {
+    let body = match cx.body_json() {
+        Ok(b) => b,
+        Err(e) => return error(&e),
+    };
+    let name = t.name.as_deref().unwrap_or_default();
+    if cx.s.faults.take_conflict() {
+        return error(&ApiError::conflict(&t.def, name));
+    }
+    let opts = cx.opts(&cx.user_agent_manager());
+    let result = cx.s.store.lock().update(&t.def, t.namespace.as_deref(), name, body, t.sub.as_deref(), &opts);
+    match result {
+        Ok(o) => json_response(200, &output(&t.def, &o)),
+        Err(e) => error(&e),
+    }
+}
+
+/// PATCH of an object or its status, by `Content-Type`.
+pub fn patch(cx: &Ctx, t: &Target) -> Response {
+    let name = t.name.as_deref().unwrap_or_default();
+    if cx.s.faults.take_conflict() {
+        return error(&ApiError::conflict(&t.def, name));
+    }
+    // One lock from reading the current object to storing the patched one.
+    let mut store = cx.s.store.lock();
+    let result = match cx.content_type().as_str() {
+        "application/apply-patch+yaml" | "application/apply-patch+json" => {
+            let Some(manager) = cx.q("fieldManager") else {
+                return error(&ApiError::new(422, "Invalid", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch").details(json!({
+                    "group": "meta.k8s.io", "kind": "PatchOptions",
+                    "causes": [{"reason": "FieldValueRequired", "message": "Required value: is required for apply patch", "field": "fieldManager"}]})));
+            };
+            let config: Value = match serde_yaml::from_slice(&cx.body) {
+                Ok(v) => v,
+                Err(e) => return error(&ApiError::bad_request(format!("error decoding YAML: {e}"))),
+            };
+            let opts = cx.opts(manager);
+            match store.apply(&t.def, t.namespace.as_deref(), name, &config, t.sub.as_deref(), &opts) {
+                Ok((o, true)) => return json_response(201, &output(&t.def, &o)),
+                Ok((o, false)) => Ok(o),
+                Err(e) => Err(e),
+            }
+        }
+        kind @ ("application/merge-patch+json"
+        | "application/json-patch+json"
+        | "application/strategic-merge-patch+json") => {
+            if kind == "application/strategic-merge-patch+json" && t.def.custom {
+                return error(&ApiError::new(415, "UnsupportedMediaType", PATCH_TYPES));
+            }
+            let Some(cur) = store.get(&t.def, t.namespace.as_deref(), name) else {
+                return error(&ApiError::not_found(&t.def, name));
+            };
+            let patch = match decode_patch(kind, &cx.body) {
+                Ok(p) => p,
+                Err(e) => return error(&e),
+            };
+            let opts = cx.opts(&cx.user_agent_manager());
+            fields::patch(&cur, &patch)
+                .and_then(|doc| store.update(&t.def, t.namespace.as_deref(), name, doc, t.sub.as_deref(), &opts))
+        }
+        other => {
+            return error(&ApiError::new(415, "UnsupportedMediaType", format!("{PATCH_TYPES} (got {other:?})")));
+        }
+    };
+    match result {
+        Ok(o) => json_response(200, &output(&t.def, &o)),
+        Err(e) => error(&e),
+    }
+}
+
+/// A merge or JSON patch body.
+fn decode_patch(content_type: &str, body: &[u8]) -> Result<Patch, ApiError> {
+    let bad = |e: serde_json::Error| ApiError::bad_request(format!("error decoding patch: {e}"));
+    let patch: Value = serde_json::from_slice(body).map_err(bad)?;
+    if content_type == "application/json-patch+json" {
+        Ok(Patch::Json(serde_json::from_value(patch).map_err(bad)?))
+    } else {
+        Ok(Patch::Merge(patch))
+    }
+}
+
+/// DELETE of an object, with an optional resourceVersion precondition in the body.
+pub fn delete(cx: &Ctx, t: &Target) -> Response {
+    let name = t.name.as_deref().unwrap_or_default();
+    let precondition: Option<String> = serde_json::from_slice::<Value>(&cx.body)
+        .ok()
+        .and_then(|b| b.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_owned));
+    let result = cx.s.store.lock().delete(
+        &t.def,
+        t.namespace.as_deref(),
+        name,
+        precondition.as_deref(),
+        cx.q("dryRun").is_some(),
+    );
+    match result {
+        Ok(o) => json_response(200, &output(&t.def, &o)),
+        Err(e) => error(&e),
+    }
+}
+
+/// DELETE of a collection: every object matching the selectors.
+pub fn delete_collection(cx: &Ctx, t: &Target) -> Response {
+    let (labels, fields) = match cx.selectors() {
+        Ok(s) => s,
+        Err(e) => return error(&e),
+    };
+    let mut store = cx.s.store.lock();
+    let victims: Vec<Arc<Value>> = store
+        .list(&t.def, t.namespace.as_deref())
+        .into_iter()
+        .filter(|o| labels.matches_object(o) && fields.matches_object(o))
+        .collect();
+    let mut deleted = Vec::new();
+    for v in victims {
+        let (ns, name) = object_key(&v);
+        let ns = (!ns.is_empty()).then_some(ns);
+        if let Ok(o) = store.delete(&t.def, ns.as_deref(), &name, None, false) {
+            deleted.push(output(&t.def, &o));
+        }
+    }
+    json_response(
+        200,
+        &json!({"apiVersion": t.def.api_version(), "kind": format!("{}List", t.def.kind), "metadata": {"resourceVersion": store.rv().to_string()}, "items": deleted}),
+    )
+}
+
+/// POST of a `SelfSubjectAccessReview` (JSON, or protobuf as kubectl sends it).
+pub fn access_review(cx: &Ctx) -> Response {
+    let body = if cx.body.starts_with(b"k8s\0") {
+        // kubectl sends built-in kinds as protobuf.
+        match super::proto::access_review(&cx.body) {
+            Some(b) => b,
+            None => return error(&ApiError::bad_request("cannot decode the SelfSubjectAccessReview")),
+        }
+    } else {
+        match cx.body_json() {
+            Ok(b) => b,
+            Err(e) => return error(&e),
+        }
+    };
+    let answer = cx.s.auth.access_review(&cx.s.store.lock(), &cx.user(), &body);
+    json_response(201, &answer)
+}
+
+fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(json!({"rv": rv, "ns": ns, "name": name}).to_string())
+}
+
+fn decode_continue(token: &str) -> Option<(u64, String, String)> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(token).ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    Some((v.get("rv")?.as_u64()?, v.get("ns")?.as_str()?.to_owned(), v.get("name")?.as_str()?.to_owned()))
+}
