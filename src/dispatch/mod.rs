@@ -1,10 +1,10 @@
 //! Dispatch, as kube-runtime's controller: informer events are routed to the plugins that
 //! subscribe to them ([`crate::route`]), queued per (plugin, object) ([`crate::queue`]), and
-//! worked off by a bounded pool. Each event is one [`reconcile`](reconcile) (plugin call,
-//! validation, permission check, apply, finalizer bookkeeping); a pure
-//! [`error_policy`](policy::error_policy) decides what follows (retry, re-run on the fresh
-//! object, requeue, give up with a Warning Event, release the finalizer), and the worker
-//! carries that out.
+//! worked off by a bounded pool. Each event is one reconcile (finalizer added, plugin call,
+//! validation, permission check, apply, finalizer removed) ending in a [`ReconcileOk`] or a
+//! [`ReconcileError`]; a pure [`error_policy`](policy::error_policy) decides what follows
+//! (retry, re-run on the fresh object, requeue, give up with a Warning Event, release the
+//! finalizer), and the worker carries that out.
 //!
 //! In the data path: `watch` → here → `queue` → `wasm` → `actions` → `apply`.
 
