@@ -51,7 +51,7 @@ pub(crate) fn discovery() -> (u16, Value) {
     )
 }
 
-/// A `Database` `shop/orders`, with `finalizers` and `extra` metadata.
+/// A `Database` `shop/orders` (uid `u1`, resourceVersion `7`) with `finalizers`.
 pub(crate) fn database(finalizers: &[&str]) -> Value {
     json!({"apiVersion": "stable.example.com/v1", "kind": "Database",
         "metadata": {"name": "orders", "namespace": "shop", "uid": "u1", "resourceVersion": "7", "finalizers": finalizers}})
