@@ -5,8 +5,9 @@
 
 use crate::apiserver::{ApiServer, ApiServerConfig};
 use crate::engine::EngineConfig;
+use crate::apply::classify::{Goal, classify, reached};
 use anyhow::Context;
-use kube::api::{Api, DynamicObject, PostParams};
+use kube::api::{DynamicObject, PostParams};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -145,13 +146,30 @@ pub async fn apply_object(client: &kube::Client, object: serde_json::Value) -> a
         }
     };
     let obj: DynamicObject = serde_json::from_value(object)?;
-    let api: Api<DynamicObject> = match (resource.namespaced, obj.metadata.namespace.as_deref()) {
-        (true, ns) => Api::namespaced_with(client.clone(), ns.unwrap_or("default"), &resource.api),
-        (false, _) => Api::all_with(client.clone(), &resource.api),
-    };
+    let api = resource.api(client, Some(obj.metadata.namespace.as_deref().unwrap_or("default")));
     match api.create(&PostParams { field_manager: Some("kreflex-dev".into()), ..Default::default() }, &obj).await {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) if reached(Goal::Exists, &classify(&e)) => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::fake;
+
+    /// `apply_object` used to match any 409 itself, so a create refused with 409 Conflict
+    /// passed for an object that exists. Now [`classify`] decides: only AlreadyExists does.
+    #[tokio::test]
+    async fn only_an_existing_object_counts_as_created() {
+        for (reason, ok) in [("AlreadyExists", true), ("Conflict", false)] {
+            let (client, _) = fake::client(move |method, path| match (method, path) {
+                (_, fake::DISCOVERY_PATH) => fake::discovery(),
+                _ => fake::status(409, reason),
+            });
+            let created = apply_object(&client, fake::database(&[])).await;
+            assert_eq!(created.is_ok(), ok, "409 {reason}: {created:?}");
+        }
     }
 }

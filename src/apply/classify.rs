@@ -1,5 +1,10 @@
 //! The one place that decides what to do with a failed API request. Everyone calls
-//! [`classify`]; nobody matches on status codes anywhere else.
+//! [`classify`] (and [`reached`] for "the failure means it is already done"); nobody
+//! matches on status codes anywhere else.
+//!
+//! A `kube::Error` in, a [`Decision`] out; pure. Callers: the appliers (retry in place or
+//! report), the dispatcher's error policy (re-run, retry or give up), the finalizer
+//! helpers and `kreflex dev`.
 
 use std::time::Duration;
 
@@ -35,6 +40,33 @@ impl Decision {
             Decision::AlreadyExists => "exists",
             Decision::GiveUp { .. } => "failed",
         }
+    }
+}
+
+/// What a request was meant to bring about, for [`reached`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    /// The object exists (a create).
+    Exists,
+    /// The object, or something on it, is gone (a delete, a finalizer removal, a read of
+    /// an object that may have been deleted).
+    Gone,
+}
+
+/// Whether a failed request leaves things the way it wanted them: the object a create
+/// wanted is there (409 AlreadyExists), the object a delete wanted gone is gone (404).
+pub fn reached(goal: Goal, decision: &Decision) -> bool {
+    match goal {
+        Goal::Exists => matches!(decision, Decision::AlreadyExists),
+        Goal::Gone => matches!(decision, Decision::GiveUp { code: Some(404), .. }),
+    }
+}
+
+/// The HTTP status of an error the server answered.
+pub fn status_code(err: &kube::Error) -> Option<u16> {
+    match err {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
     }
 }
 
@@ -93,6 +125,38 @@ mod tests {
     fn conflicts_and_already_exists_are_distinguished() {
         assert_eq!(classify(&api(409, "Conflict")), Decision::Conflict);
         assert_eq!(classify(&api(409, "AlreadyExists")), Decision::AlreadyExists);
+    }
+
+    /// Every status a caller relies on, with the decision and what it means for a create
+    /// and for a delete or finalizer removal: the table the appliers, the dispatcher and
+    /// `kreflex dev` all read from.
+    #[test]
+    fn decision_table() {
+        let retry = Decision::Retry { after: None };
+        let give_up = |code: u16, reason: &str| Decision::GiveUp { code: Some(code), reason: format!("{reason}: m") };
+        #[rustfmt::skip]
+        let table = [
+            // code, reason,             decision,                       exists, gone
+            (400, "BadRequest",          give_up(400, "BadRequest"),     false,  false),
+            (403, "Forbidden",           give_up(403, "Forbidden"),      false,  false),
+            (404, "NotFound",            give_up(404, "NotFound"),       false,  true),
+            (409, "AlreadyExists",       Decision::AlreadyExists,        true,   false),
+            (409, "Conflict",            Decision::Conflict,             false,  false),
+            (410, "Expired",             retry.clone(),                  false,  false),
+            (422, "Invalid",             give_up(422, "Invalid"),        false,  false),
+            (429, "TooManyRequests",     retry.clone(),                  false,  false),
+            (500, "InternalError",       retry.clone(),                  false,  false),
+            (503, "ServiceUnavailable",  retry.clone(),                  false,  false),
+        ];
+        for (code, reason, decision, exists, gone) in table {
+            let err = api(code, reason);
+            let got = classify(&err);
+            assert_eq!(got, decision, "{code} {reason}");
+            assert_eq!(reached(Goal::Exists, &got), exists, "{code} {reason}: exists");
+            assert_eq!(reached(Goal::Gone, &got), gone, "{code} {reason}: gone");
+            assert_eq!(status_code(&err), Some(code));
+        }
+        assert_eq!(status_code(&kube::Error::Service("refused".into())), None);
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! One [`Applier`] per plugin: its (impersonating) client, its field manager, its event
-//! recorder.
+//! recorder. A validated action in, one request (retried in place while transient) out.
 
-use super::classify::{Decision, classify};
+use super::audit::action_label;
+use super::classify::{Decision, Goal, classify, reached, status_code};
 use crate::actions::{Action, PatchType, Severity};
 use crate::model::{Gvk, ObjectRef};
 use crate::ops::{Metrics, PluginLabel};
 use crate::retry::Backoff;
 use crate::watch::Resources;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event as KEvent, EventType, Recorder, Reporter};
 use serde_json::Value;
 use std::sync::Arc;
@@ -156,7 +157,7 @@ impl Applier {
     /// retried here with jittered exponential backoff up to the policy's attempt limit;
     /// what is left is returned with its [`Decision`].
     pub async fn apply(&self, action: &Action, on: &EventTarget) -> Result<Applied, ApplyError> {
-        let name = action_name(action);
+        let name = action_label(action);
         let mut attempt = 0;
         loop {
             let result = self.apply_once(action, on).await;
@@ -165,13 +166,15 @@ impl Applier {
                 Err(e) => e,
             };
             let decision = classify(&err);
+            let goal = match action {
+                Action::Create { .. } => Some(Goal::Exists),
+                Action::Delete { .. } => Some(Goal::Gone),
+                _ => None,
+            };
+            if goal.is_some_and(|g| reached(g, &decision)) {
+                return Ok(Applied::AlreadyDone);
+            }
             match decision {
-                Decision::AlreadyExists if matches!(action, Action::Create { .. }) => {
-                    return Ok(Applied::AlreadyDone);
-                }
-                Decision::GiveUp { code: Some(404), .. } if matches!(action, Action::Delete { .. }) => {
-                    return Ok(Applied::AlreadyDone);
-                }
                 Decision::Retry { after } if attempt + 1 < self.backoff.max_attempts() => {
                     let delay = after.unwrap_or_else(|| self.backoff.delay(attempt));
                     self.metrics.retries.get_or_create(&PluginLabel { plugin: self.plugin.to_string() }).inc();
@@ -180,16 +183,12 @@ impl Applier {
                     attempt += 1;
                 }
                 decision => {
-                    let code = match &err {
-                        kube::Error::Api(s) => Some(s.code),
-                        _ => None,
-                    };
                     return Err(ApplyError {
                         plugin: self.plugin.to_string(),
                         action: name,
                         target: describe_target(action, on),
                         decision,
-                        code,
+                        code: status_code(&err),
                         source: err,
                     });
                 }
@@ -200,7 +199,7 @@ impl Applier {
     async fn apply_once(&self, action: &Action, on: &EventTarget) -> Result<Applied, kube::Error> {
         match action {
             Action::Patch { target, subresource, patch_type, body } => {
-                let api = self.api_for(&target.gvk(), target.namespace.as_deref()).await?;
+                let api = self.resources.api_for(&self.client, &target.gvk(), target.namespace.as_deref()).await?;
                 let params = match patch_type {
                     // Controllers own their intent: a conflict with another manager is
                     // resolved in the plugin's favour, as kube-rs recommends for controllers.
@@ -223,10 +222,7 @@ impl Applier {
             }
             Action::Create { object } => {
                 let mut object = object.clone();
-                let gvk = Gvk::from_api_version(
-                    object.get("apiVersion").and_then(Value::as_str).unwrap_or_default(),
-                    object.get("kind").and_then(Value::as_str).unwrap_or_default(),
-                );
+                let gvk = Gvk::of(&object);
                 let resource = self.resources.resolve(&gvk).await?;
                 let namespace = if resource.namespaced {
                     let ns = object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_owned);
@@ -237,14 +233,14 @@ impl Applier {
                     None
                 };
                 add_owner_reference(&mut object, on, namespace.as_deref());
-                let api = self.api(&resource.api, namespace.as_deref());
+                let api = resource.api(&self.client, namespace.as_deref());
                 let obj: DynamicObject = serde_json::from_value(object).map_err(kube::Error::SerdeError)?;
                 let params = PostParams { field_manager: Some(self.field_manager.clone()), ..PostParams::default() };
                 api.create(&params, &obj).await?;
                 Ok(Applied::Done)
             }
             Action::Delete { target } => {
-                let api = self.api_for(&target.gvk(), target.namespace.as_deref()).await?;
+                let api = self.resources.api_for(&self.client, &target.gvk(), target.namespace.as_deref()).await?;
                 api.delete(&target.name, &DeleteParams::default()).await?;
                 Ok(Applied::Done)
             }
@@ -266,18 +262,6 @@ impl Applier {
         message: &str,
     ) -> Result<(), kube::Error> {
         record_event(&self.client, &self.plugin, on, severity, reason, message).await
-    }
-
-    async fn api_for(&self, gvk: &Gvk, namespace: Option<&str>) -> Result<Api<DynamicObject>, kube::Error> {
-        let resource = self.resources.resolve(gvk).await?;
-        Ok(self.api(&resource.api, if resource.namespaced { namespace } else { None }))
-    }
-
-    fn api(&self, ar: &kube::core::ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
-        match namespace {
-            Some(ns) => Api::namespaced_with(self.client.clone(), ns, ar),
-            None => Api::all_with(self.client.clone(), ar),
-        }
     }
 }
 
@@ -337,16 +321,6 @@ fn add_owner_reference(object: &mut Value, on: &EventTarget, namespace: Option<&
         "controller": true,
         "blockOwnerDeletion": false,
     }]);
-}
-
-fn action_name(a: &Action) -> &'static str {
-    match a {
-        Action::Patch { .. } => "patch",
-        Action::Create { .. } => "create",
-        Action::Delete { .. } => "delete",
-        Action::EmitEvent { .. } => "event",
-        Action::RequeueAfter { .. } => "requeue",
-    }
 }
 
 fn describe_target(a: &Action, on: &EventTarget) -> String {

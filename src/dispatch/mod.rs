@@ -1,8 +1,274 @@
-//! Dispatch: informer events are routed to the plugins that subscribe to them, queued per
-//! (plugin, object), and worked off by a bounded pool: plugin call, action validation,
-//! permission check, apply, and what follows (requeue, retry, re-run on conflict,
-//! finalizer bookkeeping, Warning Events for failures).
+//! Dispatch, as kube-runtime's controller: informer events are routed to the plugins that
+//! subscribe to them ([`crate::route`]), queued per (plugin, object) ([`crate::queue`]), and
+//! worked off by a bounded pool. Each event is one reconcile (finalizer added, plugin call,
+//! validation, permission check, apply, finalizer removed) ending in a [`ReconcileOk`] or a
+//! [`ReconcileError`]; a pure [`error_policy`](policy::error_policy) decides what follows
+//! (retry, re-run on the fresh object, requeue, give up with a Warning Event, release the
+//! finalizer), and the worker carries that out.
+//!
+//! In the data path: `watch` → here → `queue` → `wasm` → `actions` → `apply`.
 
-mod worker;
+pub mod policy;
+mod reconcile;
 
-pub use worker::{Dispatcher, DispatcherConfig, QueueKey};
+pub use reconcile::{ReconcileError, ReconcileOk};
+
+use crate::actions::{Limits, Severity};
+use crate::apply::{EventTarget, Finalizers};
+use crate::model::{EventKind, Gvk};
+use crate::ops::{Metrics, PluginLabel};
+use crate::plugins::{LoadedPlugin, SharedRegistry};
+use crate::queue::{Outcome, PendingEvent, WorkQueue};
+use crate::route::{Delivery, Route, route};
+use crate::watch::{Cache, InformerEvent, Resources};
+use policy::{Next, PolicyContext, Then};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Identifies one (plugin, object) queue.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueueKey {
+    /// Plugin name.
+    pub plugin: Arc<str>,
+    /// Kind of the object.
+    pub gvk: Arc<Gvk>,
+    /// Namespace.
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+}
+
+/// Tunables of the dispatcher.
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    /// Workers (plugin calls + applies in progress at once, across plugins).
+    pub workers: usize,
+    /// Distinct (plugin, object) keys waiting before the router blocks.
+    pub queue_capacity: usize,
+    /// How long a `finalizing` plugin may keep failing before kreflex removes its
+    /// finalizer anyway (with a Warning Event).
+    pub finalizer_timeout: Duration,
+    /// Structural limits on actions.
+    pub limits: Limits,
+    /// Backoff of plugin re-runs after failures.
+    pub backoff: crate::retry::Backoff,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        Self {
+            workers: 16,
+            queue_capacity: 100_000,
+            finalizer_timeout: Duration::from_secs(300),
+            limits: Limits::default(),
+            backoff: crate::retry::Backoff { min: Duration::from_millis(50), ..Default::default() },
+        }
+    }
+}
+
+/// Routes informer events into per-(plugin, object) queues and runs the workers.
+#[derive(Clone)]
+pub struct Dispatcher {
+    registry: SharedRegistry,
+    queue: WorkQueue<QueueKey, PendingEvent>,
+    cache: Cache,
+    resources: Resources,
+    own_client: kube::Client,
+    finalizers: Finalizers,
+    metrics: Metrics,
+    config: Arc<DispatcherConfig>,
+}
+
+impl Dispatcher {
+    /// A dispatcher over `registry`; `own_client` (kreflex's identity) manages finalizers
+    /// and records Warning Events about plugin failures.
+    pub fn new(
+        registry: SharedRegistry,
+        cache: Cache,
+        resources: Resources,
+        own_client: kube::Client,
+        metrics: Metrics,
+        config: DispatcherConfig,
+    ) -> Self {
+        Self {
+            queue: WorkQueue::new(config.queue_capacity, config.backoff),
+            registry,
+            cache,
+            finalizers: Finalizers::new(own_client.clone(), resources.clone()),
+            resources,
+            own_client,
+            metrics,
+            config: Arc::new(config),
+        }
+    }
+
+    /// The queue (for tests and metrics).
+    pub fn queue(&self) -> &WorkQueue<QueueKey, PendingEvent> {
+        &self.queue
+    }
+
+    /// Routes events until the channel closes or `cancel` fires, then closes the queue.
+    pub async fn route_events(&self, mut events: mpsc::Receiver<InformerEvent>, cancel: CancellationToken) {
+        loop {
+            let ev = tokio::select! {
+                _ = cancel.cancelled() => break,
+                ev = events.recv() => match ev { Some(ev) => ev, None => break },
+            };
+            let registry = self.registry.load();
+            for lp in registry.plugins.values() {
+                for r in &lp.routes {
+                    if let Delivery::Deliver(kind) = route(r, &ev, &lp.finalizer) {
+                        let key = QueueKey {
+                            plugin: Arc::from(lp.name()),
+                            gvk: ev.gvk.clone(),
+                            namespace: ev.object.namespace().map(str::to_owned),
+                            name: ev.object.name().to_owned(),
+                        };
+                        let item = PendingEvent { kind, object: ev.object.clone(), old: ev.old.clone() };
+                        let label = PluginLabel { plugin: lp.name().to_owned() };
+                        let before = self.queue.stats().coalesced;
+                        if !self.queue.push(key, item).await {
+                            return;
+                        }
+                        self.metrics.dispatched.get_or_create(&label).inc();
+                        if self.queue.stats().coalesced > before {
+                            self.metrics.coalesced.get_or_create(&label).inc();
+                        }
+                    }
+                }
+            }
+            self.metrics.queue_depth.set(self.queue.len() as i64);
+        }
+        self.queue.close();
+    }
+
+    /// Queues an event of `kind` for every cached object `route` selects, for one plugin:
+    /// how a plugin loaded into a running engine gets to see what already exists.
+    pub async fn replay(&self, lp: &LoadedPlugin, route: &Route, kind: EventKind) {
+        for object in self.cache.all(&route.gvk) {
+            if !route.selects(&object) {
+                continue;
+            }
+            let key = QueueKey {
+                plugin: Arc::from(lp.name()),
+                gvk: Arc::new(route.gvk.clone()),
+                namespace: object.namespace().map(str::to_owned),
+                name: object.name().to_owned(),
+            };
+            if !self.queue.push(key, PendingEvent { kind, object, old: None }).await {
+                return;
+            }
+        }
+    }
+
+    /// Runs the worker pool until the queue closes, then returns once in-flight work is
+    /// done (graceful drain).
+    pub async fn run_workers(&self) {
+        let workers: Vec<_> = (0..self.config.workers.max(1))
+            .map(|_| {
+                let me = self.clone();
+                tokio::spawn(async move { me.work().await })
+            })
+            .collect();
+        for w in workers {
+            if let Err(e) = w.await {
+                tracing::error!(error = %e, "a dispatch worker panicked");
+            }
+        }
+    }
+
+    async fn work(&self) {
+        while let Some((key, item)) = self.queue.next().await {
+            let registry = self.registry.load();
+            let outcome = match registry.get(&key.plugin) {
+                // The plugin was unloaded while the event waited.
+                None => Outcome::Completed,
+                Some(lp) => {
+                    let span = tracing::info_span!("event", plugin = %key.plugin, gvk = %key.gvk, ns = key.namespace.as_deref().unwrap_or(""), name = %key.name, kind = %item.kind, rv = item.object.resource_version().unwrap_or(""));
+                    tracing::Instrument::instrument(self.handle(lp.clone(), &key, item), span).await
+                }
+            };
+            self.queue.done(&key, outcome);
+            self.metrics.queue_depth.set(self.queue.len() as i64);
+        }
+    }
+
+    /// One event for one plugin: reconcile, decide, carry out the decision.
+    async fn handle(&self, lp: Arc<LoadedPlugin>, key: &QueueKey, mut item: PendingEvent) -> Outcome<PendingEvent> {
+        let result = self.reconcile(&lp, key, &mut item).await;
+        let target = reconcile::target_of(&key.gvk, &item);
+        let ctx = PolicyContext {
+            plugin: lp.name(),
+            object: &target.object,
+            event: item.kind,
+            // Only a failed `finalizing` event looks at it; reading it parses the object.
+            deleting_since: if result.is_err() && item.kind == EventKind::Finalizing {
+                deletion_timestamp(&item)
+            } else {
+                None
+            },
+            now: jiff::Timestamp::now(),
+            finalizer_timeout: self.config.finalizer_timeout,
+        };
+        let next = match &result {
+            Ok(ok) => policy::requeue_policy(ok, &ctx),
+            Err(e) => {
+                let next = policy::error_policy(e, &ctx);
+                if next.then == Then::Completed {
+                    tracing::error!(error = %e, "event failed; not retried");
+                } else {
+                    tracing::warn!(error = %e, then = ?next.then, "event failed; retried with backoff");
+                }
+                next
+            }
+        };
+        self.execute(&lp, &target, item, next).await
+    }
+
+    /// Carries out a policy decision: Warning Events, finalizer release, the queue outcome.
+    async fn execute(
+        &self,
+        lp: &LoadedPlugin,
+        target: &EventTarget,
+        item: PendingEvent,
+        next: Next,
+    ) -> Outcome<PendingEvent> {
+        for w in &next.warnings {
+            self.warn(lp.name(), target, w.reason, &w.message).await;
+        }
+        if next.release_finalizer
+            && let Err(e) = self.finalizers.remove(&target.object.gvk(), &item.object, &lp.finalizer).await
+        {
+            tracing::error!(error = %e, "cannot remove the finalizer");
+            return Outcome::Retry(item);
+        }
+        match next.then {
+            Then::Retry => Outcome::Retry(item),
+            Then::RetryOnFreshObject => {
+                let fresh = self.finalizers.fetch(&target.object).await.ok().flatten();
+                Outcome::Retry(PendingEvent { object: fresh.unwrap_or(item.object), ..item })
+            }
+            Then::RequeueAfter(d) => {
+                Outcome::RequeueAfter(d, PendingEvent { kind: EventKind::Resync, object: item.object, old: None })
+            }
+            Then::Completed => Outcome::Completed,
+        }
+    }
+
+    /// A Warning Event about a plugin failure, recorded with kreflex's own identity (the
+    /// plugin may not be allowed to write Events, and its failure must be visible anyway).
+    async fn warn(&self, plugin: &str, target: &EventTarget, reason: &str, message: &str) {
+        let short: String = message.chars().take(1000).collect();
+        if let Err(e) =
+            crate::apply::record_event(&self.own_client, plugin, target, Severity::Warning, reason, &short).await
+        {
+            tracing::warn!(error = %e, reason, "cannot record a Warning Event");
+        }
+    }
+}
+
+fn deletion_timestamp(item: &PendingEvent) -> Option<jiff::Timestamp> {
+    item.object.value().pointer("/metadata/deletionTimestamp")?.as_str()?.parse().ok()
+}

@@ -1,10 +1,14 @@
 //! What a plugin may do: validation of declared permissions, the host-side check of every
 //! action and every host read before anything leaves the process, and (in [`manifests`])
-//! least-privilege RBAC for the cluster to enforce the same boundary.
+//! least-privilege RBAC for the cluster to enforce the same boundary. [`request_for`]
+//! turns an action into the request it will make.
 //!
 //! Pure functions, no I/O: the rules are here and only here.
 
 pub mod manifests;
+mod request;
+
+pub use request::{ResourceScope, kind_to_resolve, request_for};
 
 use crate::model::{Gvk, Permission, PluginInfo};
 use crate::names::{self, is_dns_label, is_group};

@@ -1,8 +1,11 @@
-//! GVK → API resource (plural, scope, subresources) via API discovery, cached. Shared by
-//! the informers (what to watch) and the apply stage (where to send a patch).
+//! GVK → API resource (plural, scope, subresources) via API discovery, cached, and the
+//! one place a per-kind `Api<DynamicObject>` is built from it. Shared by the informers
+//! (what to watch), the apply stage (where to send a patch), the finalizer helpers and
+//! `kreflex dev`.
 
 use crate::model::Gvk;
 use kube::Client;
+use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::{ApiCapabilities, Scope};
 use parking_lot::RwLock;
@@ -18,6 +21,18 @@ pub struct Resource {
     pub namespaced: bool,
     /// Subresources served (e.g. `status`).
     pub subresources: Vec<String>,
+}
+
+impl Resource {
+    /// An `Api` for this kind through `client`: in `namespace` if the kind is namespaced and
+    /// a namespace is given, otherwise across the cluster (cluster-scoped objects, or every
+    /// namespace).
+    pub fn api(&self, client: &Client, namespace: Option<&str>) -> Api<DynamicObject> {
+        match namespace {
+            Some(ns) if self.namespaced => Api::namespaced_with(client.clone(), ns, &self.api),
+            _ => Api::all_with(client.clone(), &self.api),
+        }
+    }
 }
 
 /// Discovery lookups, cached per GVK. Cheap to clone.
@@ -53,6 +68,16 @@ impl Resources {
         });
         self.cache.write().insert(gvk.clone(), r.clone());
         Ok(r)
+    }
+
+    /// Resolves `gvk` and builds its `Api` through `client` (see [`Resource::api`]).
+    pub async fn api_for(
+        &self,
+        client: &Client,
+        gvk: &Gvk,
+        namespace: Option<&str>,
+    ) -> Result<Api<DynamicObject>, kube::Error> {
+        Ok(self.resolve(gvk).await?.api(client, namespace))
     }
 
     /// The plural of an already resolved GVK, if known.
