@@ -1,11 +1,11 @@
 //! One [`Applier`] per plugin: its (impersonating) client, its field manager, its event
 //! recorder.
 
-use crate::retry::Backoff;
 use super::classify::{Decision, classify};
 use crate::actions::{Action, PatchType, Severity};
 use crate::model::{Gvk, ObjectRef};
 use crate::ops::{Metrics, PluginLabel};
+use crate::retry::Backoff;
 use crate::watch::Resources;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event as KEvent, EventType, Recorder, Reporter};

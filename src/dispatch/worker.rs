@@ -1,6 +1,5 @@
 //! The router task and the worker pool.
 
-use crate::route::{Delivery, Route, route};
 use crate::actions::{self, Action, EventContext, Limits, Severity};
 use crate::apply::classify::Decision;
 use crate::apply::{Applied, ApplyError, EventTarget};
@@ -9,6 +8,7 @@ use crate::ops::{Metrics, PluginLabel};
 use crate::plugins::{LoadedPlugin, SharedRegistry};
 use crate::queue::{Outcome, PendingEvent, WorkQueue};
 use crate::rbac;
+use crate::route::{Delivery, Route, route};
 use crate::wasm::{CallContext, CallError, RawEvent};
 use crate::watch::{Cache, CachedObject, InformerEvent, Resources};
 use std::sync::Arc;
