@@ -147,7 +147,7 @@ mod tests {
         std::fs::write(d.path().join("p.json"), b"{\"unknownField\": 1}").expect("write");
         let source = PluginSource::read(&wasm).expect("read");
         assert_eq!(source.fingerprint(), Fingerprint::of(b"x", Some(b"{\"unknownField\": 1}")));
-        let e = plugin_file(&wasm, source.json.as_deref()).err().expect("bad plugin file");
+        let e = plugin_file(&wasm, source.json.as_deref()).expect_err("bad plugin file");
         assert!(matches!(&e, LoadError::Config { file, .. } if *file == d.path().join("p.json")), "{e:?}");
         assert!(e.to_string().contains("p.json: invalid plugin file"), "{e}");
         let ok = plugin_file(&wasm, Some(b"{\"memoryLimitMib\": 8}")).expect("valid plugin file");
