@@ -52,6 +52,15 @@ enum Refusal {
     Crashed { file: PathBuf, source: tokio::task::JoinError },
 }
 
+/// One load of a file.
+struct Attempt {
+    /// What was read (`None`: nothing could be).
+    fingerprint: Option<Fingerprint>,
+    /// The content differs from what the scan saw: the file is being written.
+    changed_since_scan: bool,
+    result: Result<LoadedPlugin, Refusal>,
+}
+
 /// What one rescan did.
 #[derive(Debug, Default)]
 struct Outcome {
@@ -120,12 +129,13 @@ impl Reconciler {
                     continue;
                 }
             };
-            if files.get(&path).is_some_and(|s| s.fingerprint == fingerprint) {
+            let judged = files.get(&path).map(|s| s.fingerprint.clone());
+            if judged.as_ref() == Some(&fingerprint) {
                 continue;
             }
-            let Some(result) = self.load(&path, fingerprint.as_ref()).await else {
-                tracing::debug!(file = %path.display(), "changed since the scan; checking again");
-                outcome.pending = true;
+            let Some(Attempt { fingerprint, changed_since_scan, result }) =
+                self.load(&path, fingerprint, judged.flatten()).await
+            else {
                 continue;
             };
             let result = result.and_then(|mut lp| {
@@ -143,7 +153,7 @@ impl Reconciler {
                 Ok(lp)
             });
             match result {
-                Err(e) if kind == Rescan::Provisional => {
+                Err(e) if kind == Rescan::Provisional || changed_since_scan => {
                     tracing::debug!(file = %path.display(), error = %error_text(&e),
                         "not loadable yet; judged once the directory is quiet");
                     outcome.pending = true;
@@ -172,10 +182,11 @@ impl Reconciler {
         outcome
     }
 
-    /// Loads `path` if its content is still what the scan saw (`expected`; `None`: it could
-    /// not be read). `None` if it changed since.
-    async fn load(&self, path: &Path, expected: Option<&Fingerprint>) -> Option<Result<LoadedPlugin, Refusal>> {
-        let (runtime, file, expected) = (self.runtime.clone(), path.to_path_buf(), expected.cloned());
+    /// Loads `path` as it is now. `scanned` is what the scan saw (`None`: unreadable),
+    /// `judged` the content of the last verdict. `None` if the file is gone or holds the
+    /// judged content again.
+    async fn load(&self, path: &Path, scanned: Option<Fingerprint>, judged: Option<Fingerprint>) -> Option<Attempt> {
+        let (runtime, file, fingerprint) = (self.runtime.clone(), path.to_path_buf(), scanned.clone());
         // Compiling is the expensive part: off the async workers, at background priority.
         let span = tracing::Span::current();
         let loaded = tokio::task::spawn_blocking(move || {
@@ -186,17 +197,31 @@ impl Reconciler {
                     Err(LoadError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                         return None;
                     }
-                    Err(e) => return expected.is_none().then_some(Err(e)),
+                    Err(e) => {
+                        let changed_since_scan = scanned.is_some();
+                        return Some(Attempt { fingerprint: None, changed_since_scan, result: Err(e.into()) });
+                    }
                 };
-                (Some(source.fingerprint()) == expected).then(|| load(&runtime, &file, &source))
+                let fingerprint = source.fingerprint();
+                if judged.as_ref() == Some(&fingerprint) {
+                    return None;
+                }
+                let changed_since_scan = scanned.as_ref() != Some(&fingerprint);
+                let result = load(&runtime, &file, &source).map_err(Refusal::from);
+                Some(Attempt { fingerprint: Some(fingerprint), changed_since_scan, result })
             })
         })
         .await;
+        // Not about the content: judged as the scan saw it, so not retried until it changes.
         let file = path.to_path_buf();
         match loaded {
-            Err(source) => Some(Err(Refusal::Crashed { file, source })),
-            Ok(Err(source)) => Some(Err(Refusal::Thread { file, source })),
-            Ok(Ok(attempt)) => attempt.map(|r| r.map_err(Refusal::from)),
+            Err(source) => {
+                Some(Attempt { fingerprint, changed_since_scan: false, result: Err(Refusal::Crashed { file, source }) })
+            }
+            Ok(Err(source)) => {
+                Some(Attempt { fingerprint, changed_since_scan: false, result: Err(Refusal::Thread { file, source }) })
+            }
+            Ok(Ok(attempt)) => attempt,
         }
     }
 }
