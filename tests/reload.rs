@@ -317,3 +317,31 @@ async fn a_plugin_rewritten_in_place_keeps_running_until_the_new_version_loads()
 async fn a_plugin_rewritten_in_place_keeps_running_until_the_new_version_loads_polling() {
     rewritten_in_place_keeps_the_running_version(Some(Duration::from_millis(50))).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_file_that_stays_broken_is_reported_once() {
+    let s = server().await;
+    let c = s.client();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reload = ReloadConfig { debounce: Duration::from_millis(100), poll: Some(Duration::from_millis(50)) };
+    let e = engine_with(&s, dir.path(), reload).await;
+    std::fs::write(dir.path().join("broken.wasm"), b"not a component").expect("write");
+    eventually("the broken file is judged", || async { reloads(&e, "error") == 1 }).await;
+    // Other changes in the directory make it rescan again and again; the same content is
+    // not judged again.
+    for i in 0..5 {
+        std::fs::write(dir.path().join("notes.txt"), i.to_string()).expect("write");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(reloads(&e, "error"), 1, "the same broken content was reported again");
+    eventually("one Warning Event", || async {
+        events_about(&c, "kreflex").await.iter().any(|ev| ev["reason"] == "PluginLoadFailed")
+    })
+    .await;
+    let warnings = events_about(&c, "kreflex").await;
+    let about_broken = warnings.iter().filter(|ev| {
+        ev["reason"] == "PluginLoadFailed" && ev["note"].as_str().is_some_and(|n| n.contains("broken.wasm"))
+    });
+    assert_eq!(about_broken.count(), 1);
+    e.shutdown().await;
+}
