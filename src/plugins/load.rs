@@ -29,7 +29,7 @@ pub struct PluginFile {
 }
 
 /// Why a plugin file did not load. The message names the file; the cause is the
-/// [`std::error::Error::source`] (render the whole chain with [`super::status::error_text`]).
+/// [`std::error::Error::source`] (render the whole chain with [`error_text`]).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// `NAME.wasm` or `NAME.json` cannot be read.
@@ -64,6 +64,18 @@ pub enum LoadError {
         #[source]
         source: SelectorError,
     },
+}
+
+/// An error with its causes, `: `-separated (as `lastError` and Events show it).
+pub fn error_text(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// The bytes of `NAME.wasm` and `NAME.json`, read once so that what is fingerprinted is
@@ -149,7 +161,8 @@ mod tests {
         assert_eq!(source.fingerprint(), Fingerprint::of(b"x", Some(b"{\"unknownField\": 1}")));
         let e = plugin_file(&wasm, source.json.as_deref()).expect_err("bad plugin file");
         assert!(matches!(&e, LoadError::Config { file, .. } if *file == d.path().join("p.json")), "{e:?}");
-        assert!(e.to_string().contains("p.json: invalid plugin file"), "{e}");
+        assert!(e.to_string().ends_with("p.json: invalid plugin file"), "{e}");
+        assert!(error_text(&e).contains("p.json: invalid plugin file: unknown field `unknownField`"), "{e:?}");
         let ok = plugin_file(&wasm, Some(b"{\"memoryLimitMib\": 8}")).expect("valid plugin file");
         assert_eq!(ok.memory_limit_mib, Some(8));
         assert!(plugin_file(&wasm, None).expect("defaults").config.is_none());

@@ -15,10 +15,10 @@
 
 use super::dir::{FileScan, Fingerprint, scan};
 use super::installer::Installer;
-use super::load::{LoadError, PluginSource, load};
+use super::load::{LoadError, PluginSource, error_text, load};
 use super::registry::{LoadedPlugin, Registry};
 use super::schedule::Rescan;
-use super::status::{PluginStatus, error_text};
+use super::status::PluginStatus;
 use super::watcher::{ReloadConfig, watch};
 use crate::wasm::{Runtime, compile_in_background};
 use std::collections::BTreeMap;

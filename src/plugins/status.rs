@@ -8,7 +8,7 @@
 //! and its table. Off the event path: read by operators only.
 
 use super::dir::{FileScan, ScanError, scan};
-use super::load::load_file;
+use super::load::{error_text, load_file};
 use super::registry::LoadedPlugin;
 use crate::model::{Permission, Subscription};
 use crate::wasm::Runtime;
@@ -89,18 +89,6 @@ pub fn any_failed(list: &[PluginStatus]) -> bool {
     list.iter().any(|p| p.last_error.is_some())
 }
 
-/// An error with its causes, `: `-separated (as `lastError` and Events show it).
-pub fn error_text(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
-}
-
 /// What `kreflex plugins --dir` shows: every plugin file of `dir` loaded as the engine would
 /// load it (same validation, names unique), with its status or the error that keeps it out.
 pub fn directory_status(runtime: &Runtime, dir: &Path) -> Result<Vec<PluginStatus>, ScanError> {
@@ -129,11 +117,8 @@ pub enum FetchError {
     #[error("invalid admin address {0:?}")]
     Address(String, #[source] http::uri::InvalidUri),
     /// No answer in time.
-    #[error("{url}: no answer within {} s", FETCH_TIMEOUT.as_secs())]
-    Timeout {
-        /// The URL asked.
-        url: String,
-    },
+    #[error("{0}: no answer within {1:?}")]
+    Timeout(String, Duration),
     /// No connection.
     #[error("cannot reach kreflex at {0} (is `kreflex run`/`dev` running with this --metrics-addr?)")]
     Unreachable(String, #[source] hyper_util::client::legacy::Error),
@@ -160,7 +145,7 @@ pub async fn fetch(addr: &str) -> Result<Vec<PluginStatus>, FetchError> {
     let uri: hyper::Uri = url.parse().map_err(|e| FetchError::Address(addr.to_owned(), e))?;
     let resp = tokio::time::timeout(FETCH_TIMEOUT, client.get(uri))
         .await
-        .map_err(|_| FetchError::Timeout { url: url.clone() })?
+        .map_err(|_| FetchError::Timeout(url.clone(), FETCH_TIMEOUT))?
         .map_err(|e| FetchError::Unreachable(url.clone(), e))?;
     let status = resp.status();
     let body = resp.into_body().collect().await.map_err(|e| FetchError::Read(url.clone(), e))?.to_bytes();
