@@ -471,92 +471,15 @@ fn plugins(args: PluginsArgs) -> anyhow::Result<ExitCode> {
         }
         None => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            rt.block_on(fetch_plugins(&args.admin))?
+            rt.block_on(crate::plugins::status::fetch(&args.admin))?
         }
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
-        print!("{}", plugins_table(&list));
+        print!("{}", crate::plugins::status::table(&list));
     }
-    let failed = list.as_array().is_some_and(|l| l.iter().any(|p| p["lastError"].is_string()));
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
-}
-
-/// `GET http://ADDR/plugins` of a running kreflex.
-async fn fetch_plugins(addr: &str) -> anyhow::Result<serde_json::Value> {
-    use http_body_util::BodyExt;
-    let url = if addr.contains("://") { format!("{addr}/plugins") } else { format!("http://{addr}/plugins") };
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<bytes::Bytes>>();
-    let uri: hyper::Uri = url.parse().with_context(|| format!("invalid admin address {addr:?}"))?;
-    let resp = tokio::time::timeout(Duration::from_secs(10), client.get(uri))
-        .await
-        .with_context(|| format!("{url}: no answer within 10 s"))?
-        .with_context(|| {
-            format!("cannot reach kreflex at {url} (is `kreflex run`/`dev` running with this --metrics-addr?)")
-        })?;
-    let status = resp.status();
-    let body = resp.into_body().collect().await.with_context(|| format!("{url}: reading the answer"))?.to_bytes();
-    anyhow::ensure!(status.is_success(), "{url}: HTTP {status}");
-    serde_json::from_slice(&body).with_context(|| format!("{url}: not JSON"))
-}
-
-/// One line per plugin: name, version, short hash, load time and source, subscriptions,
-/// last error.
-fn plugins_table(list: &serde_json::Value) -> String {
-    let rows: Vec<[String; 6]> = list
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .map(|p| {
-            let s = |k: &str| p[k].as_str().unwrap_or("-").to_owned();
-            let subs = p["subscriptions"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|s| {
-                            let g = &s["gvk"];
-                            format!("{}.{}", g["kind"].as_str().unwrap_or(""), g["group"].as_str().unwrap_or(""))
-                                .trim_end_matches('.')
-                                .to_owned()
-                        })
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_else(|| "-".into());
-            let loaded = match (p["loadMillis"].as_u64(), p["fromCache"].as_bool()) {
-                (Some(ms), Some(true)) => format!("{ms}ms (cache)"),
-                (Some(ms), _) => format!("{ms}ms (compiled)"),
-                _ => "-".into(),
-            };
-            let file = p["file"].as_str().or(p["source"].as_str()).unwrap_or("-");
-            let file = Path::new(file).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-            [
-                s("name"),
-                s("version"),
-                s("sha256").chars().take(12).collect(),
-                loaded,
-                subs,
-                p["lastError"].as_str().map(|e| format!("{file}: {e}")).unwrap_or_else(|| file.clone()),
-            ]
-        })
-        .collect();
-    let header = ["NAME", "VERSION", "SHA256", "LOAD", "SUBSCRIPTIONS", "FILE / LAST ERROR"].map(str::to_owned);
-    let mut widths = header.clone().map(|h| h.len());
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.len());
-        }
-    }
-    let mut out = String::new();
-    for r in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        out.push_str(line.join("   ").trim_end());
-        out.push('\n');
-    }
-    out
+    Ok(if crate::plugins::status::any_failed(&list) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 fn load_plugin(path: &Path, sandbox: &SandboxArgs) -> anyhow::Result<Plugin> {

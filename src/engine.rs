@@ -4,8 +4,10 @@
 
 use crate::apply::ScopedClients;
 use crate::dispatch::{Dispatcher, DispatcherConfig};
+use crate::model::EventKind;
 use crate::ops::{Health, Metrics};
-use crate::plugins::{Installer, Registry, ReloadConfig, SharedRegistry};
+use crate::plugins::{Installer, LoadedPlugin, Reconciler, Registry, ReloadConfig, Replay, SharedRegistry};
+use crate::route::Route;
 use crate::wasm::{Runtime, WasmConfig};
 use crate::watch::{Cache, Informers, Resources};
 use arc_swap::ArcSwap;
@@ -88,7 +90,7 @@ pub struct Engine {
     pub cache: Cache,
     /// The bound admin address, if served.
     pub admin_addr: Option<SocketAddr>,
-    installer: Installer,
+    reconciler: Reconciler,
     informers: Arc<Mutex<Informers>>,
     dispatcher: Dispatcher,
     cancel: CancellationToken,
@@ -145,24 +147,24 @@ impl Engine {
         let informers = Arc::new(Mutex::new(informers));
         let mut installer = Installer::new(
             registry.clone(),
-            runtime,
             scoped,
             resources,
             informers.clone(),
-            dispatcher.clone(),
+            Arc::new(dispatcher.clone()),
             metrics.clone(),
             health.clone(),
         );
         if let Some(target) = config.report_object.clone() {
             installer = installer.report_to(own_client, target);
         }
+        let reconciler = Reconciler::new(installer, runtime);
         let mut engine = Self {
             metrics,
             health,
             registry,
             cache,
             admin_addr,
-            installer,
+            reconciler,
             informers,
             dispatcher: dispatcher.clone(),
             cancel: cancel.clone(),
@@ -177,13 +179,13 @@ impl Engine {
         engine.tasks.push(tokio::spawn(async move { dispatcher.run_workers().await }));
 
         let dir = engine.config.plugins_dir.clone();
-        let (_, errors) = engine.installer.rescan(&dir).await;
+        let (_, errors) = engine.reconciler.rescan(&dir).await;
         for e in &errors {
             tracing::error!(error = %e, "plugin not loaded");
         }
         if let Some(reload) = engine.config.reload.clone() {
-            let installer = engine.installer.clone();
-            engine.tasks.push(tokio::spawn(installer.watch(dir, reload, cancel.child_token())));
+            let reconciler = engine.reconciler.clone();
+            engine.tasks.push(tokio::spawn(reconciler.watch(dir, reload, cancel.child_token())));
         }
         engine.watch_readiness();
         Ok(engine)
@@ -191,7 +193,7 @@ impl Engine {
 
     /// Rescans the plugin directory now (what the directory watcher does on changes).
     pub async fn rescan(&self) -> (Vec<String>, Vec<String>) {
-        self.installer.rescan(&self.config.plugins_dir).await
+        self.reconciler.rescan(&self.config.plugins_dir).await
     }
 
     /// Waits until every informer has listed its kind once.
@@ -241,6 +243,15 @@ impl Engine {
     /// The dispatcher (queue statistics).
     pub fn dispatcher(&self) -> &Dispatcher {
         &self.dispatcher
+    }
+}
+
+/// New plugins (and versions) get the cached objects of kinds already watched from the
+/// dispatcher's queue, as `resync` events.
+#[async_trait::async_trait]
+impl Replay for Dispatcher {
+    async fn replay(&self, plugin: &Arc<LoadedPlugin>, route: &Route) {
+        Dispatcher::replay(self, plugin, route, EventKind::Resync).await;
     }
 }
 

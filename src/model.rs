@@ -5,6 +5,7 @@
 //! with plain Rust types that serialize to the JSON `kreflex inspect` prints. Names follow
 //! the WIT names.
 
+use crate::names;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -83,6 +84,19 @@ pub struct Permission {
     pub namespaces: Vec<String>,
 }
 
+impl Permission {
+    /// The resource plural and the subresource, if any (`databases/status`).
+    pub fn plural_and_subresource(&self) -> (&str, Option<&str>) {
+        match self.resource.split_once('/') {
+            Some((p, s)) => (p, Some(s)),
+            None => (&self.resource, None),
+        }
+    }
+}
+
+/// Verbs a permission may name.
+pub const VERBS: [&str; 8] = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"];
+
 /// Who a plugin is and what it needs (WIT `plugin-info`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PluginInfo {
@@ -94,6 +108,63 @@ pub struct PluginInfo {
     pub subscriptions: Vec<Subscription>,
     /// What it may do beyond reading what it subscribes to.
     pub permissions: Vec<Permission>,
+}
+
+/// A malformed `plugin-info`.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("plugin {plugin:?}: {reason}")]
+pub struct InvalidInfo {
+    /// Plugin name as declared.
+    pub plugin: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl PluginInfo {
+    /// Checks what `describe()` declared: a valid name, at least one subscription, known
+    /// verbs, well-formed resources, groups and namespaces. Whether the operator lets the
+    /// plugin have what it declares is [`crate::rbac`]'s business.
+    pub fn validate(&self) -> Result<(), InvalidInfo> {
+        let err = |reason: String| InvalidInfo { plugin: self.name.clone(), reason };
+        if self.name.is_empty() {
+            return Err(err("the name is empty".into()));
+        }
+        names::check_plugin_name(&self.name).map_err(|e| err(e.to_string()))?;
+        if self.subscriptions.is_empty() {
+            return Err(err("it subscribes to nothing".into()));
+        }
+        let namespaces = |list: &[String]| match list.iter().find(|n| names::check_namespace(n).is_err()) {
+            Some(n) => Err(format!("{n:?} is not a valid namespace")),
+            None => Ok(()),
+        };
+        for s in &self.subscriptions {
+            if s.gvk.version.is_empty() || s.gvk.kind.is_empty() || !names::is_group(&s.gvk.group) {
+                return Err(err(format!("subscription {} is not a valid group/version/kind", s.gvk)));
+            }
+            namespaces(&s.namespaces).map_err(|r| err(format!("subscription {}: {r}", s.gvk)))?;
+        }
+        for (i, p) in self.permissions.iter().enumerate() {
+            let at = |r: String| err(format!("permission #{i} ({}/{}): {r}", p.group, p.resource));
+            if !names::is_group(&p.group) {
+                return Err(at("invalid API group".into()));
+            }
+            let (plural, sub) = p.plural_and_subresource();
+            if !names::is_dns_label(plural)
+                || sub.is_some_and(|s| !names::is_dns_label(s))
+                || p.resource.matches('/').count() > 1
+            {
+                return Err(at("the resource must be a plural, optionally with one /subresource".into()));
+            }
+            if p.verbs.is_empty() {
+                return Err(at("no verbs".into()));
+            }
+            if let Some(v) = p.verbs.iter().find(|v| !VERBS.contains(&v.as_str())) {
+                return Err(at(format!("unknown verb {v:?} (allowed: {})", VERBS.join(", "))));
+            }
+            namespaces(&p.namespaces).map_err(at)?;
+        }
+        Ok(())
+    }
 }
 
 /// Why a plugin is called (WIT `event-kind`).

@@ -1,6 +1,7 @@
 //! Hot reload with real files in a temp dir, the real engine and the embedded API server:
 //! drop a plugin in, replace it, break it, remove it, write it slowly, swap a
-//! ConfigMap-style `..data` symlink, and swap repeatedly under a stream of changes.
+//! ConfigMap-style `..data` symlink, swap repeatedly under a stream of changes, and rewrite
+//! a running plugin's file in place, watched with inotify and by polling.
 
 mod common;
 mod guest;
@@ -15,6 +16,10 @@ use std::path::Path;
 use std::time::Duration;
 
 async fn engine(server: &kreflex::apiserver::ApiServer, dir: &Path) -> Engine {
+    engine_with(server, dir, ReloadConfig { debounce: Duration::from_millis(100), poll: None }).await
+}
+
+async fn engine_with(server: &kreflex::apiserver::ApiServer, dir: &Path, reload: ReloadConfig) -> Engine {
     let config = EngineConfig {
         plugins_dir: dir.to_path_buf(),
         wasm: WasmConfig {
@@ -28,7 +33,7 @@ async fn engine(server: &kreflex::apiserver::ApiServer, dir: &Path) -> Engine {
             ..WasmConfig::default()
         },
         resync: None,
-        reload: Some(ReloadConfig { debounce: Duration::from_millis(100), poll: None }),
+        reload: Some(reload),
         admin_addr: Some(([127, 0, 0, 1], 0).into()),
         report_object: Some("v1/ConfigMap/default/kreflex".parse().expect("ref")),
         ..EngineConfig::default()
@@ -226,5 +231,117 @@ async fn repeated_swaps_under_a_stream_of_changes_lose_nothing() {
     let list = databases(&c).list(&ListParams::default()).await.expect("list");
     assert_eq!(list.items.len(), names.len());
     assert!(reloads(&e, "ok") >= 6);
+    e.shutdown().await;
+}
+
+/// `component` with a custom section of `padding` zero bytes placed first: the same plugin,
+/// a different and larger file, of which no prefix is a valid component.
+fn padded(component: &[u8], padding: usize) -> Vec<u8> {
+    fn leb128(mut n: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return out;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let name = b"kreflex-test-padding";
+    let mut section = leb128(name.len());
+    section.extend_from_slice(name);
+    section.resize(section.len() + padding, 0);
+    let mut out = component[..8].to_vec();
+    out.push(0);
+    out.extend(leb128(section.len()));
+    out.extend(section);
+    out.extend_from_slice(&component[8..]);
+    out
+}
+
+/// Overwrites a running plugin's file in place the way a slow writer does (truncate, then
+/// append small chunks, closing the file after each) and checks, while it writes, that the
+/// running version stays loaded and nothing is counted as failed; then that the new version
+/// is loaded exactly once.
+async fn rewritten_in_place_keeps_the_running_version(poll: Option<Duration>) {
+    let s = server().await;
+    let c = s.client();
+    let dir = tempfile::tempdir().expect("tempdir");
+    install(dir.path(), "echo", "echo", "v1");
+    // A quiet period well above the writer's pauses (a few ms), even on a loaded machine.
+    let e = engine_with(&s, dir.path(), ReloadConfig { debounce: Duration::from_millis(400), poll }).await;
+    assert_eq!(loaded(&e), ["echo"]);
+    let (ok, errors, removed) = (reloads(&e, "ok"), reloads(&e, "error"), reloads(&e, "removed"));
+    let new = padded(&guest::wasm_bytes("fixture_chaos"), 3 << 20);
+    let new_hash = hex::encode(sha2::Digest::finalize(sha2::Digest::chain_update(sha2::Sha256::default(), &new)));
+    let path = dir.path().join("echo.wasm");
+    let writer = std::thread::spawn(move || {
+        std::fs::File::create(&path).expect("truncate");
+        for chunk in new.chunks(4096) {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&path).expect("open");
+            std::io::Write::write_all(&mut f, chunk).expect("write");
+            drop(f);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    while !writer.is_finished() {
+        assert_eq!(loaded(&e), ["echo"], "the running plugin was unloaded while its file was being written");
+        assert_eq!(reloads(&e, "error"), errors, "a file still being written was counted as a failed reload");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    writer.join().expect("writer");
+    eventually("the new version is loaded", || async {
+        e.registry.load().get("echo").is_some_and(|p| p.plugin.hash() == new_hash)
+    })
+    .await;
+    assert_eq!(
+        (reloads(&e, "ok"), reloads(&e, "error"), reloads(&e, "removed")),
+        (ok + 1, errors, removed),
+        "one load of the complete file, no failure, no removal"
+    );
+    assert!(
+        !events_about(&c, "kreflex").await.iter().any(|ev| ev["reason"] == "PluginLoadFailed"),
+        "a file still being written was reported as a failed load"
+    );
+    e.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_plugin_rewritten_in_place_keeps_running_until_the_new_version_loads() {
+    rewritten_in_place_keeps_the_running_version(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_plugin_rewritten_in_place_keeps_running_until_the_new_version_loads_polling() {
+    rewritten_in_place_keeps_the_running_version(Some(Duration::from_millis(50))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_file_that_stays_broken_is_reported_once() {
+    let s = server().await;
+    let c = s.client();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reload = ReloadConfig { debounce: Duration::from_millis(100), poll: Some(Duration::from_millis(50)) };
+    let e = engine_with(&s, dir.path(), reload).await;
+    std::fs::write(dir.path().join("broken.wasm"), b"not a component").expect("write");
+    eventually("the broken file is judged", || async { reloads(&e, "error") == 1 }).await;
+    // Other changes in the directory make it rescan again and again; the same content is
+    // not judged again.
+    for i in 0..5 {
+        std::fs::write(dir.path().join("notes.txt"), i.to_string()).expect("write");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(reloads(&e, "error"), 1, "the same broken content was reported again");
+    eventually("one Warning Event", || async {
+        events_about(&c, "kreflex").await.iter().any(|ev| ev["reason"] == "PluginLoadFailed")
+    })
+    .await;
+    let warnings = events_about(&c, "kreflex").await;
+    let about_broken = warnings.iter().filter(|ev| {
+        ev["reason"] == "PluginLoadFailed" && ev["note"].as_str().is_some_and(|n| n.contains("broken.wasm"))
+    });
+    assert_eq!(about_broken.count(), 1);
     e.shutdown().await;
 }

@@ -23,7 +23,8 @@ struct HealthState {
     live: bool,
     ready: bool,
     reason: String,
-    plugins: serde_json::Value,
+    /// The `/plugins` JSON (`None` until the engine has scanned its directory once).
+    plugins: Option<bytes::Bytes>,
 }
 
 impl Health {
@@ -44,9 +45,11 @@ impl Health {
         self.inner.read().ready
     }
 
-    /// Publishes the loaded plugins (JSON) for `/plugins`.
-    pub fn set_plugins(&self, plugins: serde_json::Value) {
-        self.inner.write().plugins = plugins;
+    /// Publishes the status of the plugin files (serialized as JSON) for `/plugins`.
+    pub fn set_plugins(&self, plugins: &impl serde::Serialize) -> serde_json::Result<()> {
+        let json = serde_json::to_vec(plugins)?;
+        self.inner.write().plugins = Some(json.into());
+        Ok(())
     }
 }
 
@@ -102,5 +105,6 @@ async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 async fn plugins(State(s): State<AppState>) -> impl IntoResponse {
-    axum::Json(s.health.inner.read().plugins.clone())
+    let json = s.health.inner.read().plugins.clone().unwrap_or_else(|| bytes::Bytes::from_static(b"null"));
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], json)
 }

@@ -11,11 +11,8 @@ mod request;
 pub use request::{ResourceScope, kind_to_resolve, request_for};
 
 use crate::model::{Gvk, Permission, PluginInfo};
-use crate::names::{self, is_dns_label, is_group};
+use crate::names::{self, is_dns_label};
 use std::fmt;
-
-/// Verbs a permission may name.
-pub const VERBS: [&str; 8] = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"];
 
 /// One request a plugin wants made (an action or a host read).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,53 +60,6 @@ pub struct Denied {
     pub reason: String,
 }
 
-/// A malformed `plugin-info`.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-#[error("plugin {plugin:?}: {reason}")]
-pub struct PermissionError {
-    /// Plugin name as declared.
-    pub plugin: String,
-    /// What is wrong.
-    pub reason: String,
-}
-
-/// Checks what `describe()` declared: a valid name, at least one subscription, known
-/// verbs, well-formed resources, groups and namespaces.
-pub fn validate(info: &PluginInfo) -> Result<(), PermissionError> {
-    let err = |reason: String| PermissionError { plugin: info.name.clone(), reason };
-    if info.name.is_empty() {
-        return Err(err("the name is empty".into()));
-    }
-    names::check_plugin_name(&info.name).map_err(|e| err(e.to_string()))?;
-    if info.subscriptions.is_empty() {
-        return Err(err("it subscribes to nothing".into()));
-    }
-    for s in &info.subscriptions {
-        if s.gvk.version.is_empty() || s.gvk.kind.is_empty() || !is_group(&s.gvk.group) {
-            return Err(err(format!("subscription {} is not a valid group/version/kind", s.gvk)));
-        }
-        check_namespaces(&s.namespaces).map_err(|r| err(format!("subscription {}: {r}", s.gvk)))?;
-    }
-    for (i, p) in info.permissions.iter().enumerate() {
-        let at = |r: String| err(format!("permission #{i} ({}/{}): {r}", p.group, p.resource));
-        if !is_group(&p.group) {
-            return Err(at("invalid API group".into()));
-        }
-        let (plural, sub) = split_resource(&p.resource);
-        if !is_dns_label(plural) || sub.is_some_and(|s| !is_dns_label(s)) || p.resource.matches('/').count() > 1 {
-            return Err(at("the resource must be a plural, optionally with one /subresource".into()));
-        }
-        if p.verbs.is_empty() {
-            return Err(at("no verbs".into()));
-        }
-        if let Some(v) = p.verbs.iter().find(|v| !VERBS.contains(&v.as_str())) {
-            return Err(at(format!("unknown verb {v:?} (allowed: {})", VERBS.join(", "))));
-        }
-        check_namespaces(&p.namespaces).map_err(at)?;
-    }
-    Ok(())
-}
-
 /// Checks one request against what the plugin declared. `plural_of` maps a subscribed kind
 /// to its resource plural (from discovery). Subscriptions grant get/list/watch on their
 /// resource in their namespaces; everything else must be declared, with the subresource
@@ -142,7 +92,7 @@ pub fn check(info: &PluginInfo, req: &Request, plural_of: &dyn Fn(&Gvk) -> Optio
         }
     }
     let granted = info.permissions.iter().any(|p: &Permission| {
-        let (plural, sub) = split_resource(&p.resource);
+        let (plural, sub) = p.plural_and_subresource();
         p.group == req.group
             && plural == req.resource
             && sub == req.subresource.as_deref()
@@ -160,9 +110,8 @@ pub struct ReadPolicy<F> {
 }
 
 impl<F: Fn(&Gvk) -> Option<String> + Send + Sync + 'static> ReadPolicy<F> {
-    /// A shareable policy (the sandbox's host reads consult it through
-    /// `wasm::AccessPolicy`).
-    pub fn shared(info: PluginInfo, plural_of: F) -> std::sync::Arc<Self> {
+    /// A shareable policy for the sandbox's host reads.
+    pub fn shared(info: PluginInfo, plural_of: F) -> std::sync::Arc<dyn crate::wasm::AccessPolicy> {
         std::sync::Arc::new(Self { info, plural_of })
     }
 
@@ -181,6 +130,13 @@ impl<F: Fn(&Gvk) -> Option<String> + Send + Sync + 'static> ReadPolicy<F> {
     }
 }
 
+impl<F: Fn(&Gvk) -> Option<String> + Send + Sync + 'static> crate::wasm::AccessPolicy for ReadPolicy<F> {
+    fn check_read(&self, r: &crate::wasm::ReadRequest<'_>) -> Result<(), crate::wasm::ReadError> {
+        ReadPolicy::check_read(self, r.verb, r.gvk, r.namespace, r.name)
+            .map_err(|d| crate::wasm::ReadError::Denied { reason: d.to_string() })
+    }
+}
+
 /// The identity a plugin's requests carry when impersonating: `template` with
 /// `{namespace}` and `{plugin}` replaced.
 pub fn plugin_user(template: &str, namespace: &str, plugin: &str) -> String {
@@ -190,19 +146,6 @@ pub fn plugin_user(template: &str, namespace: &str, plugin: &str) -> String {
 /// The default impersonation template.
 pub const DEFAULT_USER_TEMPLATE: &str = "system:serviceaccount:{namespace}:kreflex-{plugin}";
 
-fn split_resource(r: &str) -> (&str, Option<&str>) {
-    match r.split_once('/') {
-        Some((p, s)) => (p, Some(s)),
-        None => (r, None),
-    }
-}
-
-fn check_namespaces(namespaces: &[String]) -> Result<(), String> {
-    match namespaces.iter().find(|n| !is_dns_label(n)) {
-        Some(n) => Err(format!("{n:?} is not a valid namespace")),
-        None => Ok(()),
-    }
-}
 
 #[cfg(test)]
 mod tests;

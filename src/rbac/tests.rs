@@ -102,22 +102,22 @@ fn denial_names_plugin_verb_resource_and_object() {
 fn malformed_declarations_are_rejected_with_the_offending_entry() {
     let mut bad = info();
     bad.permissions[0].verbs.push("escalate".into());
-    assert!(validate(&bad).expect_err("bad verb").reason.contains("escalate"));
+    assert!(bad.validate().expect_err("bad verb").reason.contains("escalate"));
     let mut bad = info();
     bad.permissions[1].resource = "a/b/c".into();
-    assert!(validate(&bad).is_err());
+    assert!(bad.validate().is_err());
     let mut bad = info();
     bad.permissions[1].namespaces = vec!["Bad_NS".into()];
-    assert!(validate(&bad).is_err());
+    assert!(bad.validate().is_err());
     let mut bad = info();
     bad.subscriptions.clear();
-    assert!(validate(&bad).is_err());
+    assert!(bad.validate().is_err());
     let mut bad = info();
     bad.name = "Not-A-Label".into();
-    assert!(validate(&bad).is_err());
-    assert!(validate(&info()).is_ok());
+    assert!(bad.validate().is_err());
+    assert!(info().validate().is_ok());
     // Read-only plugins are fine.
     let mut ro = info();
     ro.permissions.clear();
-    assert!(validate(&ro).is_ok());
+    assert!(ro.validate().is_ok());
 }

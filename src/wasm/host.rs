@@ -93,14 +93,6 @@ pub trait AccessPolicy: Send + Sync {
     fn check_read(&self, req: &ReadRequest<'_>) -> Result<(), ReadError>;
 }
 
-/// A plugin's declared reads ([`crate::rbac`]'s rules) as the policy of its host reads.
-impl<F: Fn(&Gvk) -> Option<String> + Send + Sync + 'static> AccessPolicy for crate::rbac::ReadPolicy<F> {
-    fn check_read(&self, r: &ReadRequest<'_>) -> Result<(), ReadError> {
-        crate::rbac::ReadPolicy::check_read(self, r.verb, r.gvk, r.namespace, r.name)
-            .map_err(|d| ReadError::Denied { reason: d.to_string() })
-    }
-}
-
 /// What a call may reach beyond its event: objects to read, the policy deciding which,
 /// and the plugin's configuration.
 #[derive(Clone)]

@@ -237,7 +237,7 @@ impl Plugin {
                 return Err(LoadError::DescribeFailed { source_name: source_name.to_owned(), reason });
             }
         };
-        crate::rbac::validate(&info).map_err(|e| LoadError::InvalidInfo {
+        info.validate().map_err(|e| LoadError::InvalidInfo {
             source_name: source_name.to_owned(),
             plugin: info.name.clone(),
             reason: e.reason,

@@ -1,0 +1,170 @@
+//! One plugin file → a [`LoadedPlugin`]: reads `NAME.wasm` and its optional `NAME.json`,
+//! compiles and validates the component, and compiles its subscriptions' selectors.
+//!
+//! In: a path (or the bytes already read from it). Out: a [`LoadedPlugin`] without an
+//! applier (the installer gives it one), or a [`LoadError`] naming the file. Blocking: it
+//! compiles; the installer runs it off the async workers.
+
+use super::dir::{Fingerprint, read_optional};
+use super::registry::LoadedPlugin;
+use crate::route::Route;
+use crate::selector::SelectorError;
+use crate::wasm::{LoadOptions, Plugin, Runtime};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// `NAME.json` next to `NAME.wasm`: configuration handed to the plugin and per-plugin
+/// overrides of the sandbox limits.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PluginFile {
+    /// Any JSON; the plugin reads it with `get-config`.
+    pub config: Option<serde_json::Value>,
+    /// Memory limit in MiB.
+    pub memory_limit_mib: Option<usize>,
+    /// CPU deadline per call in milliseconds.
+    pub call_timeout_ms: Option<u64>,
+}
+
+/// Why a plugin file did not load. The message names the file; the cause is the
+/// [`std::error::Error::source`] (render the whole chain with [`error_text`]).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// `NAME.wasm` or `NAME.json` cannot be read.
+    #[error("{}: cannot read", file.display())]
+    Read {
+        /// The file that cannot be read.
+        file: PathBuf,
+        /// What the file system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `NAME.json` is not a valid plugin file.
+    #[error("{}: invalid plugin file", file.display())]
+    Config {
+        /// The `NAME.json`.
+        file: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The component did not load (its message names the file).
+    #[error(transparent)]
+    Wasm(#[from] crate::wasm::LoadError),
+    /// A subscription's label or field selector does not parse.
+    #[error("{}: plugin {plugin}", file.display())]
+    Selector {
+        /// The `NAME.wasm`.
+        file: PathBuf,
+        /// The plugin's name.
+        plugin: String,
+        /// The selector error.
+        #[source]
+        source: SelectorError,
+    },
+}
+
+/// An error with its causes, `: `-separated (as `lastError` and Events show it).
+pub fn error_text(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// The bytes of `NAME.wasm` and `NAME.json`, read once so that what is fingerprinted is
+/// exactly what is loaded.
+pub struct PluginSource {
+    /// The component.
+    pub wasm: Vec<u8>,
+    /// The plugin file, if there is one.
+    pub json: Option<Vec<u8>>,
+}
+
+impl PluginSource {
+    /// Reads `path` and the `.json` next to it.
+    pub fn read(path: &Path) -> Result<Self, LoadError> {
+        let wasm = std::fs::read(path).map_err(|source| LoadError::Read { file: path.to_path_buf(), source })?;
+        let side = path.with_extension("json");
+        let json = read_optional(&side).map_err(|source| LoadError::Read { file: side, source })?;
+        Ok(Self { wasm, json })
+    }
+
+    /// The fingerprint of these bytes (as [`super::dir::scan`] computes it).
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(&self.wasm, self.json.as_deref())
+    }
+}
+
+/// Loads one `.wasm` file (with its optional `.json`). Blocking: compiles.
+pub fn load_file(runtime: &Runtime, path: &Path) -> Result<LoadedPlugin, LoadError> {
+    load(runtime, path, &PluginSource::read(path)?)
+}
+
+/// Loads the plugin whose bytes were read from `path`. Blocking: compiles.
+pub fn load(runtime: &Runtime, path: &Path, source: &PluginSource) -> Result<LoadedPlugin, LoadError> {
+    let file = plugin_file(path, source.json.as_deref())?;
+    let config: Option<Arc<str>> = file.config.map(|c| Arc::from(c.to_string()));
+    let opts = LoadOptions {
+        memory_limit: file.memory_limit_mib.map(|m| m << 20),
+        timeout: file.call_timeout_ms.map(Duration::from_millis),
+        config: config.clone(),
+    };
+    let plugin = Plugin::load_with(runtime, &source.wasm, &path.display().to_string(), &opts)?;
+    let routes =
+        plugin.info().subscriptions.iter().map(Route::compile).collect::<Result<Vec<_>, _>>().map_err(|source| {
+            LoadError::Selector { file: path.to_path_buf(), plugin: plugin.name().to_owned(), source }
+        })?;
+    Ok(LoadedPlugin {
+        finalizer: crate::route::finalizer_name(plugin.name()),
+        routes,
+        config,
+        source: path.to_path_buf(),
+        loaded_at: SystemTime::now(),
+        applier: None,
+        plugin,
+    })
+}
+
+/// Parses the `NAME.json` of `path` (none: defaults).
+fn plugin_file(path: &Path, json: Option<&[u8]>) -> Result<PluginFile, LoadError> {
+    json.map_or_else(
+        || Ok(PluginFile::default()),
+        |json| {
+            serde_json::from_slice(json)
+                .map_err(|source| LoadError::Config { file: path.with_extension("json"), source })
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_file() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let wasm = d.path().join("p.wasm");
+        let e = PluginSource::read(&wasm).err().expect("no file");
+        assert!(matches!(&e, LoadError::Read { file, .. } if *file == wasm), "{e:?}");
+        assert!(e.to_string().starts_with(&format!("{}: cannot read", wasm.display())), "{e}");
+
+        std::fs::write(&wasm, b"x").expect("write");
+        std::fs::write(d.path().join("p.json"), b"{\"unknownField\": 1}").expect("write");
+        let source = PluginSource::read(&wasm).expect("read");
+        assert_eq!(source.fingerprint(), Fingerprint::of(b"x", Some(b"{\"unknownField\": 1}")));
+        let e = plugin_file(&wasm, source.json.as_deref()).expect_err("bad plugin file");
+        assert!(matches!(&e, LoadError::Config { file, .. } if *file == d.path().join("p.json")), "{e:?}");
+        assert!(e.to_string().ends_with("p.json: invalid plugin file"), "{e}");
+        assert!(error_text(&e).contains("p.json: invalid plugin file: unknown field `unknownField`"), "{e:?}");
+        let ok = plugin_file(&wasm, Some(b"{\"memoryLimitMib\": 8}")).expect("valid plugin file");
+        assert_eq!(ok.memory_limit_mib, Some(8));
+        assert!(plugin_file(&wasm, None).expect("defaults").config.is_none());
+    }
+}
