@@ -13,6 +13,8 @@ use kreflex::wasm::{Compiler, WasmConfig};
 use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 async fn engine(server: &kreflex::apiserver::ApiServer, dir: &Path) -> Engine {
@@ -203,11 +205,16 @@ async fn repeated_swaps_under_a_stream_of_changes_lose_nothing() {
     for n in &names {
         create_database(&c, database(n, "postgres")).await;
     }
+    // The writer keeps changing objects until every version has been swapped in.
+    let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let c = c.clone();
         let names = names.clone();
+        let stop = stop.clone();
         tokio::spawn(async move {
-            for round in 1..=20 {
+            let mut round = 0;
+            while !stop.load(Ordering::Relaxed) && round < 500 {
+                round += 1;
                 for n in &names {
                     bump(&c, n, &format!("{round}Gi")).await;
                 }
@@ -216,9 +223,17 @@ async fn repeated_swaps_under_a_stream_of_changes_lose_nothing() {
         })
     };
     for v in 1..=6 {
-        install(dir.path(), "swap", "swap", &format!("v{v}"));
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        let tag = format!("v{v}");
+        install(dir.path(), "swap", "swap", &tag);
+        // Each version is swapped in while the changes keep coming (a load takes longer than
+        // the writes between two swaps on a busy machine; waiting makes every swap count).
+        eventually("the new version is swapped in", || async {
+            let loaded = e.registry.load().get("swap").and_then(|p| p.config.clone());
+            loaded.is_some_and(|config| config.contains(&format!("\"{tag}\"")))
+        })
+        .await;
     }
+    stop.store(true, Ordering::Relaxed);
     writer.await.expect("writer");
     // Every object's last change was handled (by some version): none lost.
     for n in &names {
