@@ -1,9 +1,10 @@
 //! kreflex: react to Kubernetes custom-resource changes with sandboxed WebAssembly plugins.
 //!
-//! Data path: `watch` (shared informers) → `dispatch` (routing) → `queue` (per-object order,
-//! coalescing) → `wasm` (sandboxed plugin call) → `actions` (validation) → `apply` (scoped
-//! clients, retry). `apiserver` is the embedded Kubernetes API server used by `kreflex dev`
-//! and the tests.
+//! Data path: `watch` (shared informers) → `route` (which plugins subscribe) → `queue`
+//! (per-object order, coalescing) → `dispatch` (reconcile one event, error policy) → `wasm`
+//! (sandboxed plugin call) → `actions` (validation) → `rbac` (permission check) → `apply`
+//! (scoped clients, retry, finalizers). `plugins` loads and hot-reloads the plugin directory;
+//! `apiserver` is the embedded Kubernetes API server used by `kreflex dev` and the tests.
 #![warn(missing_docs)]
 
 pub mod actions;
