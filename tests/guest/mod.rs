@@ -1,5 +1,7 @@
 //! Builds the guest plugins in `plugins/rust` (SDK, example, fixtures) for wasm32-wasip2,
-//! once per test binary, and hands out their paths.
+//! once per test binary (`plugins/rust/build.sh` serializes builds across test binaries), and
+//! hands out their paths. Integration tests reach it as `common::guest`; the benches include
+//! it directly.
 
 #![allow(dead_code)]
 
