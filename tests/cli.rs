@@ -2,8 +2,9 @@
 //! example plugin, the recorded kubectl watch stream in `examples/events/`.
 
 mod common;
+mod guest;
 
-use common::{guest, stage, test_reports};
+use common::{stage, test_reports};
 
 use std::io::Write;
 use std::path::Path;
@@ -163,8 +164,8 @@ fn a_bad_plugin_file_is_reported_by_name() {
 #[test]
 fn plugins_lists_a_directory_with_the_error_of_each_bad_file() {
     let dir = tempfile::tempdir().expect("tempdir");
-    stage(dir.path(), "database_status", "a-good");
-    stage(dir.path(), "database_status", "b-twin");
+    stage(dir.path(), &guest::wasm("database_status"), "a-good");
+    stage(dir.path(), &guest::wasm("database_status"), "b-twin");
     std::fs::write(dir.path().join("c-bad.wasm"), b"not a component").expect("write");
     let out = kreflex(&["plugins", "--json", "--dir", dir.path().to_str().expect("utf8")], None);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));

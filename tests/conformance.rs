@@ -12,8 +12,9 @@
 //! binary, so no build script falls back to a `cargo run --release` of the repository.
 
 mod common;
+mod guest;
 
-use common::{guest, test_reports};
+use common::test_reports;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;

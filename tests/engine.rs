@@ -2,6 +2,7 @@
 //! in the engine against the embedded API server over real HTTPS.
 
 mod common;
+mod guest;
 
 use common::*;
 use kreflex::engine::Engine;
@@ -21,7 +22,7 @@ fn dispatched(e: &Engine, plugin: &str) -> u64 {
 async fn database_becomes_ready_and_spec_changes_rerun_the_plugin() {
     let s = server().await;
     let c = s.client();
-    let dir = plugin_dir(&[("database_status", "database-status", None)]);
+    let dir = plugin_dir(&[(guest::wasm("database_status"), "database-status", None)]);
     let e = start_engine(&s, dir.path(), |_| {}).await;
     create_database(&c, database("orders", "postgres")).await;
     eventually("orders is Ready", || async { state_of(&c, "orders").await.as_deref() == Some("Ready") }).await;
@@ -49,7 +50,7 @@ async fn database_becomes_ready_and_spec_changes_rerun_the_plugin() {
 async fn unknown_engine_fails_with_a_warning_event() {
     let s = server().await;
     let c = s.client();
-    let dir = plugin_dir(&[("database_status", "database-status", None)]);
+    let dir = plugin_dir(&[(guest::wasm("database_status"), "database-status", None)]);
     let e = start_engine(&s, dir.path(), |_| {}).await;
     create_database(&c, database("legacy", "oracle")).await;
     eventually("legacy is Failed", || async { state_of(&c, "legacy").await.as_deref() == Some("Failed") }).await;
@@ -68,7 +69,7 @@ async fn finalizer_is_added_then_removed_after_finalizing() {
     let s = server().await;
     let c = s.client();
     let cfg = json!({"config": {"name": "keeper", "finalizer": true}});
-    let dir = plugin_dir(&[("fixture_chaos", "keeper", Some(cfg))]);
+    let dir = plugin_dir(&[(guest::wasm("fixture_chaos"), "keeper", Some(cfg))]);
     let e = start_engine(&s, dir.path(), |_| {}).await;
     create_database(&c, database("held", "postgres")).await;
     let api = databases(&c);
@@ -90,7 +91,7 @@ async fn a_plugin_that_keeps_failing_to_finalize_is_released_after_the_timeout()
     let s = server().await;
     let c = s.client();
     let cfg = json!({"config": {"name": "stubborn", "finalizer": true, "failFinalize": true}});
-    let dir = plugin_dir(&[("fixture_chaos", "stubborn", Some(cfg))]);
+    let dir = plugin_dir(&[(guest::wasm("fixture_chaos"), "stubborn", Some(cfg))]);
     let e = start_engine(&s, dir.path(), |c| c.dispatcher.finalizer_timeout = Duration::from_secs(1)).await;
     create_database(&c, database("stuck", "postgres")).await;
     let api = databases(&c);
@@ -108,7 +109,7 @@ async fn a_plugin_that_keeps_failing_to_finalize_is_released_after_the_timeout()
 async fn rapid_updates_while_the_plugin_is_busy_are_coalesced_and_the_last_wins() {
     let s = server().await;
     let c = s.client();
-    let dir = plugin_dir(&[("fixture_chaos", "chaos", None)]);
+    let dir = plugin_dir(&[(guest::wasm("fixture_chaos"), "chaos", None)]);
     let e = start_engine(&s, dir.path(), |_| {}).await;
     let mut o = database("busy", "postgres");
     o["metadata"]["annotations"] = json!({"kreflex.test/do": "sleep:200"});
@@ -134,7 +135,10 @@ async fn rapid_updates_while_the_plugin_is_busy_are_coalesced_and_the_last_wins(
 async fn a_trapping_plugin_keeps_serving_others_and_other_plugins_are_unaffected() {
     let s = server().await;
     let c = s.client();
-    let dir = plugin_dir(&[("fixture_chaos", "chaos", None), ("database_status", "database-status", None)]);
+    let dir = plugin_dir(&[
+        (guest::wasm("fixture_chaos"), "chaos", None),
+        (guest::wasm("database_status"), "database-status", None),
+    ]);
     let e = start_engine(&s, dir.path(), |_| {}).await;
     let mut bad = database("bad", "postgres");
     bad["metadata"]["annotations"] = json!({"kreflex.test/do": "panic"});
@@ -167,7 +171,7 @@ async fn a_trapping_plugin_keeps_serving_others_and_other_plugins_are_unaffected
 async fn a_conflict_reruns_the_plugin_on_the_fresh_object() {
     let s = server().await;
     let c = s.client();
-    let dir = plugin_dir(&[("database_status", "database-status", None)]);
+    let dir = plugin_dir(&[(guest::wasm("database_status"), "database-status", None)]);
     let e = start_engine(&s, dir.path(), |_| {}).await;
     s.faults().conflict_next_updates(2);
     create_database(&c, database("contested", "mariadb")).await;
@@ -186,8 +190,12 @@ async fn fault_suite_every_object_converges_with_nothing_lost_or_duplicated() {
     let s = server().await;
     let c = s.client();
     let dir = plugin_dir(&[
-        ("database_status", "database-status", None),
-        ("fixture_chaos", "chaos", Some(json!({"config": {"name": "creator", "generationChangedOnly": true}}))),
+        (guest::wasm("database_status"), "database-status", None),
+        (
+            guest::wasm("fixture_chaos"),
+            "chaos",
+            Some(json!({"config": {"name": "creator", "generationChangedOnly": true}})),
+        ),
     ]);
     let e = start_engine(&s, dir.path(), |c| c.dispatcher.workers = 32).await;
     let n = 500;

@@ -3,6 +3,7 @@
 //! output of `kreflex rbac`.
 
 mod common;
+mod guest;
 
 use common::*;
 use kreflex::engine::EngineConfig;
@@ -45,7 +46,7 @@ async fn the_generated_rbac_is_enough_for_the_example_plugin_with_impersonation(
     let c = s.client();
     apply_generated_rbac(&c, &["database_status"], None).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    stage(dir.path(), "database_status", "database-status");
+    stage(dir.path(), &guest::wasm("database_status"), "database-status");
     let e = start_engine(&s, dir.path(), impersonating).await;
     create_database(&c, database("orders", "postgres")).await;
     create_database(&c, database("legacy", "oracle")).await;
@@ -70,7 +71,7 @@ async fn a_permission_declared_but_not_granted_gets_a_real_403_without_retries()
     // The plugin's status permission is left out of what the cluster grants.
     apply_generated_rbac(&c, &["database_status"], Some("databases/status")).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    stage(dir.path(), "database_status", "database-status");
+    stage(dir.path(), &guest::wasm("database_status"), "database-status");
     let e = start_engine(&s, dir.path(), impersonating).await;
     create_database(&c, database("orders", "postgres")).await;
     eventually("the 403 becomes a Warning Event", || async {
@@ -91,7 +92,7 @@ async fn undeclared_actions_and_escapes_are_denied_before_any_request() {
     let s = server().await;
     let c = s.client();
     let dir = tempfile::tempdir().expect("tempdir");
-    stage(dir.path(), "fixture_chaos", "chaos");
+    stage(dir.path(), &guest::wasm("fixture_chaos"), "chaos");
     let e = start_engine(&s, dir.path(), impersonating).await;
     for (name, escape) in
         [("esc-main", "main"), ("esc-ns", "other-ns"), ("esc-cluster", "cluster"), ("esc-secret", "secret")]

@@ -3,6 +3,7 @@
 //! ConfigMap-style `..data` symlink, and swap repeatedly under a stream of changes.
 
 mod common;
+mod guest;
 
 use common::*;
 use kreflex::engine::Engine;
@@ -28,7 +29,7 @@ async fn engine(server: &kreflex::apiserver::ApiServer, dir: &Path) -> Engine {
 /// Installs the chaos fixture as `file.wasm` with a version tag in its configuration.
 fn install(dir: &Path, file: &str, name: &str, tag: &str) {
     stage_config(dir, file, &json!({"config": {"name": name, "tag": tag}}));
-    stage(dir, "fixture_chaos", file);
+    stage(dir, &guest::wasm("fixture_chaos"), file);
 }
 
 async fn bump(c: &kube::Client, name: &str, size: &str) {

@@ -1,9 +1,7 @@
 //! The WASM host with real compiled plugins: the example plugin, and hostile fixtures that
 //! loop, hog memory, panic, snoop, return garbage or are not plugins at all.
 
-mod common;
-
-use common::guest;
+mod guest;
 
 use kreflex::actions::{self, Action, EventContext, Limits};
 use kreflex::model::{EventKind, ObjectRef};

@@ -1,11 +1,8 @@
 //! Shared fixtures for integration tests: an embedded API server on a free port with the
-//! example CRD, helpers to create objects and read what plugins wrote, the built guest plugins
-//! ([`guest`]) staged in plugin directories, an engine started on them, and bounded polling.
+//! example CRD, helpers to create objects and read what plugins wrote, components (built by
+//! `tests/guest`) staged in plugin directories, an engine started on them, and bounded polling.
 
 #![allow(dead_code)]
-
-#[path = "../guest/mod.rs"]
-pub mod guest;
 
 use kreflex::apiserver::{ApiServer, ApiServerConfig};
 use kreflex::engine::{Engine, EngineConfig};
@@ -13,7 +10,7 @@ use kreflex::wasm::WasmConfig;
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
@@ -144,11 +141,11 @@ pub fn test_reports(out: &Output) -> Vec<Value> {
         .collect()
 }
 
-/// Puts the built guest component `component` into the plugin directory `dir` as
-/// `<name>.wasm`: copied beside it, then renamed, so a watching engine never reads half a file.
-pub fn stage(dir: &Path, component: &str, name: &str) {
+/// Puts the component `wasm` into the plugin directory `dir` as `<name>.wasm`: copied beside
+/// it, then renamed, so a watching engine never reads half a file.
+pub fn stage(dir: &Path, wasm: &Path, name: &str) {
     let tmp = dir.join(format!(".{name}.wasm.tmp"));
-    std::fs::copy(guest::wasm(component), &tmp).expect("copy plugin");
+    std::fs::copy(wasm, &tmp).expect("copy plugin");
     std::fs::rename(&tmp, dir.join(format!("{name}.wasm"))).expect("rename plugin");
 }
 
@@ -158,13 +155,13 @@ pub fn stage_config(dir: &Path, name: &str, config: &Value) {
 }
 
 /// A temporary plugin directory with `(component, name, configuration file)` staged.
-pub fn plugin_dir(plugins: &[(&str, &str, Option<Value>)]) -> tempfile::TempDir {
+pub fn plugin_dir(plugins: &[(PathBuf, &str, Option<Value>)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    for (component, name, config) in plugins {
+    for (wasm, name, config) in plugins {
         if let Some(c) = config {
             stage_config(dir.path(), name, c);
         }
-        stage(dir.path(), component, name);
+        stage(dir.path(), wasm, name);
     }
     dir
 }
