@@ -1,7 +1,10 @@
 //! `kreflex inspect` and `kreflex test` as a user runs them: the real binary, the real
 //! example plugin, the recorded kubectl watch stream in `examples/events/`.
 
+mod common;
 mod guest;
+
+use common::{stage, test_reports};
 
 use std::io::Write;
 use std::path::Path;
@@ -20,13 +23,6 @@ fn kreflex(args: &[&str], stdin: Option<&str>) -> Output {
 
 fn example(path: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path).display().to_string()
-}
-
-fn reports(out: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON report per line"))
-        .collect()
 }
 
 #[test]
@@ -90,7 +86,7 @@ fn test_replays_a_recorded_kubectl_watch_stream() {
         None,
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let r = reports(&out);
+    let r = test_reports(&out);
     assert_eq!(r.len(), 9, "one report per watch event");
     assert_eq!(r[0]["actions"][0]["body"]["status"]["state"], "Provisioning");
     assert_eq!(r[0]["actions"][1]["ms"], 500);
@@ -108,7 +104,7 @@ fn test_reads_events_from_stdin() {
     let out = kreflex(&["test", wasm.to_str().expect("utf8"), "--event", "-"], Some(event));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(
-        reports(&out)[0]["actions"][0]["body"]["status"]["message"],
+        test_reports(&out)[0]["actions"][0]["body"]["status"]["message"],
         "provisioning mysql database \"a\" of size default"
     );
 }
@@ -123,7 +119,7 @@ fn test_fails_with_a_message_naming_plugin_event_and_object() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("plugin chaos: added event for Database prod/bad"), "{stderr}");
     // The other event is still processed and reported.
-    assert!(reports(&out)[1]["actions"].is_array());
+    assert!(test_reports(&out)[1]["actions"].is_array());
 }
 
 #[test]
@@ -149,7 +145,7 @@ fn precompile_fills_the_cache_and_reports_each_file() {
         .output()
         .expect("kreflex runs");
     assert_eq!(out.status.code(), Some(1), "one file failed: {}", String::from_utf8_lossy(&out.stderr));
-    let lines = reports(&out);
+    let lines = test_reports(&out);
     assert_eq!(lines.len(), 2, "{lines:?}");
     let artifact = Path::new(lines[0]["artifact"].as_str().expect("artifact path"));
     assert!(artifact.starts_with(cache.path().join("artifacts")) && artifact.exists(), "{lines:?}");
@@ -208,8 +204,8 @@ fn a_bad_plugin_file_is_reported_by_name() {
 #[test]
 fn plugins_lists_a_directory_with_the_error_of_each_bad_file() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(guest::wasm("database_status"), dir.path().join("a-good.wasm")).expect("copy");
-    std::fs::copy(guest::wasm("database_status"), dir.path().join("b-twin.wasm")).expect("copy");
+    stage(dir.path(), &guest::wasm("database_status"), "a-good");
+    stage(dir.path(), &guest::wasm("database_status"), "b-twin");
     std::fs::write(dir.path().join("c-bad.wasm"), b"not a component").expect("write");
     let out = kreflex(&["plugins", "--json", "--dir", dir.path().to_str().expect("utf8")], None);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));

@@ -5,9 +5,16 @@
 //!
 //! A language whose toolchain is missing (its build script exits 3) is skipped with a message
 //! naming it, unless `KREFLEX_CONFORMANCE_REQUIRE=all` (CI sets it), where a skip fails.
+//!
+//! The tests here run at once and may build the same language concurrently (also with other
+//! test binaries): each build script installs its toolchain once under a lock and serializes
+//! its own builds (`plugins/build-common.sh`). Builds get `KREFLEX` = this test's kreflex
+//! binary, so no build script falls back to a `cargo run --release` of the repository.
 
+mod common;
 mod guest;
 
+use common::test_reports;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,24 +25,40 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Builds `database-status` for `lang`; `Err` with the reason if its toolchain is missing.
-fn build(lang: &str) -> Result<PathBuf, String> {
-    if lang == "rust" {
-        return Ok(guest::wasm("database_status"));
-    }
+/// Whether every language must be built (`KREFLEX_CONFORMANCE_REQUIRE=all`): then a missing
+/// toolchain fails instead of skipping.
+fn require_all() -> bool {
+    std::env::var("KREFLEX_CONFORMANCE_REQUIRE").is_ok_and(|v| v == "all")
+}
+
+/// Runs `plugins/<lang>/build.sh` on `plugin` (a folder name or path) and returns the path
+/// of the built `<name>.wasm`; `Err` with the reason if the language's toolchain is missing
+/// (the script exits 3), which fails under [`require_all`].
+fn build_script(lang: &str, plugin: &Path, name: &str) -> Result<PathBuf, String> {
     let script = root().join(format!("plugins/{lang}/build.sh"));
     let out = Command::new("bash")
         .arg(&script)
-        .arg("database-status")
+        .arg(plugin)
         .env("KREFLEX", env!("CARGO_BIN_EXE_kreflex"))
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
     let stderr = String::from_utf8_lossy(&out.stderr);
     match out.status.code() {
-        Some(0) => Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("database-status.wasm")),
-        Some(3) => Err(stderr.trim().to_owned()),
-        _ => panic!("{} failed:\n{stderr}", script.display()),
+        Some(0) => Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join(format!("{name}.wasm"))),
+        Some(3) => {
+            assert!(!require_all(), "{lang}: toolchain missing and KREFLEX_CONFORMANCE_REQUIRE=all: {stderr}");
+            Err(stderr.trim().to_owned())
+        }
+        _ => panic!("{} {} failed:\n{stderr}", script.display(), plugin.display()),
     }
+}
+
+/// Builds `database-status` for `lang`; `Err` with the reason if its toolchain is missing.
+fn build(lang: &str) -> Result<PathBuf, String> {
+    if lang == "rust" {
+        return Ok(guest::wasm("database_status"));
+    }
+    build_script(lang, Path::new("database-status"), "database-status")
 }
 
 fn actions(wasm: &Path, cache: &Path) -> Vec<Value> {
@@ -48,10 +71,7 @@ fn actions(wasm: &Path, cache: &Path) -> Vec<Value> {
         .output()
         .expect("kreflex test runs");
     assert!(out.status.success(), "kreflex test {}: {}", wasm.display(), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON report per line"))
-        .collect()
+    test_reports(&out)
 }
 
 #[test]
@@ -61,14 +81,12 @@ fn every_language_produces_the_same_actions_for_the_recorded_stream() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON line"))
         .collect();
-    let require_all = std::env::var("KREFLEX_CONFORMANCE_REQUIRE").is_ok_and(|v| v == "all");
     let cache = tempfile::tempdir().expect("tempdir");
     let mut checked = Vec::new();
     for lang in LANGS {
         let wasm = match build(lang) {
             Ok(w) => w,
             Err(why) => {
-                assert!(!require_all, "{lang}: toolchain missing and KREFLEX_CONFORMANCE_REQUIRE=all: {why}");
                 eprintln!("SKIPPED conformance for {lang}: {why}");
                 continue;
             }
@@ -88,7 +106,6 @@ fn every_language_produces_the_same_actions_for_the_recorded_stream() {
 /// (or cargo) and passes `kreflex test` on the events it comes with.
 #[test]
 fn every_template_builds_and_passes_kreflex_test() {
-    let require_all = std::env::var("KREFLEX_CONFORMANCE_REQUIRE").is_ok_and(|v| v == "all");
     let tmp = tempfile::tempdir().expect("tempdir");
     for lang in LANGS {
         // The layout of plugins/<lang>/: JS imports its helpers from the parent folder.
@@ -118,22 +135,12 @@ fn every_template_builds_and_passes_kreflex_test() {
             assert!(out.status.success(), "building the Rust template: {}", String::from_utf8_lossy(&out.stderr));
             target.join("wasm32-wasip2/release/new_rust.wasm")
         } else {
-            let script = root().join(format!("plugins/{lang}/build.sh"));
-            let out = Command::new("bash")
-                .arg(&script)
-                .arg(&dir)
-                .env("KREFLEX", env!("CARGO_BIN_EXE_kreflex"))
-                .output()
-                .expect("build script");
-            match out.status.code() {
-                Some(0) => PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join(format!("{name}.wasm")),
-                Some(3) => {
-                    let why = String::from_utf8_lossy(&out.stderr);
-                    assert!(!require_all, "{lang}: toolchain missing and KREFLEX_CONFORMANCE_REQUIRE=all: {why}");
-                    eprintln!("SKIPPED template for {lang}: {}", why.trim());
+            match build_script(lang, &dir, &name) {
+                Ok(wasm) => wasm,
+                Err(why) => {
+                    eprintln!("SKIPPED template for {lang}: {why}");
                     continue;
                 }
-                _ => panic!("building the {lang} template failed:\n{}", String::from_utf8_lossy(&out.stderr)),
             }
         };
         let out = Command::new(env!("CARGO_BIN_EXE_kreflex"))
@@ -143,8 +150,7 @@ fn every_template_builds_and_passes_kreflex_test() {
             .output()
             .expect("kreflex test");
         assert!(out.status.success(), "{lang} template: {}", String::from_utf8_lossy(&out.stderr));
-        let reports: Vec<Value> =
-            String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+        let reports = test_reports(&out);
         let messages: Vec<&str> = reports
             .iter()
             .filter_map(|r| r.pointer("/actions/0/body/status/message").and_then(Value::as_str))
@@ -160,21 +166,13 @@ fn every_template_builds_and_passes_kreflex_test() {
 /// get (found and missing), list with a selector, and a denied list's error.
 #[test]
 fn go_host_bindings_reach_every_host_call() {
-    let script = root().join("plugins/go/build.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg(root().join("plugins/go/fixtures/host-calls"))
-        .env("KREFLEX", env!("CARGO_BIN_EXE_kreflex"))
-        .output()
-        .expect("build script");
-    if out.status.code() == Some(3) {
-        let why = String::from_utf8_lossy(&out.stderr);
-        assert!(std::env::var("KREFLEX_CONFORMANCE_REQUIRE").is_err(), "go toolchain missing: {why}");
-        eprintln!("SKIPPED Go host bindings: {}", why.trim());
-        return;
-    }
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let wasm = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("host-calls.wasm");
+    let wasm = match build_script("go", &root().join("plugins/go/fixtures/host-calls"), "host-calls") {
+        Ok(wasm) => wasm,
+        Err(why) => {
+            eprintln!("SKIPPED Go host bindings: {why}");
+            return;
+        }
+    };
     let config = tempfile::NamedTempFile::new().expect("tmp");
     std::fs::write(config.path(), r#"{"greeting":"hi"}"#).expect("config");
     let out = Command::new(env!("CARGO_BIN_EXE_kreflex"))

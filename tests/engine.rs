@@ -5,49 +5,13 @@ mod common;
 mod guest;
 
 use common::*;
-use kreflex::apiserver::ApiServer;
-use kreflex::engine::{Engine, EngineConfig};
-use kreflex::wasm::WasmConfig;
+use kreflex::engine::Engine;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
-use std::path::Path;
 use std::time::Duration;
-
-/// Stages plugins in a temp dir: `(component, file name, optional config)`.
-fn plugin_dir(plugins: &[(&str, &str, Option<Value>)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for (component, name, config) in plugins {
-        std::fs::copy(guest::wasm(component), dir.path().join(format!("{name}.wasm"))).expect("copy plugin");
-        if let Some(c) = config {
-            std::fs::write(dir.path().join(format!("{name}.json")), c.to_string()).expect("config");
-        }
-    }
-    dir
-}
-
-async fn engine(server: &ApiServer, dir: &Path, tweak: impl FnOnce(&mut EngineConfig)) -> Engine {
-    let cache = dir.join(".cache");
-    let mut config = EngineConfig {
-        plugins_dir: dir.to_path_buf(),
-        wasm: WasmConfig { cache_dir: Some(cache), max_instances: 16, ..WasmConfig::default() },
-        resync: None,
-        ..EngineConfig::default()
-    };
-    config.dispatcher.backoff.min = Duration::from_millis(10);
-    config.dispatcher.backoff.max = Duration::from_secs(1);
-    tweak(&mut config);
-    let e = Engine::start(server.kube_config(server.admin_token()), config).await.expect("engine starts");
-    tokio::time::timeout(Duration::from_secs(60), e.wait_synced()).await.expect("informers sync");
-    e
-}
 
 async fn status(client: &kube::Client, name: &str) -> Value {
     databases(client).get(name).await.map(|o| o.data["status"].clone()).unwrap_or(Value::Null)
-}
-
-/// What the chaos fixture reported (JSON text in `status.message`).
-async fn chaos_report(client: &kube::Client, name: &str) -> Value {
-    status(client, name).await["message"].as_str().and_then(|m| serde_json::from_str(m).ok()).unwrap_or(Value::Null)
 }
 
 fn dispatched(e: &Engine, plugin: &str) -> u64 {
@@ -58,8 +22,8 @@ fn dispatched(e: &Engine, plugin: &str) -> u64 {
 async fn database_becomes_ready_and_spec_changes_rerun_the_plugin() {
     let s = server().await;
     let c = s.client();
-    let dir = plugin_dir(&[("database_status", "database-status", None)]);
-    let e = engine(&s, dir.path(), |_| {}).await;
+    let dir = plugin_dir(&[(guest::wasm("database_status"), "database-status", None)]);
+    let e = start_engine(&s, dir.path(), |_| {}).await;
     create_database(&c, database("orders", "postgres")).await;
     eventually("orders is Ready", || async { state_of(&c, "orders").await.as_deref() == Some("Ready") }).await;
     assert_eq!(status(&c, "orders").await["message"], "postgres database \"orders\" of size 1Gi is ready");
@@ -86,8 +50,8 @@ async fn database_becomes_ready_and_spec_changes_rerun_the_plugin() {
 async fn unknown_engine_fails_with_a_warning_event() {
     let s = server().await;
     let c = s.client();
-    let dir = plugin_dir(&[("database_status", "database-status", None)]);
-    let e = engine(&s, dir.path(), |_| {}).await;
+    let dir = plugin_dir(&[(guest::wasm("database_status"), "database-status", None)]);
+    let e = start_engine(&s, dir.path(), |_| {}).await;
     create_database(&c, database("legacy", "oracle")).await;
     eventually("legacy is Failed", || async { state_of(&c, "legacy").await.as_deref() == Some("Failed") }).await;
     eventually("a Warning Event is recorded", || async {
@@ -105,8 +69,8 @@ async fn finalizer_is_added_then_removed_after_finalizing() {
     let s = server().await;
     let c = s.client();
     let cfg = json!({"config": {"name": "keeper", "finalizer": true}});
-    let dir = plugin_dir(&[("fixture_chaos", "keeper", Some(cfg))]);
-    let e = engine(&s, dir.path(), |_| {}).await;
+    let dir = plugin_dir(&[(guest::wasm("fixture_chaos"), "keeper", Some(cfg))]);
+    let e = start_engine(&s, dir.path(), |_| {}).await;
     create_database(&c, database("held", "postgres")).await;
     let api = databases(&c);
     eventually("the finalizer is added", || async {
@@ -127,8 +91,8 @@ async fn a_plugin_that_keeps_failing_to_finalize_is_released_after_the_timeout()
     let s = server().await;
     let c = s.client();
     let cfg = json!({"config": {"name": "stubborn", "finalizer": true, "failFinalize": true}});
-    let dir = plugin_dir(&[("fixture_chaos", "stubborn", Some(cfg))]);
-    let e = engine(&s, dir.path(), |c| c.dispatcher.finalizer_timeout = Duration::from_secs(1)).await;
+    let dir = plugin_dir(&[(guest::wasm("fixture_chaos"), "stubborn", Some(cfg))]);
+    let e = start_engine(&s, dir.path(), |c| c.dispatcher.finalizer_timeout = Duration::from_secs(1)).await;
     create_database(&c, database("stuck", "postgres")).await;
     let api = databases(&c);
     eventually("the finalizer is added", || async {
@@ -145,8 +109,8 @@ async fn a_plugin_that_keeps_failing_to_finalize_is_released_after_the_timeout()
 async fn rapid_updates_while_the_plugin_is_busy_are_coalesced_and_the_last_wins() {
     let s = server().await;
     let c = s.client();
-    let dir = plugin_dir(&[("fixture_chaos", "chaos", None)]);
-    let e = engine(&s, dir.path(), |_| {}).await;
+    let dir = plugin_dir(&[(guest::wasm("fixture_chaos"), "chaos", None)]);
+    let e = start_engine(&s, dir.path(), |_| {}).await;
     let mut o = database("busy", "postgres");
     o["metadata"]["annotations"] = json!({"kreflex.test/do": "sleep:200"});
     create_database(&c, o).await;
@@ -158,7 +122,7 @@ async fn rapid_updates_while_the_plugin_is_busy_are_coalesced_and_the_last_wins(
     }
     let last_generation = api.get("busy").await.expect("get").metadata.generation;
     eventually("the plugin saw the last generation", || async {
-        chaos_report(&c, "busy").await["seenGeneration"].as_i64() == last_generation
+        report(&c, "busy").await["seenGeneration"].as_i64() == last_generation
     })
     .await;
     let calls = e.dispatcher().queue().stats().delivered;
@@ -171,8 +135,11 @@ async fn rapid_updates_while_the_plugin_is_busy_are_coalesced_and_the_last_wins(
 async fn a_trapping_plugin_keeps_serving_others_and_other_plugins_are_unaffected() {
     let s = server().await;
     let c = s.client();
-    let dir = plugin_dir(&[("fixture_chaos", "chaos", None), ("database_status", "database-status", None)]);
-    let e = engine(&s, dir.path(), |_| {}).await;
+    let dir = plugin_dir(&[
+        (guest::wasm("fixture_chaos"), "chaos", None),
+        (guest::wasm("database_status"), "database-status", None),
+    ]);
+    let e = start_engine(&s, dir.path(), |_| {}).await;
     let mut bad = database("bad", "postgres");
     bad["metadata"]["annotations"] = json!({"kreflex.test/do": "panic"});
     create_database(&c, bad).await;
@@ -204,8 +171,8 @@ async fn a_trapping_plugin_keeps_serving_others_and_other_plugins_are_unaffected
 async fn a_conflict_reruns_the_plugin_on_the_fresh_object() {
     let s = server().await;
     let c = s.client();
-    let dir = plugin_dir(&[("database_status", "database-status", None)]);
-    let e = engine(&s, dir.path(), |_| {}).await;
+    let dir = plugin_dir(&[(guest::wasm("database_status"), "database-status", None)]);
+    let e = start_engine(&s, dir.path(), |_| {}).await;
     s.faults().conflict_next_updates(2);
     create_database(&c, database("contested", "mariadb")).await;
     eventually("contested is Ready despite conflicts", || async {
@@ -223,10 +190,14 @@ async fn fault_suite_every_object_converges_with_nothing_lost_or_duplicated() {
     let s = server().await;
     let c = s.client();
     let dir = plugin_dir(&[
-        ("database_status", "database-status", None),
-        ("fixture_chaos", "chaos", Some(json!({"config": {"name": "creator", "generationChangedOnly": true}}))),
+        (guest::wasm("database_status"), "database-status", None),
+        (
+            guest::wasm("fixture_chaos"),
+            "chaos",
+            Some(json!({"config": {"name": "creator", "generationChangedOnly": true}})),
+        ),
     ]);
-    let e = engine(&s, dir.path(), |c| c.dispatcher.workers = 32).await;
+    let e = start_engine(&s, dir.path(), |c| c.dispatcher.workers = 32).await;
     let n = 500;
     // The faults, from the start: 30% of writes fail with 429/503, watches drop at random,
     // and one watch gets a forced 410.

@@ -6,46 +6,14 @@ mod common;
 mod guest;
 
 use common::*;
-use kreflex::engine::{Engine, EngineConfig};
-use kreflex::wasm::WasmConfig;
+use kreflex::engine::EngineConfig;
 use serde_json::{Value, json};
-use std::path::Path;
 use std::time::Duration;
 
-async fn engine(server: &kreflex::apiserver::ApiServer, dir: &Path) -> Engine {
-    let config = EngineConfig {
-        plugins_dir: dir.to_path_buf(),
-        wasm: WasmConfig { cache_dir: Some(dir.join(".cache")), ..WasmConfig::default() },
-        resync: None,
-        reload: None,
-        impersonation: Some((kreflex::rbac::DEFAULT_USER_TEMPLATE.into(), "kreflex-system".into())),
-        ..EngineConfig::default()
-    };
-    let e = Engine::start(server.kube_config(server.admin_token()), config).await.expect("engine");
-    tokio::time::timeout(Duration::from_secs(60), e.wait_synced()).await.expect("synced");
-    e
-}
-
-fn stage(dir: &Path, component: &str, name: &str) {
-    std::fs::copy(guest::wasm(component), dir.join(format!("{name}.wasm"))).expect("copy");
-}
-
-async fn warning_reasons(c: &kube::Client, object: &str) -> Vec<String> {
-    let ar = kube::core::ApiResource::from_gvk_with_plural(
-        &kube::core::GroupVersionKind::gvk("events.k8s.io", "v1", "Event"),
-        "events",
-    );
-    let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(c.clone(), "default", &ar);
-    api.list(&Default::default())
-        .await
-        .map(|l| {
-            l.items
-                .into_iter()
-                .filter(|e| e.data.pointer("/regarding/name").and_then(Value::as_str) == Some(object))
-                .filter_map(|e| e.data["reason"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+/// Each plugin's writes impersonate its own service account; the plugin set is fixed.
+fn impersonating(config: &mut EngineConfig) {
+    config.reload = None;
+    config.impersonation = Some((kreflex::rbac::DEFAULT_USER_TEMPLATE.into(), "kreflex-system".into()));
 }
 
 /// Applies the `kreflex rbac` output for `plugins` (run through the real binary), minus
@@ -78,14 +46,14 @@ async fn the_generated_rbac_is_enough_for_the_example_plugin_with_impersonation(
     let c = s.client();
     apply_generated_rbac(&c, &["database_status"], None).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    stage(dir.path(), "database_status", "database-status");
-    let e = engine(&s, dir.path()).await;
+    stage(dir.path(), &guest::wasm("database_status"), "database-status");
+    let e = start_engine(&s, dir.path(), impersonating).await;
     create_database(&c, database("orders", "postgres")).await;
     create_database(&c, database("legacy", "oracle")).await;
     eventually("orders is Ready", || async { state_of(&c, "orders").await.as_deref() == Some("Ready") }).await;
     eventually("legacy Failed with its event", || async {
         state_of(&c, "legacy").await.as_deref() == Some("Failed")
-            && warning_reasons(&c, "legacy").await.contains(&"UnsupportedEngine".to_owned())
+            && event_reasons(&c, "legacy").await.contains(&"UnsupportedEngine".to_owned())
     })
     .await;
     let sa = "system:serviceaccount:kreflex-system:kreflex-database-status";
@@ -103,11 +71,11 @@ async fn a_permission_declared_but_not_granted_gets_a_real_403_without_retries()
     // The plugin's status permission is left out of what the cluster grants.
     apply_generated_rbac(&c, &["database_status"], Some("databases/status")).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    stage(dir.path(), "database_status", "database-status");
-    let e = engine(&s, dir.path()).await;
+    stage(dir.path(), &guest::wasm("database_status"), "database-status");
+    let e = start_engine(&s, dir.path(), impersonating).await;
     create_database(&c, database("orders", "postgres")).await;
     eventually("the 403 becomes a Warning Event", || async {
-        warning_reasons(&c, "orders").await.contains(&"ActionFailed".to_owned())
+        event_reasons(&c, "orders").await.contains(&"ActionFailed".to_owned())
     })
     .await;
     let sa = "system:serviceaccount:kreflex-system:kreflex-database-status";
@@ -124,8 +92,8 @@ async fn undeclared_actions_and_escapes_are_denied_before_any_request() {
     let s = server().await;
     let c = s.client();
     let dir = tempfile::tempdir().expect("tempdir");
-    stage(dir.path(), "fixture_chaos", "chaos");
-    let e = engine(&s, dir.path()).await;
+    stage(dir.path(), &guest::wasm("fixture_chaos"), "chaos");
+    let e = start_engine(&s, dir.path(), impersonating).await;
     for (name, escape) in
         [("esc-main", "main"), ("esc-ns", "other-ns"), ("esc-cluster", "cluster"), ("esc-secret", "secret")]
     {
@@ -135,7 +103,7 @@ async fn undeclared_actions_and_escapes_are_denied_before_any_request() {
     }
     for name in ["esc-main", "esc-ns", "esc-cluster", "esc-secret"] {
         eventually("each attempt is denied with a Warning Event", || async {
-            warning_reasons(&c, name).await.contains(&"ActionDenied".to_owned())
+            event_reasons(&c, name).await.contains(&"ActionDenied".to_owned())
         })
         .await;
     }

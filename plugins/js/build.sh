@@ -8,11 +8,8 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/../build-common.sh"
 command -v node >/dev/null || { echo "node is not installed: cannot build the JavaScript plugins" >&2; exit 3; }
-# (Re)install when node_modules is missing or older than the lock file.
-if [ ! -x "$here/node_modules/.bin/componentize-js" ] || [ "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ]; then
-  echo "installing componentize-js (package-lock.json) into $here/node_modules" >&2
-  (cd "$here" && npm ci --no-audit --no-fund --loglevel=error >&2)
-fi
+lock_builds
+npm_install "$here"
 build_one() {
   local src="$1" p="$2"
   # No wasi:http: a kreflex plugin has no network (and kreflex does not link it).

@@ -10,14 +10,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/../build-common.sh"
 wit="$here/../../wit"
 venv="$here/.venv"
-# (Re)install when the venv is missing or was made from another requirements.txt.
-stamp="$venv/.kreflex-requirements.txt"
-if ! "$venv/bin/componentize-py" --version >/dev/null 2>&1 || ! cmp -s "$here/requirements.txt" "$stamp"; then
-  echo "installing componentize-py (requirements.txt) into $venv" >&2
-  [ -x "$venv/bin/python" ] || python3 -m venv "$venv" >&2
-  "$venv/bin/pip" install --quiet -r "$here/requirements.txt" >&2
-  cp "$here/requirements.txt" "$stamp"
-fi
+lock_builds
+venv_install "$here"
 build_one() {
   local src="$1" p="$2"
   "$venv/bin/componentize-py" -d "$wit" -w reactor componentize app \

@@ -168,8 +168,7 @@ impl Metrics {
         self.plugin_errors.get_or_create(&PluginErrorLabels { plugin: plugin.to_owned(), kind: kind.to_owned() }).inc();
     }
 
-    /// Sum of a counter family's values whose labels satisfy `filter` — for tests and
-    /// `kreflex status`.
+    /// Sum of the `kreflex_actions_total` values whose labels satisfy `filter` (for tests).
     pub fn action_count(&self, filter: impl Fn(&ActionLabels) -> bool) -> u64 {
         let text = self.encode();
         text.lines()

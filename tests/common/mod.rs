@@ -1,13 +1,17 @@
 //! Shared fixtures for integration tests: an embedded API server on a free port with the
-//! example CRD, helpers to create objects, and bounded polling.
+//! example CRD, helpers to create objects and read what plugins wrote, components (built by
+//! `tests/guest`) staged in plugin directories, an engine started on them, and bounded polling.
 
 #![allow(dead_code)]
 
 use kreflex::apiserver::{ApiServer, ApiServerConfig};
+use kreflex::engine::{Engine, EngineConfig};
+use kreflex::wasm::WasmConfig;
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::time::Duration;
 
 /// The Database resource.
@@ -109,4 +113,80 @@ pub async fn events_about(client: &kube::Client, name: &str) -> Vec<Value> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Reasons of the Events in `default` about the object named `name`.
+pub async fn event_reasons(client: &kube::Client, name: &str) -> Vec<String> {
+    events_about(client, name).await.iter().filter_map(|e| e["reason"].as_str().map(str::to_owned)).collect()
+}
+
+/// What a test plugin reported on the Database `name`: the JSON text in its `status.message`,
+/// parsed (`Null` when there is none).
+pub async fn report(client: &kube::Client, name: &str) -> Value {
+    databases(client)
+        .get(name)
+        .await
+        .ok()
+        .and_then(|o| {
+            o.data.pointer("/status/message").and_then(Value::as_str).and_then(|m| serde_json::from_str(m).ok())
+        })
+        .unwrap_or(Value::Null)
+}
+
+/// The reports `kreflex test` printed: one JSON object per line of its stdout.
+pub fn test_reports(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON report per line"))
+        .collect()
+}
+
+/// Puts the component `wasm` into the plugin directory `dir` as `<name>.wasm`: copied beside
+/// it, then renamed, so a watching engine never reads half a file.
+pub fn stage(dir: &Path, wasm: &Path, name: &str) {
+    let tmp = dir.join(format!(".{name}.wasm.tmp"));
+    std::fs::copy(wasm, &tmp).expect("copy plugin");
+    std::fs::rename(&tmp, dir.join(format!("{name}.wasm"))).expect("rename plugin");
+}
+
+/// Writes `<name>.json`, the configuration file of the plugin `<name>.wasm` in `dir`.
+pub fn stage_config(dir: &Path, name: &str, config: &Value) {
+    std::fs::write(dir.join(format!("{name}.json")), config.to_string()).expect("plugin configuration");
+}
+
+/// A temporary plugin directory with `(component, name, configuration file)` staged.
+pub fn plugin_dir(plugins: &[(PathBuf, &str, Option<Value>)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (wasm, name, config) in plugins {
+        if let Some(c) = config {
+            stage_config(dir.path(), name, c);
+        }
+        stage(dir.path(), wasm, name);
+    }
+    dir
+}
+
+/// The engine settings the integration tests share: plugins and their compile cache in `dir`,
+/// no periodic resync, 16 instance slots (a small pooling reservation), and fast retries
+/// (10 ms up to 1 s) so that retried work finishes within a test.
+pub fn engine_config(dir: &Path) -> EngineConfig {
+    let mut config = EngineConfig {
+        plugins_dir: dir.to_path_buf(),
+        wasm: WasmConfig { cache_dir: Some(dir.join(".cache")), max_instances: 16, ..WasmConfig::default() },
+        resync: None,
+        ..EngineConfig::default()
+    };
+    config.dispatcher.backoff.min = Duration::from_millis(10);
+    config.dispatcher.backoff.max = Duration::from_secs(1);
+    config
+}
+
+/// Starts an engine on `server` (as its admin) with [`engine_config`] changed by `tweak`, and
+/// waits until its informers synced.
+pub async fn start_engine(server: &ApiServer, dir: &Path, tweak: impl FnOnce(&mut EngineConfig)) -> Engine {
+    let mut config = engine_config(dir);
+    tweak(&mut config);
+    let e = Engine::start(server.kube_config(server.admin_token()), config).await.expect("engine starts");
+    tokio::time::timeout(Duration::from_secs(60), e.wait_synced()).await.expect("informers sync");
+    e
 }

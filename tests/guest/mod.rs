@@ -1,5 +1,6 @@
 //! Builds the guest plugins in `plugins/rust` (SDK, example, fixtures) for wasm32-wasip2,
-//! once per test binary, and hands out their paths.
+//! once per test binary (builds from several test binaries at once wait on cargo's lock of
+//! the guest target directory), and hands out their paths.
 
 #![allow(dead_code)]
 
