@@ -146,6 +146,5 @@ pub fn plugin_user(template: &str, namespace: &str, plugin: &str) -> String {
 /// The default impersonation template.
 pub const DEFAULT_USER_TEMPLATE: &str = "system:serviceaccount:{namespace}:kreflex-{plugin}";
 
-
 #[cfg(test)]
 mod tests;
