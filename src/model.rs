@@ -71,6 +71,20 @@ pub struct Subscription {
     pub finalizer: bool,
 }
 
+impl Subscription {
+    /// A subscription to every object of `gvk`, with no filter and no finalizer.
+    pub fn to(gvk: Gvk) -> Self {
+        Self {
+            gvk,
+            namespaces: Vec::new(),
+            label_selector: None,
+            field_selector: None,
+            generation_changed_only: false,
+            finalizer: false,
+        }
+    }
+}
+
 /// One thing a plugin may do (WIT `permission`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Permission {

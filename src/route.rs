@@ -132,14 +132,7 @@ mod tests {
     use std::sync::Arc;
 
     fn sub(f: impl FnOnce(&mut Subscription)) -> Route {
-        let mut s = Subscription {
-            gvk: Gvk::new("stable.example.com", "v1", "Database"),
-            namespaces: vec![],
-            label_selector: None,
-            field_selector: None,
-            generation_changed_only: false,
-            finalizer: false,
-        };
+        let mut s = Subscription::to(Gvk::new("stable.example.com", "v1", "Database"));
         f(&mut s);
         Route::compile(&s).expect("compiles")
     }

@@ -139,14 +139,7 @@ mod tests {
     }
 
     fn sub(f: impl FnOnce(&mut Subscription)) -> Subscription {
-        let mut s = Subscription {
-            gvk: Gvk::new("stable.example.com", "v1", "Database"),
-            namespaces: vec![],
-            label_selector: None,
-            field_selector: None,
-            generation_changed_only: false,
-            finalizer: false,
-        };
+        let mut s = Subscription::to(Gvk::new("stable.example.com", "v1", "Database"));
         f(&mut s);
         s
     }

@@ -116,12 +116,9 @@ mod tests {
             name: "database-status".into(),
             version: "1".into(),
             subscriptions: vec![Subscription {
-                gvk: Gvk::new("stable.example.com", "v1", "Database"),
-                namespaces: vec![],
-                label_selector: None,
-                field_selector: None,
                 generation_changed_only: true,
                 finalizer: true,
+                ..Subscription::to(Gvk::new("stable.example.com", "v1", "Database"))
             }],
             permissions: vec![
                 Permission {

@@ -80,6 +80,7 @@ fn aim(action: &Action) -> Option<(&'static str, ObjectRef, Option<String>)> {
 mod tests {
     use super::*;
     use crate::actions::{PatchType, Severity};
+    use crate::rbac::tests::req;
     use serde_json::json;
 
     fn on() -> ObjectRef {
@@ -93,24 +94,6 @@ mod tests {
 
     fn target(ns: Option<&str>, kind: &str, name: &str) -> ObjectRef {
         ObjectRef { api_version: "v1".into(), kind: kind.into(), namespace: ns.map(Into::into), name: name.into() }
-    }
-
-    fn req(
-        verb: &str,
-        group: &str,
-        resource: &str,
-        sub: Option<&str>,
-        ns: Option<&str>,
-        name: Option<&str>,
-    ) -> Request {
-        Request {
-            verb: verb.into(),
-            group: group.into(),
-            resource: resource.into(),
-            subresource: sub.map(Into::into),
-            namespace: ns.map(Into::into),
-            name: name.map(Into::into),
-        }
     }
 
     const NAMESPACED: Option<ResourceScope<'static>> = Some(ResourceScope { plural: "configmaps", namespaced: true });

@@ -6,12 +6,9 @@ fn info() -> PluginInfo {
         name: "db".into(),
         version: "1".into(),
         subscriptions: vec![Subscription {
-            gvk: Gvk::new("stable.example.com", "v1", "Database"),
             namespaces: vec!["shop".into()],
-            label_selector: None,
-            field_selector: None,
             generation_changed_only: true,
-            finalizer: false,
+            ..Subscription::to(Gvk::new("stable.example.com", "v1", "Database"))
         }],
         permissions: vec![
             Permission {
@@ -34,7 +31,15 @@ fn plural(g: &Gvk) -> Option<String> {
     (g.kind == "Database").then(|| "databases".to_owned())
 }
 
-fn req(verb: &str, group: &str, resource: &str, sub: Option<&str>, ns: Option<&str>, name: Option<&str>) -> Request {
+/// A request, for the tables of cases here and in `request.rs`.
+pub(super) fn req(
+    verb: &str,
+    group: &str,
+    resource: &str,
+    sub: Option<&str>,
+    ns: Option<&str>,
+    name: Option<&str>,
+) -> Request {
     Request {
         verb: verb.into(),
         group: group.into(),
