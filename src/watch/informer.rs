@@ -7,7 +7,7 @@ use super::cache::{Cache, CachedObject};
 use super::resources::Resource;
 use crate::model::{EventKind, Gvk};
 use futures::StreamExt;
-use kube::api::{Api, DynamicObject};
+use kube::api::DynamicObject;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use std::collections::HashSet;
@@ -46,7 +46,7 @@ impl InformerTask {
     /// Runs until cancelled. The watcher retries forever with backoff, so the stream only
     /// ends when kreflex stops.
     pub(crate) async fn run(self) {
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &self.resource.api);
+        let api = self.resource.api(&self.client, None);
         let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
         let mut stream = std::pin::pin!(stream);
         let mut resync = self.resync.map(|d| {
