@@ -81,6 +81,15 @@ impl SandboxArgs {
             ..defaults
         }
     }
+
+    /// The configuration for commands that load plugins once and exit (`inspect`, `test`,
+    /// `rbac`, `plugins --dir`): compiles run in this process at normal priority. The child
+    /// process at idle priority protects a running engine's event threads; a one-shot
+    /// command has none, and on a busy machine an idle-priority compile of a large component
+    /// would take minutes for nothing.
+    pub fn one_shot_config(&self) -> WasmConfig {
+        WasmConfig { compiler: Compiler::InProcess, ..self.wasm_config() }
+    }
 }
 
 /// The subcommands.
@@ -466,7 +475,7 @@ fn rbac(args: RbacArgs) -> anyhow::Result<ExitCode> {
 fn plugins(args: PluginsArgs) -> anyhow::Result<ExitCode> {
     let list = match &args.dir {
         Some(dir) => {
-            let runtime = Runtime::new(args.sandbox.wasm_config()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            let runtime = Runtime::new(args.sandbox.one_shot_config()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
             crate::plugins::directory_status(&runtime, dir)?
         }
         None => {
@@ -483,7 +492,7 @@ fn plugins(args: PluginsArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn load_plugin(path: &Path, sandbox: &SandboxArgs) -> anyhow::Result<Plugin> {
-    let runtime = Runtime::new(sandbox.wasm_config()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let runtime = Runtime::new(sandbox.one_shot_config()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read plugin {}", path.display()))?;
     Ok(Plugin::load(&runtime, &bytes, &path.display().to_string())?)
 }
