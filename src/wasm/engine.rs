@@ -3,11 +3,13 @@
 //!
 //! Everything about how plugins are compiled and sandboxed is decided here: component
 //! model on, cranelift, the pooling allocator (instantiation in microseconds, which is what
-//! makes a fresh instance per call affordable), epoch interruption for CPU deadlines, and
-//! the precompiled-artifact cache.
+//! makes a fresh instance per call affordable), epoch interruption so that guest code yields
+//! to the call's deadline, async WASI so that a guest waiting in WASI does too, and the
+//! precompiled-artifact cache.
 
 use super::cache::ArtifactCache;
 use super::compiler::Compiler;
+use super::executor::Executor;
 use super::host::HostState;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,8 +18,9 @@ use std::time::Duration;
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// How often the epoch ticks. A call's deadline is measured in ticks, so this is the
-/// resolution of the CPU deadline; 10 ms keeps the ticker thread's cost negligible.
+/// How often the epoch ticks. Guest code yields to its call's deadline (and to other
+/// guests) at every tick, so this is how far past its deadline a computing guest can run;
+/// 10 ms keeps the ticker thread's cost negligible.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Sandbox limits and engine settings. Every field has a sane default.
@@ -28,7 +31,8 @@ pub struct WasmConfig {
     /// The largest memory limit any plugin may be given through a per-plugin override;
     /// it sizes the pooling allocator's slots (default 512 MiB, virtual address space only).
     pub memory_ceiling: usize,
-    /// CPU deadline of one call (default 1 s).
+    /// Deadline of one call, wall-clock, whatever the plugin does meanwhile: computing,
+    /// calling the host or waiting in WASI (default 1 s).
     pub call_timeout: Duration,
     /// Instances alive at once across all plugins (default 64).
     pub max_instances: u32,
@@ -68,6 +72,7 @@ pub struct Runtime {
     pub(crate) config: Arc<WasmConfig>,
     pub(crate) cache: Option<ArtifactCache>,
     pub(crate) slots: Arc<tokio::sync::Semaphore>,
+    pub(crate) executor: Arc<Executor>,
     _ticker: Arc<EpochTicker>,
 }
 
@@ -86,20 +91,24 @@ impl Runtime {
         let mut linker = Linker::<HostState>::new(&engine);
         // WASI p2 is linked because every component built by a real toolchain imports
         // some of it (std's stdio, clocks, random). The capabilities behind it are
-        // withheld per store in `HostState::new`: no preopens, env, args or sockets.
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        // withheld per store in `HostState::new`: no preopens, env, args or sockets. The
+        // async flavour, so that a guest waiting in WASI (a sleep, a poll) is a future the
+        // call's deadline can drop, not a blocked thread.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         super::bindings::Reactor::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
             &mut linker,
             |s| s,
         )?;
         let cache = config.cache_dir.clone().map(|dir| ArtifactCache::new(dir, &engine));
         let ticker = EpochTicker::start(engine.clone());
+        let executor = Executor::start()?;
         Ok(Self {
             slots: Arc::new(tokio::sync::Semaphore::new(config.max_instances as usize)),
             engine,
             linker: Arc::new(linker),
             config: Arc::new(config),
             cache,
+            executor: Arc::new(executor),
             _ticker: Arc::new(ticker),
         })
     }
@@ -112,11 +121,6 @@ impl Runtime {
     /// The precompiled-artifact cache, if enabled.
     pub fn cache(&self) -> Option<&ArtifactCache> {
         self.cache.as_ref()
-    }
-
-    /// Epoch ticks a call may run for before it is interrupted.
-    pub(crate) fn deadline_ticks(&self, timeout: Duration) -> u64 {
-        timeout.as_micros().div_ceil(EPOCH_TICK.as_micros()).max(1) as u64
     }
 }
 

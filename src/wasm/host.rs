@@ -143,6 +143,11 @@ impl HostState {
         Self { wasi: b.build(), table: ResourceTable::new(), limits, plugin, ctx, output }
     }
 
+    /// The plugin's name (its file name while it is being described).
+    pub(crate) fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
     fn call_ctx(&self) -> Result<&CallContext, ReadError> {
         self.ctx.as_ref().ok_or(ReadError::Describing)
     }

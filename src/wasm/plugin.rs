@@ -1,5 +1,10 @@
 //! A loaded plugin: its compiled component, its `InstancePre`, what it declared in
 //! `describe()`, and the call path (fresh `Store` per event, limits, deadline).
+//!
+//! Every call — `describe` at load and `on-event` — is one future run on the host's
+//! executor (`executor.rs`): instantiate, call the export, all under one wall-clock
+//! deadline. When the deadline fires the future is dropped, wherever the plugin is:
+//! computing (guest code yields at every epoch tick), in a host call, or waiting in WASI.
 
 use super::bindings::{Reactor, ReactorPre, kreflex::plugin::types as wit};
 use super::cache::{CacheOutcome, content_hash};
@@ -7,9 +12,11 @@ use super::compiler::CompileError;
 use super::engine::Runtime;
 use super::host::{CallContext, HostState};
 use crate::model::{EventKind, Gvk, ObjectRef, Permission, PluginInfo, Subscription};
+use futures::future::BoxFuture;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::{Store, Trap};
+use tracing::Instrument;
+use wasmtime::Store;
 
 /// Per-plugin settings applied at load.
 #[derive(Debug, Clone, Default)]
@@ -64,7 +71,7 @@ pub enum LoadError {
         /// What is missing or mismatched.
         reason: String,
     },
-    /// `describe()` trapped or timed out.
+    /// `describe()` trapped or ran past its deadline.
     #[error("{source_name}: describe() failed: {reason}")]
     DescribeFailed {
         /// File or label the bytes came from.
@@ -88,8 +95,9 @@ pub enum LoadError {
 /// `CallError`: it is the `Err` inside a successful call.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
-    /// The call ran past its CPU deadline and was interrupted.
-    #[error("plugin {plugin}: {event} event for {object}: exceeded its CPU deadline of {timeout:?} and was stopped")]
+    /// The call ran past its deadline (computing, in a host call or waiting in WASI) and
+    /// was stopped.
+    #[error("plugin {plugin}: {event} event for {object}: ran past its deadline of {timeout:?} and was stopped")]
     Timeout {
         /// Plugin name.
         plugin: String,
@@ -227,13 +235,27 @@ impl Plugin {
             policy: Arc::new(super::host::NothingReadable),
             config: opts.config.clone(),
         };
-        let mut store = new_store(runtime, &label, memory_limit, timeout, Some(describe_ctx));
-        let described = pre.instantiate(&mut store).and_then(|reactor: Reactor| reactor.call_describe(&mut store));
-        store.data().output.flush_to_log(source_name);
+        let store = new_store(runtime, &label, memory_limit, Some(describe_ctx));
+        let call = in_fresh_instance(pre.clone(), store, timeout, |reactor, store| {
+            Box::pin(async move { reactor.call_describe(store).await })
+        });
+        let described = runtime.executor.run_blocking(call.instrument(tracing::Span::current()));
         let info = match described {
-            Ok(info) => PluginInfo::from(info),
+            Ok(Ended { result: Some(Ok(info)), .. }) => PluginInfo::from(info),
+            Ok(Ended { result: None, .. }) => {
+                let reason = format!("ran past its deadline of {timeout:?} and was stopped");
+                return Err(LoadError::DescribeFailed { source_name: source_name.to_owned(), reason });
+            }
+            Ok(Ended { result: Some(Err(e)), memory_denied }) => {
+                let reason = if memory_denied {
+                    format!("exceeded its memory limit of {} MiB: {e:#}", memory_limit >> 20)
+                } else {
+                    format!("{e:#}")
+                };
+                return Err(LoadError::DescribeFailed { source_name: source_name.to_owned(), reason });
+            }
             Err(e) => {
-                let reason = describe_trap(&e, store.data().limits.memory_denied, timeout, memory_limit);
+                let reason = format!("the call could not run: {e}");
                 return Err(LoadError::DescribeFailed { source_name: source_name.to_owned(), reason });
             }
         };
@@ -287,89 +309,133 @@ impl Plugin {
         self.inner.timeout
     }
 
-    /// Runs `on-event` in a fresh instance on the current thread. Blocking (up to the
-    /// deadline): use [`Plugin::call`] from async code.
+    /// Runs `on-event` in a fresh instance and waits for it (up to the deadline). Blocking,
+    /// from any thread: use [`Plugin::call`] from async code.
     pub fn call_blocking(
         &self,
         event: &RawEvent,
         ctx: CallContext,
     ) -> Result<Result<Vec<RawAction>, wit::PluginError>, CallError> {
-        let inner = &*self.inner;
-        let mut store = new_store(&inner.runtime, &inner.name, inner.memory_limit, inner.timeout, Some(ctx));
-        let wit_event =
-            wit::Event { kind: event.kind.into(), object: event.object.clone(), old_object: event.old_object.clone() };
-        let result = inner
-            .pre
-            .instantiate(&mut store)
-            .and_then(|reactor: Reactor| reactor.call_on_event(&mut store, &wit_event));
-        store.data().output.flush_to_log(&inner.name);
-        result.map_err(|e| {
-            let object = object_label(&event.object);
-            let (plugin, kind) = (inner.name.to_string(), event.kind);
-            if is_interrupt(&e) {
-                CallError::Timeout { plugin, event: kind, object, timeout: inner.timeout }
-            } else if store.data().limits.memory_denied {
-                CallError::OutOfMemory {
-                    plugin,
-                    event: kind,
-                    object,
-                    limit_mib: inner.memory_limit >> 20,
-                    detail: format!("{e:#}"),
-                }
-            } else {
-                CallError::Trap { plugin, event: kind, object, detail: format!("{e:#}") }
-            }
-        })
+        let call = self.on_event(event, ctx).instrument(tracing::Span::current());
+        let ended = self.inner.runtime.executor.run_blocking(call);
+        self.outcome(event, ended)
     }
 
-    /// Runs `on-event` on the blocking pool once an instance slot is free
+    /// Runs `on-event` in a fresh instance once an instance slot is free
     /// (`WasmConfig::max_instances` bounds how many run at once).
     pub async fn call(
         &self,
         event: RawEvent,
         ctx: CallContext,
     ) -> Result<Result<Vec<RawAction>, wit::PluginError>, CallError> {
-        let unavailable = |detail: String| CallError::Unavailable { plugin: self.name().to_owned(), detail };
-        let permit = self.inner.runtime.slots.clone().acquire_owned().await.map_err(|e| unavailable(e.to_string()))?;
-        let plugin = self.clone();
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let _entered = span.enter();
-            plugin.call_blocking(&event, ctx)
+        let runtime = &self.inner.runtime;
+        let permit = runtime
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| CallError::Unavailable { plugin: self.name().to_owned(), detail: e.to_string() })?;
+        let call = self.on_event(&event, ctx);
+        // The slot is held until the instance is gone, also when the caller stops waiting.
+        let call = async move {
+            let ended = call.await;
+            drop(permit);
+            ended
+        };
+        let ended = runtime.executor.run(call.instrument(tracing::Span::current())).await;
+        self.outcome(&event, ended)
+    }
+
+    /// The `on-event` call of `event`, ready to run on the executor.
+    fn on_event(
+        &self,
+        event: &RawEvent,
+        ctx: CallContext,
+    ) -> impl Future<Output = Ended<Result<Vec<RawAction>, wit::PluginError>>> + Send + 'static {
+        let inner = &*self.inner;
+        let store = new_store(&inner.runtime, &inner.name, inner.memory_limit, Some(ctx));
+        let wit_event =
+            wit::Event { kind: event.kind.into(), object: event.object.clone(), old_object: event.old_object.clone() };
+        in_fresh_instance(inner.pre.clone(), store, inner.timeout, move |reactor, store| {
+            Box::pin(async move { reactor.call_on_event(store, &wit_event).await })
         })
-        .await
-        .map_err(|e| unavailable(e.to_string()))?
+    }
+
+    /// What a finished (or stopped) `on-event` call means for the caller.
+    fn outcome(
+        &self,
+        event: &RawEvent,
+        ended: Result<Ended<Result<Vec<RawAction>, wit::PluginError>>, tokio::task::JoinError>,
+    ) -> Result<Result<Vec<RawAction>, wit::PluginError>, CallError> {
+        let inner = &*self.inner;
+        let (plugin, kind) = (inner.name.to_string(), event.kind);
+        let ended = ended.map_err(|e| CallError::Unavailable { plugin: plugin.clone(), detail: e.to_string() })?;
+        match ended.result {
+            Some(Ok(result)) => Ok(result),
+            None => Err(CallError::Timeout {
+                plugin,
+                event: kind,
+                object: object_label(&event.object),
+                timeout: inner.timeout,
+            }),
+            Some(Err(e)) if ended.memory_denied => Err(CallError::OutOfMemory {
+                plugin,
+                event: kind,
+                object: object_label(&event.object),
+                limit_mib: inner.memory_limit >> 20,
+                detail: format!("{e:#}"),
+            }),
+            Some(Err(e)) => Err(CallError::Trap {
+                plugin,
+                event: kind,
+                object: object_label(&event.object),
+                detail: format!("{e:#}"),
+            }),
+        }
     }
 }
 
-fn new_store(
-    runtime: &Runtime,
-    name: &Arc<str>,
-    memory_limit: usize,
+/// How a call in a fresh instance ended.
+struct Ended<R> {
+    /// What the export returned, or why it failed; `None` if the deadline came first.
+    result: Option<wasmtime::Result<R>>,
+    /// A memory grow was refused on the way.
+    memory_denied: bool,
+}
+
+/// Instantiates the plugin in `store` and calls one export, all within `timeout`; the
+/// plugin's captured output is logged however it ends. Run it on the executor.
+async fn in_fresh_instance<R, F>(
+    pre: ReactorPre<HostState>,
+    mut store: Store<HostState>,
     timeout: Duration,
-    ctx: Option<CallContext>,
-) -> Store<HostState> {
+    export: F,
+) -> Ended<R>
+where
+    R: Send + 'static,
+    F: for<'s> FnOnce(Reactor, &'s mut Store<HostState>) -> BoxFuture<'s, wasmtime::Result<R>> + Send + 'static,
+{
+    let result = {
+        let call = async {
+            let reactor = pre.instantiate_async(&mut store).await?;
+            export(reactor, &mut store).await
+        };
+        tokio::time::timeout(timeout, call).await.ok()
+    };
+    let state = store.data();
+    state.output.flush_to_log(state.plugin());
+    Ended { result, memory_denied: state.limits.memory_denied }
+}
+
+fn new_store(runtime: &Runtime, name: &Arc<str>, memory_limit: usize, ctx: Option<CallContext>) -> Store<HostState> {
     let state = HostState::new(name.clone(), memory_limit, runtime.config.max_output, ctx);
     let mut store = Store::new(&runtime.engine, state);
     store.limiter(|s| &mut s.limits);
-    store.set_epoch_deadline(runtime.deadline_ticks(timeout));
-    store.epoch_deadline_trap();
+    // Guest code yields to the executor at every epoch tick: that is where a computing
+    // plugin meets its deadline, and how plugins sharing the executor's threads take turns.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_async_yield_and_update(1);
     store
-}
-
-fn is_interrupt(e: &wasmtime::Error) -> bool {
-    matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt))
-}
-
-fn describe_trap(e: &wasmtime::Error, memory_denied: bool, timeout: Duration, memory_limit: usize) -> String {
-    if is_interrupt(e) {
-        format!("exceeded its CPU deadline of {timeout:?}")
-    } else if memory_denied {
-        format!("exceeded its memory limit of {} MiB: {e:#}", memory_limit >> 20)
-    } else {
-        format!("{e:#}")
-    }
 }
 
 /// `Kind namespace/name` of an event object, for error messages; tolerant of bad JSON.

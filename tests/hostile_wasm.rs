@@ -1,0 +1,157 @@
+//! The sandbox against a hostile plugin author (issue 14), with real compiled fixtures from
+//! `plugins/rust/fixtures/hostile-*`: a plugin that sleeps in WASI. Each test checks the contained outcome and that the
+//! well-behaved example plugin, called alongside, still gets its correct result. Durations
+//! are only bounded loosely (30× the deadline and more): the machine is shared.
+
+mod guest;
+
+use kreflex::model::{EventKind, PluginInfo};
+use kreflex::offline;
+use kreflex::wasm::{CallContext, CallError, LoadError, LoadOptions, NoObjects, Plugin, RawAction, RawEvent, Runtime};
+use kreflex::wasm::{WasmConfig, wit};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a test waits for something that must end at a 200 ms deadline before calling
+/// it stuck: generous, so that a loaded machine does not fail the test, and short enough
+/// that the old code (which sleeps for an hour) fails instead of hanging.
+const STUCK: Duration = Duration::from_secs(60);
+
+const DEADLINE: Duration = Duration::from_millis(200);
+
+fn runtime_with(f: impl FnOnce(&mut WasmConfig)) -> Runtime {
+    let mut c = WasmConfig { cache_dir: None, max_instances: 8, call_timeout: DEADLINE, ..WasmConfig::default() };
+    f(&mut c);
+    Runtime::new(c).expect("runtime")
+}
+
+fn runtime() -> Runtime {
+    runtime_with(|_| {})
+}
+
+fn load(rt: &Runtime, name: &str) -> Plugin {
+    Plugin::load(rt, &guest::wasm_bytes(name), name).expect("plugin loads")
+}
+
+fn database(name: &str, what: &str) -> Value {
+    json!({
+        "apiVersion": "stable.example.com/v1", "kind": "Database",
+        "metadata": {"name": name, "namespace": "default", "generation": 1,
+                     "annotations": {"kreflex.test/do": what}},
+        "spec": {"name": name, "engine": "postgres", "size": "1Gi"}
+    })
+}
+
+fn event(what: &str) -> RawEvent {
+    RawEvent { kind: EventKind::Added, object: database("victim", what).to_string(), old_object: None }
+}
+
+fn ctx() -> CallContext {
+    let info = PluginInfo { name: "any".into(), version: "0".into(), subscriptions: vec![], permissions: vec![] };
+    CallContext { source: Arc::new(NoObjects), policy: offline::declared_reads(&info), config: None }
+}
+
+type CallResult = Result<Result<Vec<RawAction>, wit::PluginError>, CallError>;
+
+fn call(plugin: &Plugin, what: &str) -> CallResult {
+    plugin.call_blocking(&event(what), ctx())
+}
+
+/// Runs `f` on its own thread and fails the test if it has not returned within [`STUCK`].
+fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(STUCK).unwrap_or_else(|_| panic!("{what}: still running after {STUCK:?}"))
+}
+
+/// The status the example plugin writes for a new Database, as a check that a
+/// well-behaved plugin beside a hostile one still gets its correct result.
+fn assert_database_status_works(rt: &Runtime) {
+    let good = load(rt, "database_status");
+    let actions = good
+        .call_blocking(
+            &RawEvent { kind: EventKind::Added, object: database("orders", "").to_string(), old_object: None },
+            ctx(),
+        )
+        .expect("the good plugin's call succeeds")
+        .expect("the good plugin returns ok");
+    let state = actions.iter().find_map(|a| match a {
+        wit::Action::Patch(p) => serde_json::from_str::<Value>(&p.body).ok()?.pointer("/status/state").cloned(),
+        _ => None,
+    });
+    assert_eq!(state, Some(json!("Provisioning")), "{actions:?}");
+}
+
+// ---- 1. A call blocking in WASI ends at its deadline ----
+
+#[test]
+fn a_describe_sleeping_in_wasi_fails_the_load_at_its_deadline() {
+    let rt = runtime();
+    let bytes = guest::wasm_bytes("fixture_hostile_sleep");
+    let opts = LoadOptions { config: Some(Arc::from(r#"{"sleepInDescribeMs": 3600000}"#)), ..LoadOptions::default() };
+    let started = Instant::now();
+    let err = within("a describe sleeping for an hour", move || {
+        Plugin::load_with(&rt, &bytes, "sleepy.wasm", &opts).expect_err("refused")
+    });
+    assert!(matches!(err, LoadError::DescribeFailed { .. }), "{err}");
+    assert!(err.to_string().contains("200ms"), "the deadline is named: {err}");
+    assert!(started.elapsed() < DEADLINE * 30 + Duration::from_secs(30), "{:?}", started.elapsed());
+    assert_database_status_works(&runtime());
+}
+
+#[test]
+fn an_event_call_sleeping_in_wasi_is_stopped_at_its_deadline() {
+    let rt = runtime();
+    let p = load(&rt, "fixture_hostile_sleep");
+    for what in ["sleep:3600000", "naps"] {
+        let p = p.clone();
+        let err = within(what, move || call(&p, what).expect_err("stopped"));
+        assert!(matches!(err, CallError::Timeout { timeout, .. } if timeout == DEADLINE), "{what}: {err}");
+        assert!(err.to_string().contains("plugin hostile-sleep"), "{err}");
+    }
+    assert!(call(&p, "").expect("a quick call is served").is_ok());
+    assert_database_status_works(&rt);
+}
+
+#[test]
+fn sleeping_calls_do_not_hold_the_instance_slots() {
+    let rt = runtime_with(|c| c.max_instances = 2);
+    let sleepy = load(&rt, "fixture_hostile_sleep");
+    let good = load(&rt, "database_status");
+    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
+    tokio.block_on(async {
+        let sleepers: Vec<_> = (0..4)
+            .map(|_| {
+                let p = sleepy.clone();
+                tokio::spawn(async move { p.call(event("sleep:3600000"), ctx()).await })
+            })
+            .collect();
+        let good_call = tokio::spawn(async move { good.call(event(""), ctx()).await });
+        let all = async {
+            for s in sleepers {
+                let err = s.await.expect("join").expect_err("stopped");
+                assert!(matches!(err, CallError::Timeout { .. }), "{err}");
+            }
+            good_call.await.expect("join").expect("the good call is served").expect("ok")
+        };
+        let actions = tokio::time::timeout(STUCK, all).await.expect("sleepers held the two slots");
+        assert!(!actions.is_empty());
+    });
+    assert_database_status_works(&rt);
+}
+
+#[test]
+fn wall_clock_time_stays_readable() {
+    let rt = runtime();
+    let p = load(&rt, "fixture_hostile_sleep");
+    let actions = call(&p, "clock").expect("call").expect("ok");
+    let message = match &actions[0] {
+        wit::Action::Patch(p) => serde_json::from_str::<Value>(&p.body).expect("json")["status"]["message"].clone(),
+        other => panic!("{other:?}"),
+    };
+    let now: Value = serde_json::from_str(message.as_str().expect("text")).expect("json");
+    assert!(now["now"].as_u64().expect("seconds") > 1_700_000_000, "{now}");
+}
