@@ -1,5 +1,6 @@
 //! The sandbox against a hostile plugin author (issue 14), with real compiled fixtures from
-//! `plugins/rust/fixtures/hostile-*`: a plugin that sleeps in WASI. Each test checks the contained outcome and that the
+//! `plugins/rust/fixtures/hostile-*`: a plugin that sleeps in WASI, one whose memories add
+//! up past the limit. Each test checks the contained outcome and that the
 //! well-behaved example plugin, called alongside, still gets its correct result. Durations
 //! are only bounded loosely (30× the deadline and more): the machine is shared.
 
@@ -154,4 +155,129 @@ fn wall_clock_time_stays_readable() {
     };
     let now: Value = serde_json::from_str(message.as_str().expect("text")).expect("json");
     assert!(now["now"].as_u64().expect("seconds") > 1_700_000_000, "{now}");
+}
+
+// ---- 2. The memory limit bounds all memories of an instance together ----
+
+/// `component` with `count` more core instances, each of a module defining one memory of
+/// `mib` MiB. Appended sections are valid anywhere in a component, and instantiating a
+/// module with no imports needs nothing from the rest of the component.
+fn with_extra_memories(component: &[u8], count: u32, mib: u32) -> Vec<u8> {
+    fn leb(mut n: u32, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    fn section(id: u8, body: &[u8], out: &mut Vec<u8>) {
+        out.push(id);
+        leb(body.len() as u32, out);
+        out.extend_from_slice(body);
+    }
+    // The index the new module gets: the core modules already in the top-level index space,
+    // defined (section 1) or aliased (section 6, sort 0x00 0x11). Nested modules and
+    // components are skipped whole.
+    fn read_leb(bytes: &[u8], at: &mut usize) -> usize {
+        let (mut n, mut shift) = (0, 0);
+        loop {
+            let byte = bytes[*at];
+            *at += 1;
+            n |= usize::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return n;
+            }
+            shift += 7;
+        }
+    }
+    assert_eq!(&component[4..8], b"\x0d\0\x01\0", "a component");
+    let (mut at, mut modules) = (8, 0u32);
+    while at < component.len() {
+        let id = component[at];
+        at += 1;
+        let size = read_leb(component, &mut at);
+        let end = at + size;
+        match id {
+            1 => modules += 1,
+            6 => {
+                let mut p = at;
+                for _ in 0..read_leb(component, &mut p) {
+                    let sort = (component[p], component[p + 1]);
+                    p += if sort.0 == 0 { 2 } else { 1 };
+                    let target = component[p];
+                    p += 1;
+                    read_leb(component, &mut p);
+                    let name_or_index = read_leb(component, &mut p);
+                    if target != 2 {
+                        p += name_or_index;
+                    }
+                    if sort == (0x00, 0x11) {
+                        modules += 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+        at = end;
+    }
+    let mut module = b"\0asm\x01\0\0\0".to_vec();
+    let mut memory = vec![1, 0x00];
+    leb(mib * 16, &mut memory);
+    section(5, &memory, &mut module);
+    let mut out = component.to_vec();
+    section(1, &module, &mut out);
+    let mut instances = Vec::new();
+    leb(count, &mut instances);
+    for _ in 0..count {
+        instances.push(0x00);
+        leb(modules, &mut instances);
+        instances.push(0);
+    }
+    section(2, &instances, &mut out);
+    out
+}
+
+#[test]
+fn memories_of_all_core_instances_count_against_one_limit() {
+    for pooling in [true, false] {
+        let rt = runtime_with(|c| {
+            c.memory_limit = 64 << 20;
+            c.call_timeout = Duration::from_secs(10);
+            c.pooling = pooling;
+        });
+        // Main memory (a few MiB) plus one more core instance with 40 MiB: under the limit.
+        let bytes = with_extra_memories(&guest::wasm_bytes("fixture_hostile_memories"), 1, 40);
+        let p = Plugin::load(&rt, &bytes, "two-memories.wasm").expect("loads: 40 MiB in all is under 64 MiB");
+        assert!(call(&p, "grow:8").expect("8 MiB more is fine").is_ok());
+        // 32 MiB more in the main memory: each memory stays under 64 MiB, their sum does not.
+        let err = call(&p, "grow:32").expect_err("contained");
+        assert!(matches!(err, CallError::OutOfMemory { limit_mib: 64, .. }), "pooling {pooling}: {err}");
+        assert!(call(&p, "grow:0").expect("the next call is fine").is_ok());
+        assert_database_status_works(&rt);
+    }
+}
+
+#[test]
+fn a_component_with_many_memories_is_refused() {
+    for pooling in [true, false] {
+        let rt = runtime_with(|c| c.pooling = pooling);
+        // Eight more core instances of 8 MiB each: no memory near the limit, 64 MiB more in all.
+        let bytes = with_extra_memories(&guest::wasm_bytes("fixture_hostile_memories"), 8, 8);
+        let err = Plugin::load(&rt, &bytes, "many-memories.wasm").expect_err("refused");
+        // The pool refuses the component when it is loaded; without the pool the limiter
+        // refuses the memories when `describe` instantiates it.
+        let expected = if pooling {
+            matches!(err, LoadError::NotAComponent { .. })
+        } else {
+            matches!(err, LoadError::DescribeFailed { .. })
+        };
+        assert!(expected, "pooling {pooling}: {err}");
+        assert!(err.to_string().contains("many-memories.wasm"), "{err}");
+        assert!(err.to_string().contains("memor"), "the reason is memory: {err}");
+        assert_database_status_works(&rt);
+    }
 }
