@@ -1,6 +1,6 @@
 //! The sandbox against a hostile plugin author (issue 14), with real compiled fixtures from
 //! `plugins/rust/fixtures/hostile-*`: a plugin that sleeps in WASI, one whose memories add
-//! up past the limit. Each test checks the contained outcome and that the
+//! up past the limit, one whose result would cost the host gigabytes. Each test checks the contained outcome and that the
 //! well-behaved example plugin, called alongside, still gets its correct result. Durations
 //! are only bounded loosely (30× the deadline and more): the machine is shared.
 
@@ -280,4 +280,32 @@ fn a_component_with_many_memories_is_refused() {
         assert!(err.to_string().contains("memor"), "the reason is memory: {err}");
         assert_database_status_works(&rt);
     }
+}
+
+// ---- 3. What a call can make the host allocate is bounded while lifting ----
+
+#[test]
+fn a_result_that_would_cost_the_host_gigabytes_fails_while_lifting() {
+    let rt = runtime_with(|c| c.call_timeout = Duration::from_secs(10));
+    let p = load(&rt, "fixture_hostile_lift");
+    // 100 Events pointing at one 40 MiB string: 4 GiB if lifted.
+    let err = within("lifting 4 GiB", move || call(&p, "lift:100:40960").expect_err("refused"));
+    assert!(matches!(err, CallError::TooMuchData { .. }), "{err}");
+    assert!(err.to_string().contains("plugin hostile-lift"), "{err}");
+    assert!(err.to_string().contains("8 MiB"), "the limit is named: {err}");
+    assert_database_status_works(&rt);
+}
+
+#[test]
+fn a_result_past_the_transfer_limit_fails_and_one_within_it_is_served() {
+    let rt = runtime_with(|c| c.call_timeout = Duration::from_secs(10));
+    let p = load(&rt, "fixture_hostile_lift");
+    // 100 Events pointing at one 1 MiB string: 100 MiB of host strings, under wasmtime's
+    // own 128 MiB but far past what any valid result needs.
+    let err = call(&p, "lift:100:1024").expect_err("refused");
+    assert!(matches!(err, CallError::TooMuchData { .. }), "{err}");
+    let fine = call(&p, "lift:3:256").expect("served").expect("ok");
+    assert_eq!(fine.len(), 3);
+    assert!(matches!(&fine[0], wit::Action::EmitEvent(e) if e.message.len() == 256 << 10));
+    assert_database_status_works(&rt);
 }

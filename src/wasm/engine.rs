@@ -44,6 +44,13 @@ pub struct WasmConfig {
     pub max_instances: u32,
     /// Bytes of guest stdout/stderr kept per call; the rest is dropped and counted (default 64 KiB).
     pub max_output: usize,
+    /// Bytes a plugin may hand the host in one transfer: its result, or the arguments of
+    /// one host call (default 8 MiB). This bounds what the host allocates for a call
+    /// whatever the plugin's own memory holds: lifting stops, and the call fails, as soon
+    /// as the total would pass it (100 Events pointing at one 40 MB string would otherwise
+    /// be 4 GB of host strings). A valid result is far smaller: one action body is at most
+    /// 1 MiB (`actions::Limits::max_body_bytes`), an Event message 1,024 characters.
+    pub max_transfer: usize,
     /// Where precompiled artifacts are stored; `None` disables the on-disk cache.
     pub cache_dir: Option<PathBuf>,
     /// Use the pooling allocator (default true). Off is slower to instantiate but needs
@@ -62,6 +69,7 @@ impl Default for WasmConfig {
             call_timeout: Duration::from_secs(1),
             max_instances: 64,
             max_output: 64 << 10,
+            max_transfer: 8 << 20,
             cache_dir: ArtifactCache::default_dir(),
             pooling: true,
             compiler: Compiler::detect(),

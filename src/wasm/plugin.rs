@@ -134,7 +134,24 @@ pub enum CallError {
         /// The trap, with the guest backtrace when there is one.
         detail: String,
     },
-    /// The runtime is shutting down or the blocking pool failed.
+    /// The plugin tried to hand the host more than `WasmConfig::max_transfer` bytes at once
+    /// (its result, or a host call's arguments); stopped while lifting, before the host
+    /// allocated it.
+    #[error(
+        "plugin {plugin}: {event} event for {object}: tried to pass the host more than {} at once and was stopped",
+        size(*limit_bytes)
+    )]
+    TooMuchData {
+        /// Plugin name.
+        plugin: String,
+        /// Event kind.
+        event: EventKind,
+        /// Object of the event.
+        object: String,
+        /// The limit.
+        limit_bytes: usize,
+    },
+    /// The runtime is shutting down or the executor failed.
     #[error("plugin {plugin}: call could not run: {detail}")]
     Unavailable {
         /// Plugin name.
@@ -145,12 +162,13 @@ pub enum CallError {
 }
 
 impl CallError {
-    /// Short label for metrics: `timeout`, `oom`, `trap`, `unavailable`.
+    /// Short label for metrics: `timeout`, `oom`, `trap`, `too_much_data`, `unavailable`.
     pub fn label(&self) -> &'static str {
         match self {
             CallError::Timeout { .. } => "timeout",
             CallError::OutOfMemory { .. } => "oom",
             CallError::Trap { .. } => "trap",
+            CallError::TooMuchData { .. } => "too_much_data",
             CallError::Unavailable { .. } => "unavailable",
         }
     }
@@ -249,6 +267,8 @@ impl Plugin {
             Ok(Ended { result: Some(Err(e)), memory_denied }) => {
                 let reason = if memory_denied {
                     format!("exceeded its memory limit of {} MiB: {e:#}", memory_limit >> 20)
+                } else if is_transfer_exhausted(&e) {
+                    format!("tried to pass the host more than {} at once", size(runtime.config.max_transfer))
                 } else {
                     format!("{e:#}")
                 };
@@ -385,6 +405,12 @@ impl Plugin {
                 limit_mib: inner.memory_limit >> 20,
                 detail: format!("{e:#}"),
             }),
+            Some(Err(e)) if is_transfer_exhausted(&e) => Err(CallError::TooMuchData {
+                plugin,
+                event: kind,
+                object: object_label(&event.object),
+                limit_bytes: inner.runtime.config.max_transfer,
+            }),
             Some(Err(e)) => Err(CallError::Trap {
                 plugin,
                 event: kind,
@@ -431,11 +457,28 @@ fn new_store(runtime: &Runtime, name: &Arc<str>, memory_limit: usize, ctx: Optio
     let state = HostState::new(name.clone(), memory_limit, runtime.config.max_output, ctx);
     let mut store = Store::new(&runtime.engine, state);
     store.limiter(|s| &mut s.limits);
+    store.set_hostcall_fuel(runtime.config.max_transfer);
     // Guest code yields to the executor at every epoch tick: that is where a computing
     // plugin meets its deadline, and how plugins sharing the executor's threads take turns.
     store.set_epoch_deadline(1);
     store.epoch_deadline_async_yield_and_update(1);
     store
+}
+
+/// Whether `e` is wasmtime stopping a transfer from the guest past the store's host-call
+/// fuel (`Store::set_hostcall_fuel`). wasmtime's error type for it is private; its message
+/// is stable within a wasmtime version, and `tests/hostile_wasm.rs` checks it.
+fn is_transfer_exhausted(e: &wasmtime::Error) -> bool {
+    e.chain().any(|cause| cause.to_string().contains("fuel allocated for hostcalls has been exhausted"))
+}
+
+/// `8 MiB`, `512 KiB`, `100 bytes`: a limit as people read it.
+fn size(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
 }
 
 /// `Kind namespace/name` of an event object, for error messages; tolerant of bad JSON.
