@@ -1,6 +1,7 @@
 //! The sandbox against a hostile plugin author (issue 14), with real compiled fixtures from
 //! `plugins/rust/fixtures/hostile-*`: a plugin that sleeps in WASI, one whose memories add
-//! up past the limit, one whose result would cost the host gigabytes. Each test checks the contained outcome and that the
+//! up past the limit, one whose result would cost the host gigabytes, one that floods and
+//! forges the log. Each test checks the contained outcome and that the
 //! well-behaved example plugin, called alongside, still gets its correct result. Durations
 //! are only bounded loosely (30× the deadline and more): the machine is shared.
 
@@ -11,7 +12,7 @@ use kreflex::offline;
 use kreflex::wasm::{CallContext, CallError, LoadError, LoadOptions, NoObjects, Plugin, RawAction, RawEvent, Runtime};
 use kreflex::wasm::{WasmConfig, wit};
 use serde_json::{Value, json};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long a test waits for something that must end at a 200 ms deadline before calling
@@ -307,5 +308,95 @@ fn a_result_past_the_transfer_limit_fails_and_one_within_it_is_served() {
     let fine = call(&p, "lift:3:256").expect("served").expect("ok");
     assert_eq!(fine.len(), 3);
     assert!(matches!(&fine[0], wit::Action::EmitEvent(e) if e.message.len() == 256 << 10));
+    assert_database_status_works(&rt);
+}
+
+// ---- 4. The host log is capped and cannot be forged ----
+
+/// Everything logged in this test binary, as text and as JSON lines.
+struct Logs {
+    text: Arc<Mutex<Vec<u8>>>,
+    json: Arc<Mutex<Vec<u8>>>,
+}
+
+#[derive(Clone)]
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log sink").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn logs() -> &'static Logs {
+    static LOGS: OnceLock<Logs> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        use tracing_subscriber::layer::SubscriberExt;
+        let (text, json) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
+        let (t, j) = (Sink(text.clone()), Sink(json.clone()));
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(move || t.clone()))
+            .with(tracing_subscriber::fmt::layer().json().with_writer(move || j.clone()));
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber of this test binary");
+        Logs { text, json }
+    })
+}
+
+/// The lines of `log` that name `plugin`.
+fn lines_of(log: &Mutex<Vec<u8>>, plugin: &str) -> Vec<String> {
+    let bytes = log.lock().expect("log").clone();
+    String::from_utf8_lossy(&bytes).lines().filter(|l| l.contains(plugin)).map(str::to_owned).collect()
+}
+
+#[test]
+fn a_log_flood_is_capped_per_call_and_per_plugin_and_counted() {
+    let logs = logs();
+    let rt = runtime_with(|c| c.call_timeout = Duration::from_secs(10));
+    let p = load(&rt, "fixture_hostile_log");
+    let started = Instant::now();
+    // 1000 messages of 16 KiB (16 MB) in each of 5 calls, then 1000 stdout lines of 16 KiB.
+    for what in ["flood:1000:16", "print:1000:16"] {
+        for _ in 0..5 {
+            assert!(call(&p, what).expect("the call itself succeeds").is_ok());
+        }
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+    let logged: usize = lines_of(&logs.text, "hostile-log").iter().map(String::len).sum();
+    let cap = rt.config().max_log_per_call.max(rt.config().max_output);
+    assert!(logged <= 10 * (cap + 2048), "at most the per-call cap per call: {logged} bytes");
+    let per_second = rt.config().max_log_per_second;
+    assert!(logged <= per_second * (seconds as usize + 1) + 10 * 2048, "{logged} bytes in {seconds} s");
+    // Attempted: 5 × 1000 messages of 16 KiB, 5 × 1000 lines of 16 KiB and a newline.
+    let attempted: u64 = 5 * 1000 * (16 << 10) + 5 * 1000 * ((16 << 10) + 1);
+    let dropped = p.log_dropped_bytes();
+    assert!(dropped >= attempted - logged as u64, "dropped bytes are counted: {dropped}, {logged} logged");
+    assert_database_status_works(&rt);
+}
+
+#[test]
+fn log_messages_and_output_cannot_forge_log_lines() {
+    let logs = logs();
+    let rt = runtime();
+    let p = load(&rt, "fixture_hostile_log");
+    assert!(call(&p, "forge").expect("call").is_ok());
+    for log in [&logs.text, &logs.json] {
+        let all = String::from_utf8_lossy(&log.lock().expect("log")).into_owned();
+        for line in all.lines() {
+            assert!(!line.starts_with("1999-12-31T23:59:59"), "a forged line: {line:?}");
+            if line.contains("kreflex::audit") || line.contains("forged") {
+                assert!(line.contains("hostile-log"), "a forged line: {line:?}");
+            }
+        }
+        for bad in ['\r', '\x1b', '\u{85}', '\u{2028}'] {
+            assert!(!all.contains(bad), "{bad:?} reached the log");
+        }
+        let forged = lines_of(log, "hostile-log");
+        assert!(forged.iter().any(|l| l.contains("hello") && l.contains("kreflex::audit")), "{forged:?}");
+        assert!(forged.iter().any(|l| l.contains("stdout")), "{forged:?}");
+    }
     assert_database_status_works(&rt);
 }

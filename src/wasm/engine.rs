@@ -51,6 +51,13 @@ pub struct WasmConfig {
     /// be 4 GB of host strings). A valid result is far smaller: one action body is at most
     /// 1 MiB (`actions::Limits::max_body_bytes`), an Event message 1,024 characters.
     pub max_transfer: usize,
+    /// Bytes of host `log` messages one call may write; the rest is dropped and counted
+    /// (default 64 KiB, as for stdout/stderr).
+    pub max_log_per_call: usize,
+    /// Bytes of `log` messages and stdout/stderr one plugin may write per second, over all
+    /// its calls; the rest is dropped and counted (default 128 KiB: about a thousand
+    /// lines a second, or 11 GB a day at most).
+    pub max_log_per_second: usize,
     /// Where precompiled artifacts are stored; `None` disables the on-disk cache.
     pub cache_dir: Option<PathBuf>,
     /// Use the pooling allocator (default true). Off is slower to instantiate but needs
@@ -70,6 +77,8 @@ impl Default for WasmConfig {
             max_instances: 64,
             max_output: 64 << 10,
             max_transfer: 8 << 20,
+            max_log_per_call: 64 << 10,
+            max_log_per_second: 128 << 10,
             cache_dir: ArtifactCache::default_dir(),
             pooling: true,
             compiler: Compiler::detect(),

@@ -15,6 +15,7 @@ mod engine;
 mod executor;
 mod host;
 mod limits;
+mod log;
 mod plugin;
 
 pub use cache::ArtifactCache;

@@ -11,6 +11,7 @@ use super::cache::{CacheOutcome, content_hash};
 use super::compiler::CompileError;
 use super::engine::Runtime;
 use super::host::{CallContext, HostState};
+use super::log::LogBudget;
 use crate::model::{EventKind, Gvk, ObjectRef, Permission, PluginInfo, Subscription};
 use futures::future::BoxFuture;
 use std::sync::Arc;
@@ -189,6 +190,8 @@ struct Inner {
     runtime: Runtime,
     memory_limit: usize,
     timeout: Duration,
+    /// The plugin's log allowance, shared by all its calls.
+    log_budget: Arc<LogBudget>,
     from_cache: bool,
     load_time: Duration,
 }
@@ -253,7 +256,8 @@ impl Plugin {
             policy: Arc::new(super::host::NothingReadable),
             config: opts.config.clone(),
         };
-        let store = new_store(runtime, &label, memory_limit, Some(describe_ctx));
+        let log_budget = Arc::new(LogBudget::new(runtime.config.max_log_per_second));
+        let store = new_store(runtime, &label, memory_limit, &log_budget, Some(describe_ctx));
         let call = in_fresh_instance(pre.clone(), store, timeout, |reactor, store| {
             Box::pin(async move { reactor.call_describe(store).await })
         });
@@ -293,6 +297,7 @@ impl Plugin {
                 runtime: runtime.clone(),
                 memory_limit,
                 timeout,
+                log_budget,
                 from_cache: outcome == CacheOutcome::Hit,
                 load_time: started.elapsed(),
             }),
@@ -322,6 +327,13 @@ impl Plugin {
     /// How long loading took (compile or cache load, link, describe).
     pub fn load_time(&self) -> Duration {
         self.inner.load_time
+    }
+
+    /// Bytes of `log` messages and stdout/stderr dropped so far because the plugin passed
+    /// `WasmConfig::max_log_per_call`, `max_output` or `max_log_per_second` (including
+    /// while it was described). A counter for `kreflex_plugin_log_dropped_bytes_total`.
+    pub fn log_dropped_bytes(&self) -> u64 {
+        self.inner.log_budget.dropped()
     }
 
     /// The call deadline in force for this plugin.
@@ -373,7 +385,7 @@ impl Plugin {
         ctx: CallContext,
     ) -> impl Future<Output = Ended<Result<Vec<RawAction>, wit::PluginError>>> + Send + 'static {
         let inner = &*self.inner;
-        let store = new_store(&inner.runtime, &inner.name, inner.memory_limit, Some(ctx));
+        let store = new_store(&inner.runtime, &inner.name, inner.memory_limit, &inner.log_budget, Some(ctx));
         let wit_event =
             wit::Event { kind: event.kind.into(), object: event.object.clone(), old_object: event.old_object.clone() };
         in_fresh_instance(inner.pre.clone(), store, inner.timeout, move |reactor, store| {
@@ -448,13 +460,19 @@ where
         };
         tokio::time::timeout(timeout, call).await.ok()
     };
-    let state = store.data();
-    state.output.flush_to_log(state.plugin());
+    let state = store.data_mut();
+    state.finish_log();
     Ended { result, memory_denied: state.limits.memory_denied }
 }
 
-fn new_store(runtime: &Runtime, name: &Arc<str>, memory_limit: usize, ctx: Option<CallContext>) -> Store<HostState> {
-    let state = HostState::new(name.clone(), memory_limit, runtime.config.max_output, ctx);
+fn new_store(
+    runtime: &Runtime,
+    name: &Arc<str>,
+    memory_limit: usize,
+    log_budget: &Arc<LogBudget>,
+    ctx: Option<CallContext>,
+) -> Store<HostState> {
+    let state = HostState::new(name.clone(), &runtime.config, memory_limit, log_budget.clone(), ctx);
     let mut store = Store::new(&runtime.engine, state);
     store.limiter(|s| &mut s.limits);
     store.set_hostcall_fuel(runtime.config.max_transfer);
