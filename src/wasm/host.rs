@@ -8,9 +8,8 @@
 //! `ResourceLimiter` (`limits.rs`).
 
 use super::bindings::kreflex::plugin::{host, types};
-use super::engine::WasmConfig;
 use super::limits::Limiter;
-use super::log::{CallLog, CapturedOutput, LogBudget};
+use super::log::{CallLog, CapturedOutput};
 use crate::model::{Gvk, ObjectRef};
 use crate::selector::SelectorError;
 use std::sync::Arc;
@@ -129,23 +128,17 @@ pub struct HostState {
 }
 
 impl HostState {
-    /// A sandboxed store state for `plugin`, whose log draws on `log_budget`. `ctx` is
-    /// `None` while the plugin is being described (loading), when no object is in scope.
-    pub(crate) fn new(
-        plugin: Arc<str>,
-        config: &WasmConfig,
-        memory_limit: usize,
-        log_budget: Arc<LogBudget>,
-        ctx: Option<CallContext>,
-    ) -> Self {
-        let output = CapturedOutput::new(config.max_output);
+    /// A sandboxed store state for one call: memory capped at `memory_limit`, stdout and
+    /// stderr captured up to `max_output` bytes, host `log` messages written to `log`. `ctx`
+    /// is `None` while the plugin is being described (loading), when no object is in scope.
+    pub(crate) fn new(memory_limit: usize, max_output: usize, log: CallLog, ctx: Option<CallContext>) -> Self {
+        let output = CapturedOutput::new(max_output);
         let mut b = WasiCtx::builder();
         // Nothing is inherited: no env, args, preopens or stdin. Sockets are refused even
         // though the interfaces are linked (the default address check denies every
         // address; these make the intent explicit).
         b.stdout(output.clone()).stderr(output.clone()).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
         let limits = Limiter::new(memory_limit);
-        let log = CallLog::new(plugin, log_budget, config.max_log_per_call);
         Self { wasi: b.build(), table: ResourceTable::new(), limits, ctx, output, log }
     }
 

@@ -11,7 +11,7 @@ use super::cache::{CacheOutcome, content_hash};
 use super::compiler::CompileError;
 use super::engine::Runtime;
 use super::host::{CallContext, HostState};
-use super::log::LogBudget;
+use super::log::{CallLog, LogBudget};
 use crate::model::{EventKind, Gvk, ObjectRef, Permission, PluginInfo, Subscription};
 use futures::future::BoxFuture;
 use std::sync::Arc;
@@ -472,7 +472,8 @@ fn new_store(
     log_budget: &Arc<LogBudget>,
     ctx: Option<CallContext>,
 ) -> Store<HostState> {
-    let state = HostState::new(name.clone(), &runtime.config, memory_limit, log_budget.clone(), ctx);
+    let log = CallLog::new(name.clone(), log_budget.clone(), runtime.config.max_log_per_call);
+    let state = HostState::new(memory_limit, runtime.config.max_output, log, ctx);
     let mut store = Store::new(&runtime.engine, state);
     store.limiter(|s| &mut s.limits);
     store.set_hostcall_fuel(runtime.config.max_transfer);
