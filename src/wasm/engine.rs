@@ -3,12 +3,15 @@
 //!
 //! Everything about how plugins are compiled and sandboxed is decided here: component
 //! model on, cranelift, the pooling allocator (instantiation in microseconds, which is what
-//! makes a fresh instance per call affordable), epoch interruption for CPU deadlines, and
-//! the precompiled-artifact cache.
+//! makes a fresh instance per call affordable), epoch interruption so that guest code yields
+//! to the call's deadline, async WASI so that a guest waiting in WASI does too, and the
+//! precompiled-artifact cache.
 
 use super::cache::ArtifactCache;
 use super::compiler::Compiler;
+use super::executor::Executor;
 use super::host::HostState;
+use super::limits::{MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,24 +19,45 @@ use std::time::Duration;
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// How often the epoch ticks. A call's deadline is measured in ticks, so this is the
-/// resolution of the CPU deadline; 10 ms keeps the ticker thread's cost negligible.
+/// How often the epoch ticks. Guest code yields to its call's deadline (and to other
+/// guests) at every tick, so this is how far past its deadline a computing guest can run;
+/// 10 ms keeps the ticker thread's cost negligible.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Elements of one table in the instance pool. The largest measured: 7,692 (a JS
+/// plugin's function table); Go 6,583, Python 5,674.
+const TABLE_ELEMENTS: usize = 100_000;
 
 /// Sandbox limits and engine settings. Every field has a sane default.
 #[derive(Debug, Clone)]
 pub struct WasmConfig {
-    /// Linear memory a single instance may grow to (default 64 MiB).
+    /// Memory a plugin instance may use: all its linear memories and tables together, in
+    /// all of its core instances (default 64 MiB).
     pub memory_limit: usize,
     /// The largest memory limit any plugin may be given through a per-plugin override;
     /// it sizes the pooling allocator's slots (default 512 MiB, virtual address space only).
     pub memory_ceiling: usize,
-    /// CPU deadline of one call (default 1 s).
+    /// Deadline of one call, wall-clock, whatever the plugin does meanwhile: computing,
+    /// calling the host or waiting in WASI (default 1 s).
     pub call_timeout: Duration,
     /// Instances alive at once across all plugins (default 64).
     pub max_instances: u32,
     /// Bytes of guest stdout/stderr kept per call; the rest is dropped and counted (default 64 KiB).
     pub max_output: usize,
+    /// Bytes a plugin may hand the host in one transfer: its result, or the arguments of
+    /// one host call (default 8 MiB). This bounds what the host allocates for a call
+    /// whatever the plugin's own memory holds: lifting stops, and the call fails, as soon
+    /// as the total would pass it (100 Events pointing at one 40 MB string would otherwise
+    /// be 4 GB of host strings). A valid result is far smaller: one action body is at most
+    /// 1 MiB (`actions::Limits::max_body_bytes`), an Event message 1,024 characters.
+    pub max_transfer: usize,
+    /// Bytes of host `log` messages one call may write; the rest is dropped and counted
+    /// (default 64 KiB, as for stdout/stderr).
+    pub max_log_per_call: usize,
+    /// Bytes of `log` messages and stdout/stderr one plugin may write per second, over all
+    /// its calls; the rest is dropped and counted (default 128 KiB: about a thousand
+    /// lines a second, or 11 GB a day at most).
+    pub max_log_per_second: usize,
     /// Where precompiled artifacts are stored; `None` disables the on-disk cache.
     pub cache_dir: Option<PathBuf>,
     /// Use the pooling allocator (default true). Off is slower to instantiate but needs
@@ -52,6 +76,9 @@ impl Default for WasmConfig {
             call_timeout: Duration::from_secs(1),
             max_instances: 64,
             max_output: 64 << 10,
+            max_transfer: 8 << 20,
+            max_log_per_call: 64 << 10,
+            max_log_per_second: 128 << 10,
             cache_dir: ArtifactCache::default_dir(),
             pooling: true,
             compiler: Compiler::detect(),
@@ -68,6 +95,7 @@ pub struct Runtime {
     pub(crate) config: Arc<WasmConfig>,
     pub(crate) cache: Option<ArtifactCache>,
     pub(crate) slots: Arc<tokio::sync::Semaphore>,
+    pub(crate) executor: Arc<Executor>,
     _ticker: Arc<EpochTicker>,
 }
 
@@ -86,20 +114,24 @@ impl Runtime {
         let mut linker = Linker::<HostState>::new(&engine);
         // WASI p2 is linked because every component built by a real toolchain imports
         // some of it (std's stdio, clocks, random). The capabilities behind it are
-        // withheld per store in `HostState::new`: no preopens, env, args or sockets.
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        // withheld per store in `HostState::new`: no preopens, env, args or sockets. The
+        // async flavour, so that a guest waiting in WASI (a sleep, a poll) is a future the
+        // call's deadline can drop, not a blocked thread.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         super::bindings::Reactor::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
             &mut linker,
             |s| s,
         )?;
         let cache = config.cache_dir.clone().map(|dir| ArtifactCache::new(dir, &engine));
         let ticker = EpochTicker::start(engine.clone());
+        let executor = Executor::start()?;
         Ok(Self {
             slots: Arc::new(tokio::sync::Semaphore::new(config.max_instances as usize)),
             engine,
             linker: Arc::new(linker),
             config: Arc::new(config),
             cache,
+            executor: Arc::new(executor),
             _ticker: Arc::new(ticker),
         })
     }
@@ -112,11 +144,6 @@ impl Runtime {
     /// The precompiled-artifact cache, if enabled.
     pub fn cache(&self) -> Option<&ArtifactCache> {
         self.cache.as_ref()
-    }
-
-    /// Epoch ticks a call may run for before it is interrupted.
-    pub(crate) fn deadline_ticks(&self, timeout: Duration) -> u64 {
-        timeout.as_micros().div_ceil(EPOCH_TICK.as_micros()).max(1) as u64
     }
 }
 
@@ -144,19 +171,21 @@ fn engine_config(config: &WasmConfig) -> Config {
     if config.pooling {
         let mut pool = PoolingAllocationConfig::new();
         let n = config.max_instances;
-        // JS and Python components are made of a dozen or more core modules; size the
-        // per-component limits so that they fit, and the totals for `max_instances` of them.
+        // Per component what one plugin may have (see `limits`); the totals, that many
+        // times `max_instances`, so that any mix of plugins fits. Memory slots reserve
+        // address space only; what a plugin may touch is bounded by the store's limiter
+        // over all its memories and tables together.
         pool.total_component_instances(n)
-            .total_core_instances(n * 32)
-            .max_core_instances_per_component(64)
-            .max_memories_per_component(16)
-            .max_tables_per_component(32)
-            .max_memories_per_module(2)
-            .max_tables_per_module(8)
-            .total_memories(n * 16)
-            .total_tables(n * 32)
+            .total_core_instances(n * MAX_CORE_INSTANCES)
+            .max_core_instances_per_component(MAX_CORE_INSTANCES)
+            .max_memories_per_component(MAX_MEMORIES)
+            .max_tables_per_component(MAX_TABLES)
+            .max_memories_per_module(MAX_MEMORIES)
+            .max_tables_per_module(MAX_TABLES)
+            .total_memories(n * MAX_MEMORIES)
+            .total_tables(n * MAX_TABLES)
             .total_stacks(n)
-            .table_elements(100_000)
+            .table_elements(TABLE_ELEMENTS)
             .max_memory_size(config.memory_ceiling.max(config.memory_limit))
             .max_unused_warm_slots(n);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));

@@ -3,19 +3,17 @@
 //!
 //! The sandbox is decided here: WASI is linked but given nothing (no preopened
 //! directories, no environment, no arguments, no sockets, no stdin); stdout and stderr are
-//! captured into a bounded buffer and logged with the plugin's name after the call; memory
-//! is capped by a `ResourceLimiter`.
+//! captured into a bounded buffer and logged with the plugin's name after the call, and
+//! `log` messages are bounded and escaped (`log.rs`); memory is capped by a
+//! `ResourceLimiter` (`limits.rs`).
 
 use super::bindings::kreflex::plugin::{host, types};
 use super::limits::Limiter;
+use super::log::{CallLog, CapturedOutput};
 use crate::model::{Gvk, ObjectRef};
 use crate::selector::SelectorError;
-use bytes::{Bytes, BytesMut};
-use parking_lot::Mutex;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// Where the host's `get` and `list-objects` read from: the informer cache in the engine,
@@ -116,15 +114,16 @@ pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(crate) limits: Limiter,
-    plugin: Arc<str>,
     ctx: Option<CallContext>,
-    pub(crate) output: CapturedOutput,
+    output: CapturedOutput,
+    log: CallLog,
 }
 
 impl HostState {
-    /// A sandboxed store state for `plugin`. `ctx` is `None` while the plugin is being
-    /// described (loading), when no object is in scope.
-    pub(crate) fn new(plugin: Arc<str>, memory_limit: usize, max_output: usize, ctx: Option<CallContext>) -> Self {
+    /// A sandboxed store state for one call: memory capped at `memory_limit`, stdout and
+    /// stderr captured up to `max_output` bytes, host `log` messages written to `log`. `ctx`
+    /// is `None` while the plugin is being described (loading), when no object is in scope.
+    pub(crate) fn new(memory_limit: usize, max_output: usize, log: CallLog, ctx: Option<CallContext>) -> Self {
         let output = CapturedOutput::new(max_output);
         let mut b = WasiCtx::builder();
         // Nothing is inherited: no env, args, preopens or stdin. Sockets are refused even
@@ -132,7 +131,12 @@ impl HostState {
         // address; these make the intent explicit).
         b.stdout(output.clone()).stderr(output.clone()).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
         let limits = Limiter::new(memory_limit);
-        Self { wasi: b.build(), table: ResourceTable::new(), limits, plugin, ctx, output }
+        Self { wasi: b.build(), table: ResourceTable::new(), limits, ctx, output, log }
+    }
+
+    /// Logs what the plugin printed and what its log lost; called when the call ends.
+    pub(crate) fn finish_log(&mut self) {
+        self.log.finish(&self.output);
     }
 
     fn call_ctx(&self) -> Result<&CallContext, ReadError> {
@@ -173,14 +177,14 @@ impl types::Host for HostState {}
 
 impl host::Host for HostState {
     fn log(&mut self, level: types::LogLevel, message: String) {
-        let plugin = &*self.plugin;
-        match level {
-            types::LogLevel::Trace => tracing::trace!(plugin, "{message}"),
-            types::LogLevel::Debug => tracing::debug!(plugin, "{message}"),
-            types::LogLevel::Info => tracing::info!(plugin, "{message}"),
-            types::LogLevel::Warn => tracing::warn!(plugin, "{message}"),
-            types::LogLevel::Error => tracing::error!(plugin, "{message}"),
-        }
+        let level = match level {
+            types::LogLevel::Trace => tracing::Level::TRACE,
+            types::LogLevel::Debug => tracing::Level::DEBUG,
+            types::LogLevel::Info => tracing::Level::INFO,
+            types::LogLevel::Warn => tracing::Level::WARN,
+            types::LogLevel::Error => tracing::Level::ERROR,
+        };
+        self.log.message(level, &message);
     }
 
     fn get(&mut self, target: types::ObjectRef) -> Result<Option<String>, String> {
@@ -198,107 +202,5 @@ impl host::Host for HostState {
 
     fn get_config(&mut self) -> Option<String> {
         self.ctx.as_ref().and_then(|c| c.config.as_deref().map(str::to_owned))
-    }
-}
-
-/// Guest stdout/stderr for one call, bounded: output past the limit is dropped (and
-/// counted) rather than failing the guest's write, so a chatty plugin cannot crash itself
-/// or flood the host.
-#[derive(Clone)]
-pub(crate) struct CapturedOutput {
-    inner: Arc<Mutex<Captured>>,
-}
-
-struct Captured {
-    buf: BytesMut,
-    capacity: usize,
-    dropped: usize,
-}
-
-impl CapturedOutput {
-    fn new(capacity: usize) -> Self {
-        Self { inner: Arc::new(Mutex::new(Captured { buf: BytesMut::new(), capacity, dropped: 0 })) }
-    }
-
-    /// Logs what the guest printed, line by line, tagged with the plugin name.
-    pub(crate) fn flush_to_log(&self, plugin: &str) {
-        let mut c = self.inner.lock();
-        if c.buf.is_empty() {
-            return;
-        }
-        let text = String::from_utf8_lossy(&c.buf).into_owned();
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            tracing::info!(target: "kreflex::plugin_output", plugin, "{line}");
-        }
-        if c.dropped > 0 {
-            tracing::warn!(plugin, dropped_bytes = c.dropped, "plugin output exceeded the per-call limit");
-        }
-        c.buf.clear();
-        c.dropped = 0;
-    }
-
-    fn append(&self, bytes: &[u8]) {
-        let mut c = self.inner.lock();
-        let room = c.capacity.saturating_sub(c.buf.len());
-        let take = room.min(bytes.len());
-        c.buf.extend_from_slice(&bytes[..take]);
-        c.dropped += bytes.len() - take;
-    }
-}
-
-impl IsTerminal for CapturedOutput {
-    fn is_terminal(&self) -> bool {
-        false
-    }
-}
-
-impl StdoutStream for CapturedOutput {
-    fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(self.clone())
-    }
-
-    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(self.clone())
-    }
-}
-
-#[async_trait::async_trait]
-impl Pollable for CapturedOutput {
-    async fn ready(&mut self) {}
-}
-
-impl OutputStream for CapturedOutput {
-    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.append(&bytes);
-        Ok(())
-    }
-    fn flush(&mut self) -> StreamResult<()> {
-        Ok(())
-    }
-    fn check_write(&mut self) -> Result<usize, StreamError> {
-        Ok(64 << 10)
-    }
-}
-
-impl tokio::io::AsyncWrite for CapturedOutput {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        self.append(buf);
-        std::task::Poll::Ready(Ok(buf.len()))
-    }
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
     }
 }

@@ -4,16 +4,18 @@
 //! In the data path this sits between the queues and the action validation: it takes one
 //! event for one plugin and returns that plugin's raw actions. One [`Runtime`] per process
 //! holds the wasmtime `Engine` and a `Linker` built once; each loaded [`Plugin`] holds an
-//! `InstancePre`; every call gets a fresh `Store` with a memory limit and a CPU deadline,
-//! and no filesystem, network, environment or arguments.
+//! `InstancePre`; every call gets a fresh `Store` with a memory limit and a deadline, and
+//! no filesystem, network, environment or arguments, and runs on the host's own executor.
 
 #[allow(missing_docs)] // generated from wit/kreflex.wit, where the documentation lives
 mod bindings;
 mod cache;
 mod compiler;
 mod engine;
+mod executor;
 mod host;
 mod limits;
+mod log;
 mod plugin;
 
 pub use cache::ArtifactCache;

@@ -1,15 +1,23 @@
 //! A loaded plugin: its compiled component, its `InstancePre`, what it declared in
 //! `describe()`, and the call path (fresh `Store` per event, limits, deadline).
+//!
+//! Every call — `describe` at load and `on-event` — is one future run on the host's
+//! executor (`executor.rs`): instantiate, call the export, all under one wall-clock
+//! deadline. When the deadline fires the future is dropped, wherever the plugin is:
+//! computing (guest code yields at every epoch tick), in a host call, or waiting in WASI.
 
 use super::bindings::{Reactor, ReactorPre, kreflex::plugin::types as wit};
 use super::cache::{CacheOutcome, content_hash};
 use super::compiler::CompileError;
 use super::engine::Runtime;
 use super::host::{CallContext, HostState};
+use super::log::{CallLog, LogBudget};
 use crate::model::{EventKind, Gvk, ObjectRef, Permission, PluginInfo, Subscription};
+use futures::future::BoxFuture;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::{Store, Trap};
+use tracing::Instrument;
+use wasmtime::Store;
 
 /// Per-plugin settings applied at load.
 #[derive(Debug, Clone, Default)]
@@ -64,7 +72,7 @@ pub enum LoadError {
         /// What is missing or mismatched.
         reason: String,
     },
-    /// `describe()` trapped or timed out.
+    /// `describe()` trapped or ran past its deadline.
     #[error("{source_name}: describe() failed: {reason}")]
     DescribeFailed {
         /// File or label the bytes came from.
@@ -88,8 +96,9 @@ pub enum LoadError {
 /// `CallError`: it is the `Err` inside a successful call.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
-    /// The call ran past its CPU deadline and was interrupted.
-    #[error("plugin {plugin}: {event} event for {object}: exceeded its CPU deadline of {timeout:?} and was stopped")]
+    /// The call ran past its deadline (computing, in a host call or waiting in WASI) and
+    /// was stopped.
+    #[error("plugin {plugin}: {event} event for {object}: ran past its deadline of {timeout:?} and was stopped")]
     Timeout {
         /// Plugin name.
         plugin: String,
@@ -126,7 +135,24 @@ pub enum CallError {
         /// The trap, with the guest backtrace when there is one.
         detail: String,
     },
-    /// The runtime is shutting down or the blocking pool failed.
+    /// The plugin tried to hand the host more than `WasmConfig::max_transfer` bytes at once
+    /// (its result, or a host call's arguments); stopped while lifting, before the host
+    /// allocated it.
+    #[error(
+        "plugin {plugin}: {event} event for {object}: tried to pass the host more than {} at once and was stopped",
+        size(*limit_bytes)
+    )]
+    TooMuchData {
+        /// Plugin name.
+        plugin: String,
+        /// Event kind.
+        event: EventKind,
+        /// Object of the event.
+        object: String,
+        /// The limit.
+        limit_bytes: usize,
+    },
+    /// The runtime is shutting down or the executor failed.
     #[error("plugin {plugin}: call could not run: {detail}")]
     Unavailable {
         /// Plugin name.
@@ -137,12 +163,13 @@ pub enum CallError {
 }
 
 impl CallError {
-    /// Short label for metrics: `timeout`, `oom`, `trap`, `unavailable`.
+    /// Short label for metrics: `timeout`, `oom`, `trap`, `too_much_data`, `unavailable`.
     pub fn label(&self) -> &'static str {
         match self {
             CallError::Timeout { .. } => "timeout",
             CallError::OutOfMemory { .. } => "oom",
             CallError::Trap { .. } => "trap",
+            CallError::TooMuchData { .. } => "too_much_data",
             CallError::Unavailable { .. } => "unavailable",
         }
     }
@@ -163,6 +190,8 @@ struct Inner {
     runtime: Runtime,
     memory_limit: usize,
     timeout: Duration,
+    /// The plugin's log allowance, shared by all its calls.
+    log_budget: Arc<LogBudget>,
     from_cache: bool,
     load_time: Duration,
 }
@@ -227,13 +256,30 @@ impl Plugin {
             policy: Arc::new(super::host::NothingReadable),
             config: opts.config.clone(),
         };
-        let mut store = new_store(runtime, &label, memory_limit, timeout, Some(describe_ctx));
-        let described = pre.instantiate(&mut store).and_then(|reactor: Reactor| reactor.call_describe(&mut store));
-        store.data().output.flush_to_log(source_name);
+        let log_budget = Arc::new(LogBudget::new(runtime.config.max_log_per_second));
+        let store = new_store(runtime, &label, memory_limit, &log_budget, Some(describe_ctx));
+        let call = in_fresh_instance(pre.clone(), store, timeout, |reactor, store| {
+            Box::pin(async move { reactor.call_describe(store).await })
+        });
+        let described = runtime.executor.run_blocking(call.instrument(tracing::Span::current()));
         let info = match described {
-            Ok(info) => PluginInfo::from(info),
+            Ok(Ended { result: Some(Ok(info)), .. }) => PluginInfo::from(info),
+            Ok(Ended { result: None, .. }) => {
+                let reason = format!("ran past its deadline of {timeout:?} and was stopped");
+                return Err(LoadError::DescribeFailed { source_name: source_name.to_owned(), reason });
+            }
+            Ok(Ended { result: Some(Err(e)), memory_denied }) => {
+                let reason = if memory_denied {
+                    format!("exceeded its memory limit of {} MiB: {e:#}", memory_limit >> 20)
+                } else if is_transfer_exhausted(&e) {
+                    format!("tried to pass the host more than {} at once", size(runtime.config.max_transfer))
+                } else {
+                    format!("{e:#}")
+                };
+                return Err(LoadError::DescribeFailed { source_name: source_name.to_owned(), reason });
+            }
             Err(e) => {
-                let reason = describe_trap(&e, store.data().limits.memory_denied, timeout, memory_limit);
+                let reason = format!("the call could not run: {e}");
                 return Err(LoadError::DescribeFailed { source_name: source_name.to_owned(), reason });
             }
         };
@@ -251,6 +297,7 @@ impl Plugin {
                 runtime: runtime.clone(),
                 memory_limit,
                 timeout,
+                log_budget,
                 from_cache: outcome == CacheOutcome::Hit,
                 load_time: started.elapsed(),
             }),
@@ -282,93 +329,174 @@ impl Plugin {
         self.inner.load_time
     }
 
+    /// Bytes of `log` messages and stdout/stderr dropped so far because the plugin passed
+    /// `WasmConfig::max_log_per_call`, `max_output` or `max_log_per_second` (including
+    /// while it was described). A counter for `kreflex_plugin_log_dropped_bytes_total`.
+    pub fn log_dropped_bytes(&self) -> u64 {
+        self.inner.log_budget.dropped()
+    }
+
     /// The call deadline in force for this plugin.
     pub fn timeout(&self) -> Duration {
         self.inner.timeout
     }
 
-    /// Runs `on-event` in a fresh instance on the current thread. Blocking (up to the
-    /// deadline): use [`Plugin::call`] from async code.
+    /// Runs `on-event` in a fresh instance and waits for it (up to the deadline). Blocking,
+    /// from any thread: use [`Plugin::call`] from async code.
     pub fn call_blocking(
         &self,
         event: &RawEvent,
         ctx: CallContext,
     ) -> Result<Result<Vec<RawAction>, wit::PluginError>, CallError> {
-        let inner = &*self.inner;
-        let mut store = new_store(&inner.runtime, &inner.name, inner.memory_limit, inner.timeout, Some(ctx));
-        let wit_event =
-            wit::Event { kind: event.kind.into(), object: event.object.clone(), old_object: event.old_object.clone() };
-        let result = inner
-            .pre
-            .instantiate(&mut store)
-            .and_then(|reactor: Reactor| reactor.call_on_event(&mut store, &wit_event));
-        store.data().output.flush_to_log(&inner.name);
-        result.map_err(|e| {
-            let object = object_label(&event.object);
-            let (plugin, kind) = (inner.name.to_string(), event.kind);
-            if is_interrupt(&e) {
-                CallError::Timeout { plugin, event: kind, object, timeout: inner.timeout }
-            } else if store.data().limits.memory_denied {
-                CallError::OutOfMemory {
-                    plugin,
-                    event: kind,
-                    object,
-                    limit_mib: inner.memory_limit >> 20,
-                    detail: format!("{e:#}"),
-                }
-            } else {
-                CallError::Trap { plugin, event: kind, object, detail: format!("{e:#}") }
-            }
-        })
+        let call = self.on_event(event, ctx).instrument(tracing::Span::current());
+        let ended = self.inner.runtime.executor.run_blocking(call);
+        self.outcome(event, ended)
     }
 
-    /// Runs `on-event` on the blocking pool once an instance slot is free
+    /// Runs `on-event` in a fresh instance once an instance slot is free
     /// (`WasmConfig::max_instances` bounds how many run at once).
     pub async fn call(
         &self,
         event: RawEvent,
         ctx: CallContext,
     ) -> Result<Result<Vec<RawAction>, wit::PluginError>, CallError> {
-        let unavailable = |detail: String| CallError::Unavailable { plugin: self.name().to_owned(), detail };
-        let permit = self.inner.runtime.slots.clone().acquire_owned().await.map_err(|e| unavailable(e.to_string()))?;
-        let plugin = self.clone();
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let _entered = span.enter();
-            plugin.call_blocking(&event, ctx)
-        })
-        .await
-        .map_err(|e| unavailable(e.to_string()))?
+        let runtime = &self.inner.runtime;
+        let permit = runtime
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| CallError::Unavailable { plugin: self.name().to_owned(), detail: e.to_string() })?;
+        let call = self.on_event(&event, ctx);
+        // The slot is held until the instance is gone, also when the caller stops waiting.
+        let call = async move {
+            let ended = call.await;
+            drop(permit);
+            ended
+        };
+        let ended = runtime.executor.run(call.instrument(tracing::Span::current())).await;
+        self.outcome(&event, ended)
     }
+
+    /// The `on-event` call of `event`, ready to run on the executor.
+    fn on_event(
+        &self,
+        event: &RawEvent,
+        ctx: CallContext,
+    ) -> impl Future<Output = Ended<Result<Vec<RawAction>, wit::PluginError>>> + Send + 'static {
+        let inner = &*self.inner;
+        let store = new_store(&inner.runtime, &inner.name, inner.memory_limit, &inner.log_budget, Some(ctx));
+        let wit_event =
+            wit::Event { kind: event.kind.into(), object: event.object.clone(), old_object: event.old_object.clone() };
+        in_fresh_instance(inner.pre.clone(), store, inner.timeout, move |reactor, store| {
+            Box::pin(async move { reactor.call_on_event(store, &wit_event).await })
+        })
+    }
+
+    /// What a finished (or stopped) `on-event` call means for the caller.
+    fn outcome(
+        &self,
+        event: &RawEvent,
+        ended: Result<Ended<Result<Vec<RawAction>, wit::PluginError>>, tokio::task::JoinError>,
+    ) -> Result<Result<Vec<RawAction>, wit::PluginError>, CallError> {
+        let inner = &*self.inner;
+        let (plugin, kind) = (inner.name.to_string(), event.kind);
+        let ended = ended.map_err(|e| CallError::Unavailable { plugin: plugin.clone(), detail: e.to_string() })?;
+        match ended.result {
+            Some(Ok(result)) => Ok(result),
+            None => Err(CallError::Timeout {
+                plugin,
+                event: kind,
+                object: object_label(&event.object),
+                timeout: inner.timeout,
+            }),
+            Some(Err(e)) if ended.memory_denied => Err(CallError::OutOfMemory {
+                plugin,
+                event: kind,
+                object: object_label(&event.object),
+                limit_mib: inner.memory_limit >> 20,
+                detail: format!("{e:#}"),
+            }),
+            Some(Err(e)) if is_transfer_exhausted(&e) => Err(CallError::TooMuchData {
+                plugin,
+                event: kind,
+                object: object_label(&event.object),
+                limit_bytes: inner.runtime.config.max_transfer,
+            }),
+            Some(Err(e)) => Err(CallError::Trap {
+                plugin,
+                event: kind,
+                object: object_label(&event.object),
+                detail: format!("{e:#}"),
+            }),
+        }
+    }
+}
+
+/// How a call in a fresh instance ended.
+struct Ended<R> {
+    /// What the export returned, or why it failed; `None` if the deadline came first.
+    result: Option<wasmtime::Result<R>>,
+    /// A memory grow was refused on the way.
+    memory_denied: bool,
+}
+
+/// Instantiates the plugin in `store` and calls one export, all within `timeout`; the
+/// plugin's captured output is logged however it ends. Run it on the executor.
+async fn in_fresh_instance<R, F>(
+    pre: ReactorPre<HostState>,
+    mut store: Store<HostState>,
+    timeout: Duration,
+    export: F,
+) -> Ended<R>
+where
+    R: Send + 'static,
+    F: for<'s> FnOnce(Reactor, &'s mut Store<HostState>) -> BoxFuture<'s, wasmtime::Result<R>> + Send + 'static,
+{
+    let result = {
+        let call = async {
+            let reactor = pre.instantiate_async(&mut store).await?;
+            export(reactor, &mut store).await
+        };
+        tokio::time::timeout(timeout, call).await.ok()
+    };
+    let state = store.data_mut();
+    state.finish_log();
+    Ended { result, memory_denied: state.limits.memory_denied }
 }
 
 fn new_store(
     runtime: &Runtime,
     name: &Arc<str>,
     memory_limit: usize,
-    timeout: Duration,
+    log_budget: &Arc<LogBudget>,
     ctx: Option<CallContext>,
 ) -> Store<HostState> {
-    let state = HostState::new(name.clone(), memory_limit, runtime.config.max_output, ctx);
+    let log = CallLog::new(name.clone(), log_budget.clone(), runtime.config.max_log_per_call);
+    let state = HostState::new(memory_limit, runtime.config.max_output, log, ctx);
     let mut store = Store::new(&runtime.engine, state);
     store.limiter(|s| &mut s.limits);
-    store.set_epoch_deadline(runtime.deadline_ticks(timeout));
-    store.epoch_deadline_trap();
+    store.set_hostcall_fuel(runtime.config.max_transfer);
+    // Guest code yields to the executor at every epoch tick: that is where a computing
+    // plugin meets its deadline, and how plugins sharing the executor's threads take turns.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_async_yield_and_update(1);
     store
 }
 
-fn is_interrupt(e: &wasmtime::Error) -> bool {
-    matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt))
+/// Whether `e` is wasmtime stopping a transfer from the guest past the store's host-call
+/// fuel (`Store::set_hostcall_fuel`). wasmtime's error type for it is private; its message
+/// is stable within a wasmtime version, and `tests/hostile_wasm.rs` checks it.
+fn is_transfer_exhausted(e: &wasmtime::Error) -> bool {
+    e.chain().any(|cause| cause.to_string().contains("fuel allocated for hostcalls has been exhausted"))
 }
 
-fn describe_trap(e: &wasmtime::Error, memory_denied: bool, timeout: Duration, memory_limit: usize) -> String {
-    if is_interrupt(e) {
-        format!("exceeded its CPU deadline of {timeout:?}")
-    } else if memory_denied {
-        format!("exceeded its memory limit of {} MiB: {e:#}", memory_limit >> 20)
-    } else {
-        format!("{e:#}")
+/// `8 MiB`, `512 KiB`, `100 bytes`: a limit as people read it.
+fn size(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
     }
 }
 
