@@ -7,8 +7,10 @@
 
 pub mod manifests;
 mod request;
+pub mod sensitive;
 
-pub use request::{ResourceScope, kind_to_resolve, request_for};
+pub use request::{ResourceScope, create_namespace, kind_to_resolve, request_for};
+pub use sensitive::{Allowed, Refused, SensitiveGrant, check_declared};
 
 use crate::model::{Gvk, Permission, PluginInfo};
 use crate::names::{self, is_dns_label};
@@ -102,6 +104,29 @@ pub fn check(info: &PluginInfo, req: &Request, plural_of: &dyn Fn(&Gvk) -> Optio
     if granted { Ok(()) } else { Err(deny("no declared permission or subscription covers it".into())) }
 }
 
+/// The permission check of one action, as the engine and `kreflex test` make it: the
+/// request [`request_for`] derives (`None`: the action makes none), checked with
+/// [`check`]. A patch or delete of a namespaced kind whose target names no namespace is
+/// refused rather than defaulted: what is checked is exactly what would be requested.
+pub fn check_action(
+    info: &PluginInfo,
+    action: &crate::actions::Action,
+    on: &crate::model::ObjectRef,
+    resource: Option<ResourceScope<'_>>,
+    plural_of: &dyn Fn(&Gvk) -> Option<String>,
+) -> Result<Option<Request>, Denied> {
+    let Some(req) = request_for(action, on, resource) else { return Ok(None) };
+    if resource.is_some_and(|r| r.namespaced) && req.namespace.is_none() {
+        return Err(Denied {
+            plugin: info.name.clone(),
+            request: Box::new(req),
+            reason: "the kind is namespaced and the target names no namespace (it is not defaulted)".into(),
+        });
+    }
+    check(info, &req, plural_of)?;
+    Ok(Some(req))
+}
+
 /// The host-read policy of one plugin: [`check`] applied to the host's `get` and
 /// `list-objects`, with plurals resolved by `plural_of`.
 pub struct ReadPolicy<F> {
@@ -145,7 +170,6 @@ pub fn plugin_user(template: &str, namespace: &str, plugin: &str) -> String {
 
 /// The default impersonation template.
 pub const DEFAULT_USER_TEMPLATE: &str = "system:serviceaccount:{namespace}:kreflex-{plugin}";
-
 
 #[cfg(test)]
 mod tests;
