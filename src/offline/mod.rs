@@ -110,7 +110,10 @@ pub fn run(plugin: &Plugin, events: &[InputEvent], ctx: &CallContext, filter: bo
                     Some(obj) => {
                         let ectx = EventContext { plugin: plugin.name(), event: report.kind, object: obj };
                         match actions::validate(raw_actions, &ectx, limits) {
-                            Ok(a) => report.actions = Some(a),
+                            Ok(a) => match a.iter().try_for_each(|a| permitted(plugin.info(), a, obj)) {
+                                Ok(()) => report.actions = Some(a),
+                                Err(denied) => report.error = Some(denied.to_string()),
+                            },
                             Err(e) => report.error = Some(e.to_string()),
                         }
                     }
@@ -119,6 +122,14 @@ pub fn run(plugin: &Plugin, events: &[InputEvent], ctx: &CallContext, filter: bo
             report
         })
         .collect()
+}
+
+/// The engine's all-or-nothing permission check of one action ([`crate::rbac::check_action`]),
+/// with resource plurals guessed from kinds: `kreflex test` reports what `kreflex run`
+/// would deny.
+fn permitted(info: &PluginInfo, action: &Action, on: &ObjectRef) -> Result<(), crate::rbac::Denied> {
+    let guess = |g: &Gvk| Some(crate::model::guess_plural(&g.kind));
+    crate::rbac::check_action(info, action, on, None, &guess).map(drop)
 }
 
 /// The read policy of a plugin outside a cluster: what its subscriptions and declared
