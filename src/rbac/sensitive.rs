@@ -77,7 +77,8 @@ pub fn classify(p: &Permission) -> Class {
 /// A resource of an allow list: `RESOURCE[.GROUP]`, as `kubectl create role --resource`
 /// names it (`secrets`, `clusterrolebindings.rbac.authorization.k8s.io`). It covers the
 /// resource's subresources too.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct GroupResource {
     /// API group, `""` for core.
     pub group: String,
@@ -116,6 +117,14 @@ impl std::str::FromStr for GroupResource {
             return Err(err());
         }
         Ok(Self { group: group.to_owned(), resource: resource.to_owned() })
+    }
+}
+
+impl TryFrom<String> for GroupResource {
+    type Error = AllowParseError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
     }
 }
 
