@@ -26,6 +26,10 @@ pub struct PluginFile {
     pub memory_limit_mib: Option<usize>,
     /// CPU deadline per call in milliseconds.
     pub call_timeout_ms: Option<u64>,
+    /// Sensitive resources (`RESOURCE[.GROUP]`, e.g. `secrets`) the operator allows this
+    /// plugin to declare permissions on (see [`crate::rbac::sensitive`]).
+    #[serde(default)]
+    pub allow_sensitive: Vec<crate::rbac::sensitive::GroupResource>,
 }
 
 /// Why a plugin file did not load. The message names the file; the cause is the
@@ -165,6 +169,9 @@ mod tests {
         assert!(error_text(&e).contains("p.json: invalid plugin file: unknown field `unknownField`"), "{e:?}");
         let ok = plugin_file(&wasm, Some(b"{\"memoryLimitMib\": 8}")).expect("valid plugin file");
         assert_eq!(ok.memory_limit_mib, Some(8));
+        let ok = plugin_file(&wasm, Some(b"{\"allowSensitive\": [\"secrets\"]}")).expect("valid allow list");
+        assert_eq!(ok.allow_sensitive, vec!["secrets".parse().expect("parses")]);
+        assert!(plugin_file(&wasm, Some(b"{\"allowSensitive\": [\"a/b\"]}")).is_err());
         assert!(plugin_file(&wasm, None).expect("defaults").config.is_none());
     }
 }
