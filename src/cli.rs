@@ -467,7 +467,7 @@ fn plugins(args: PluginsArgs) -> anyhow::Result<ExitCode> {
     let list = match &args.dir {
         Some(dir) => {
             let runtime = Runtime::new(args.sandbox.wasm_config()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-            crate::plugins::directory_status(&runtime, dir)?
+            crate::plugins::directory_status(&runtime, dir, &crate::rbac::Allowed::default())?
         }
         None => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
