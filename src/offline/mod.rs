@@ -124,12 +124,44 @@ pub fn run(plugin: &Plugin, events: &[InputEvent], ctx: &CallContext, filter: bo
         .collect()
 }
 
-/// The engine's all-or-nothing permission check of one action ([`crate::rbac::check_action`]),
-/// with resource plurals guessed from kinds: `kreflex test` reports what `kreflex run`
-/// would deny.
+/// Built-in kinds the API server serves cluster-scoped (what discovery would say).
+const CLUSTER_SCOPED: [&str; 20] = [
+    "Namespace",
+    "Node",
+    "PersistentVolume",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "StorageClass",
+    "PriorityClass",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "APIService",
+    "CertificateSigningRequest",
+    "IngressClass",
+    "RuntimeClass",
+    "CSIDriver",
+    "CSINode",
+    "VolumeAttachment",
+    "FlowSchema",
+];
+
+/// The engine's all-or-nothing permission check of one action ([`crate::rbac::check_action`])
+/// without discovery: plurals guessed from kinds, and a kind namespaced unless it is the
+/// event's own cluster-scoped kind or a built-in cluster-scoped one. `kreflex test`
+/// reports what `kreflex run` would deny.
 fn permitted(info: &PluginInfo, action: &Action, on: &ObjectRef) -> Result<(), crate::rbac::Denied> {
     let guess = |g: &Gvk| Some(crate::model::guess_plural(&g.kind));
-    crate::rbac::check_action(info, action, on, None, &guess).map(drop)
+    let resolved = crate::rbac::kind_to_resolve(action).map(|gvk| {
+        let namespaced =
+            if gvk == on.gvk() { on.namespace.is_some() } else { !CLUSTER_SCOPED.contains(&gvk.kind.as_str()) };
+        (crate::model::guess_plural(&gvk.kind), namespaced)
+    });
+    let scope =
+        resolved.as_ref().map(|(plural, namespaced)| crate::rbac::ResourceScope { plural, namespaced: *namespaced });
+    crate::rbac::check_action(info, action, on, scope, &guess).map(drop)
 }
 
 /// The read policy of a plugin outside a cluster: what its subscriptions and declared
