@@ -4,8 +4,8 @@
 //! and two kubectl commands to try. Ctrl-C drains in-flight work and exits cleanly.
 
 use crate::apiserver::{ApiServer, ApiServerConfig};
-use crate::apply::classify::{Goal, classify, reached};
 use crate::engine::EngineConfig;
+use crate::apply::classify::{Goal, classify, reached};
 use anyhow::Context;
 use kube::api::{DynamicObject, PostParams};
 use std::net::SocketAddr;
