@@ -66,7 +66,7 @@ pub enum LoadError {
         file: PathBuf,
         /// What is refused.
         #[source]
-        source: crate::rbac::Refused,
+        source: Box<crate::rbac::Refused>,
     },
     /// A subscription's label or field selector does not parse.
     #[error("{}: plugin {plugin}", file.display())]
@@ -141,7 +141,7 @@ pub fn load(
     let plugin = Plugin::load_with(runtime, &source.wasm, &path.display().to_string(), &opts)?;
     let allowed = allowed.with_file(plugin.name(), &file.allow_sensitive);
     crate::rbac::check_declared(plugin.info(), &allowed, &|g| crate::model::guess_plural(&g.kind))
-        .map_err(|source| LoadError::Refused { file: path.to_path_buf(), source })?;
+        .map_err(|source| LoadError::Refused { file: path.to_path_buf(), source: Box::new(source) })?;
     let routes =
         plugin.info().subscriptions.iter().map(Route::compile).collect::<Result<Vec<_>, _>>().map_err(|source| {
             LoadError::Selector { file: path.to_path_buf(), plugin: plugin.name().to_owned(), source }

@@ -209,8 +209,8 @@ pub enum Refused {
     FinalizerWithoutWrite {
         /// Plugin name.
         plugin: String,
-        /// The subscribed kind.
-        gvk: Gvk,
+        /// The subscribed kind (`group/version/Kind`).
+        gvk: String,
         /// Its resource, `RESOURCE[.GROUP]`.
         resource: GroupResource,
     },
@@ -264,7 +264,7 @@ pub fn check_declared(info: &PluginInfo, allowed: &Allowed, plural_of: &dyn Fn(&
         });
         if !writes {
             let resource = GroupResource { group: s.gvk.group.clone(), resource: plural };
-            return Err(Refused::FinalizerWithoutWrite { plugin: plugin(), gvk: s.gvk.clone(), resource });
+            return Err(Refused::FinalizerWithoutWrite { plugin: plugin(), gvk: s.gvk.to_string(), resource });
         }
     }
     Ok(())
