@@ -1,7 +1,9 @@
 //! Offline plugin runs (`kreflex test`): events from a file or a recorded
 //! `kubectl get -w --output-watch-events -o json` stream go through a plugin with the
-//! engine's own router, and the validated actions come out as JSON. Nothing
-//! touches a cluster; host reads come from a directory of objects.
+//! engine's own router, and the validated actions come out as JSON, after the engine's
+//! permission check (a denied action is an error, as `kreflex run` would deny it). Nothing
+//! touches a cluster; host reads come from a directory of objects, scoped as the engine
+//! scopes them.
 
 mod error;
 mod events;

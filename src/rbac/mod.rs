@@ -1,9 +1,13 @@
-//! What a plugin may do: validation of declared permissions, the host-side check of every
-//! action and every host read before anything leaves the process, and (in [`manifests`])
-//! least-privilege RBAC for the cluster to enforce the same boundary. [`request_for`]
-//! turns an action into the request it will make.
+//! What a plugin may do: the load-time judgment of its declared permissions ([`sensitive`]:
+//! sensitive ones only with the operator's allowance, unreachable ones never, finalizers
+//! only with a declared write), the host-side check of every action ([`check_action`]) and
+//! every host read ([`ReadPolicy`], narrowed to what a subscription selects) before
+//! anything leaves the process, and (in [`manifests`]) least-privilege RBAC for the
+//! cluster to enforce the same boundary. [`request_for`] turns an action into the request
+//! it will make.
 //!
-//! Pure functions, no I/O: the rules are here and only here.
+//! Pure functions, no I/O: the rules are here and only here. Imports the model, names,
+//! the router's compiled [`Route`] and the cache's object type (for read scoping).
 
 pub mod manifests;
 mod request;
