@@ -457,6 +457,87 @@ mod tests {
     }
 
     #[test]
+    fn rbac_writes_cannot_grant_what_the_requester_does_not_hold() {
+        let mut store = Store::new(16);
+        let put = |store: &mut Store, plural: &str, ns: Option<&str>, body: Value| {
+            let def = store.find(RBAC_GROUP, "v1", plural).expect("rbac kinds are built in");
+            store.create(&def, ns, body, &super::super::store::WriteOpts::default()).expect("create");
+        };
+        let role = |kind: &str, name: &str, rules: Value| json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": {"name": name}, "rules": rules});
+        let binding = |kind: &str, name: &str, role_kind: &str, role: &str| {
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": {"name": name},
+                "roleRef": {"apiGroup": RBAC_GROUP, "kind": role_kind, "name": role},
+                "subjects": [{"kind": "User", "name": "limited"}]})
+        };
+        let all = json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]);
+        let cm_read = json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}]);
+        put(&mut store, "clusterroles", None, role("ClusterRole", "cluster-admin", all.clone()));
+        put(&mut store, "clusterroles", None, role("ClusterRole", "reader", cm_read.clone()));
+        let writer = json!([{"apiGroups": [RBAC_GROUP], "resources": ["roles", "rolebindings"], "verbs": ["create", "patch"]},
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}]);
+        put(&mut store, "roles", Some("default"), role("Role", "writer", writer));
+        put(&mut store, "rolebindings", Some("default"), binding("RoleBinding", "writer", "Role", "writer"));
+        let auth = Auth::new(true);
+        let user = User::new("limited", &[]);
+        let attrs = |verb: &str, resource: &str, name: Option<&str>| Attributes {
+            verb: verb.into(),
+            group: RBAC_GROUP.into(),
+            resource: resource.into(),
+            subresource: None,
+            namespace: Some("default".into()),
+            name: name.map(Into::into),
+        };
+        let judge = |verb: &str, resource: &str, name: Option<&str>, body: Value| {
+            auth.check_escalation(&store, &user, &attrs(verb, resource, name), body.to_string().as_bytes())
+                .map_err(|e| e.code)
+        };
+        #[rustfmt::skip]
+        let table = [
+            // Roles: only what the requester holds in the namespace.
+            ("create", "roles", None, role("Role", "r", cm_read.clone()), Ok(())),
+            ("create", "roles", None, role("Role", "r", all.clone()), Err(403)),
+            ("create", "roles", None, role("Role", "r", json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}])), Err(403)),
+            ("create", "roles", None, role("Role", "r", json!([{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}])), Err(403)),
+            ("patch", "roles", Some("writer"), json!({"rules": all.clone()}), Err(403)),
+            // Bindings: to a role whose permissions the requester holds where it applies.
+            ("create", "rolebindings", None, binding("RoleBinding", "b", "ClusterRole", "reader"), Ok(())),
+            ("create", "rolebindings", None, binding("RoleBinding", "b", "ClusterRole", "cluster-admin"), Err(403)),
+            ("create", "rolebindings", None, binding("RoleBinding", "b", "ClusterRole", "missing"), Err(403)),
+            ("patch", "rolebindings", Some("writer"), json!({"roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": "cluster-admin"}}), Err(403)),
+            // Everything else passes.
+            ("get", "roles", Some("writer"), Value::Null, Ok(())),
+        ];
+        for (i, (verb, resource, name, body, want)) in table.into_iter().enumerate() {
+            assert_eq!(judge(verb, resource, name, body), want, "case {i}: {verb} {resource}");
+        }
+        // `escalate` and `bind` lift the rules, as in Kubernetes.
+        let lift = json!([{"apiGroups": [RBAC_GROUP], "resources": ["roles"], "verbs": ["escalate"]},
+            {"apiGroups": [RBAC_GROUP], "resources": ["clusterroles"], "verbs": ["bind"], "resourceNames": ["cluster-admin"]}]);
+        put(&mut store, "roles", Some("default"), role("Role", "lift", lift));
+        put(&mut store, "rolebindings", Some("default"), binding("RoleBinding", "lift", "Role", "lift"));
+        let judge = |verb: &str, resource: &str, body: Value| {
+            auth.check_escalation(&store, &user, &attrs(verb, resource, None), body.to_string().as_bytes())
+                .map_err(|e| e.code)
+        };
+        assert_eq!(judge("create", "roles", role("Role", "r", all.clone())), Ok(()));
+        assert_eq!(
+            judge("create", "rolebindings", binding("RoleBinding", "b", "ClusterRole", "cluster-admin")),
+            Ok(())
+        );
+        // Masters and servers without RBAC are not judged.
+        let master = User::new("admin", &["system:masters"]);
+        let body = role("ClusterRole", "r", all).to_string();
+        assert!(
+            auth.check_escalation(&store, &master, &attrs("create", "clusterroles", None), body.as_bytes()).is_ok()
+        );
+        assert!(
+            Auth::new(false)
+                .check_escalation(&store, &user, &attrs("create", "clusterroles", None), body.as_bytes())
+                .is_ok()
+        );
+    }
+
+    #[test]
     fn service_accounts_get_their_groups() {
         let u = User::new("system:serviceaccount:ops:kreflex-db", &[]);
         assert!(u.groups.contains(&"system:serviceaccounts:ops".to_owned()));
