@@ -61,9 +61,21 @@ pub struct SandboxArgs {
     /// A plugin compile still running after this many seconds is killed and reported.
     #[arg(long, default_value_t = crate::wasm::DEFAULT_COMPILE_TIMEOUT.as_secs(), env = "KREFLEX_COMPILE_TIMEOUT_SECS")]
     pub compile_timeout_secs: u64,
+    /// Let a plugin have permissions on a sensitive resource (Secrets, RBAC objects, service
+    /// accounts, certificate signing, token and access reviews, webhook configurations):
+    /// `PLUGIN:RESOURCE[.GROUP]`, e.g. `vault-sync:secrets`. Repeatable (comma-separated in
+    /// the environment). Refused at load otherwise; `NAME.json` `allowSensitive` adds per
+    /// plugin.
+    #[arg(long, value_name = "PLUGIN:RESOURCE[.GROUP]", value_delimiter = ',', env = "KREFLEX_ALLOW_SENSITIVE")]
+    pub allow_sensitive: Vec<crate::rbac::SensitiveGrant>,
 }
 
 impl SandboxArgs {
+    /// The operator's allow list of sensitive permissions.
+    pub fn allowed(&self) -> crate::rbac::Allowed {
+        crate::rbac::Allowed::new(self.allow_sensitive.iter().cloned())
+    }
+
     /// The wasm runtime configuration these flags describe.
     pub fn wasm_config(&self) -> WasmConfig {
         let defaults = WasmConfig::default();
@@ -257,6 +269,7 @@ impl EngineArgs {
                 poll: self.poll_ms.map(Duration::from_millis),
                 ..Default::default()
             }),
+            allow_sensitive: self.sandbox.allowed(),
             report_object: self.report_object.clone().or_else(|| {
                 let (ns, name) = (std::env::var("POD_NAMESPACE").ok()?, std::env::var("POD_NAME").ok()?);
                 Some(crate::model::ObjectRef {
@@ -466,17 +479,39 @@ async fn run_engine(args: RunArgs) -> anyhow::Result<()> {
 fn rbac(args: RbacArgs) -> anyhow::Result<ExitCode> {
     let mut infos = Vec::new();
     for p in &args.plugins {
-        infos.push(load_plugin(p, &args.sandbox)?.info().clone());
+        let plugin = load_plugin(p, &args.sandbox)?;
+        judge(&plugin, p, &args.sandbox).with_context(|| format!("{}: no RBAC is written for it", p.display()))?;
+        infos.push(plugin.info().clone());
     }
-    print!("{}", crate::rbac::manifests::rbac_yaml(&infos, &args.namespace, &|g| crate::model::guess_plural(&g.kind)));
+    print!("{}", crate::rbac::manifests::rbac_yaml(&infos, &args.namespace, &guess_plural));
     Ok(ExitCode::SUCCESS)
+}
+
+fn guess_plural(g: &crate::model::Gvk) -> String {
+    crate::model::guess_plural(&g.kind)
+}
+
+/// The load-time judgment of the engine ([`crate::rbac::check_declared`]): the flags'
+/// allow list plus `allowSensitive` of the `NAME.json` next to the component, if any.
+fn judge(plugin: &Plugin, path: &Path, sandbox: &SandboxArgs) -> anyhow::Result<()> {
+    let side = path.with_extension("json");
+    let file: crate::plugins::PluginFile = match std::fs::read(&side) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).with_context(|| format!("{}: invalid plugin file", side.display()))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", side.display())),
+    };
+    let allowed = sandbox.allowed().with_file(plugin.name(), &file.allow_sensitive);
+    crate::rbac::check_declared(plugin.info(), &allowed, &guess_plural)?;
+    Ok(())
 }
 
 fn plugins(args: PluginsArgs) -> anyhow::Result<ExitCode> {
     let list = match &args.dir {
         Some(dir) => {
             let runtime = Runtime::new(args.sandbox.one_shot_config()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-            crate::plugins::directory_status(&runtime, dir)?
+            crate::plugins::directory_status(&runtime, dir, &args.sandbox.allowed())?
         }
         None => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -528,15 +563,28 @@ fn precompile(args: PrecompileArgs) -> anyhow::Result<ExitCode> {
 
 fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let plugin = load_plugin(&args.plugin, &args.sandbox)?;
-    let out = serde_json::json!({
+    let sensitive: Vec<String> =
+        crate::rbac::sensitive::sensitive(plugin.info(), &guess_plural).into_iter().map(|(what, _)| what).collect();
+    let refused = judge(&plugin, &args.plugin, &args.sandbox).err();
+    let mut out = serde_json::json!({
         "name": plugin.info().name,
         "version": plugin.info().version,
         "sha256": plugin.hash(),
         "subscriptions": plugin.info().subscriptions,
         "permissions": plugin.info().permissions,
+        "sensitive": sensitive,
     });
+    if let Some(e) = &refused {
+        out["refused"] = serde_json::Value::String(format!("{e:#}"));
+    }
     println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(ExitCode::SUCCESS)
+    Ok(match refused {
+        Some(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+        None => ExitCode::SUCCESS,
+    })
 }
 
 fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
@@ -549,6 +597,7 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     };
     let events = offline::parse_events(&text).with_context(|| format!("{}", args.event.display()))?;
     let plugin = load_plugin(&args.plugin, &args.sandbox)?;
+    judge(&plugin, &args.plugin, &args.sandbox).context("kreflex run would refuse to load it")?;
     let source: Arc<dyn ObjectSource> = match &args.objects {
         Some(dir) => Arc::new(DirObjects::load(dir)?),
         None => Arc::new(NoObjects),

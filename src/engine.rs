@@ -41,6 +41,9 @@ pub struct EngineConfig {
     /// Object that plugin load results are recorded on as Kubernetes Events (e.g. kreflex's
     /// own Pod); `None` = logs and metrics only.
     pub report_object: Option<crate::model::ObjectRef>,
+    /// Sensitive permissions the operator allows plugins by name (`--allow-sensitive`);
+    /// a plugin's `NAME.json` may add its own.
+    pub allow_sensitive: crate::rbac::Allowed,
 }
 
 impl Default for EngineConfig {
@@ -55,6 +58,7 @@ impl Default for EngineConfig {
             drain_timeout: Duration::from_secs(30),
             reload: Some(ReloadConfig::default()),
             report_object: None,
+            allow_sensitive: crate::rbac::Allowed::default(),
         }
     }
 }
@@ -157,7 +161,7 @@ impl Engine {
         if let Some(target) = config.report_object.clone() {
             installer = installer.report_to(own_client, target);
         }
-        let reconciler = Reconciler::new(installer, runtime);
+        let reconciler = Reconciler::new(installer, runtime, config.allow_sensitive.clone());
         let mut engine = Self {
             metrics,
             health,

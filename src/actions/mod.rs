@@ -285,15 +285,71 @@ fn check_new_object(object: &Value) -> Result<(), String> {
         return Err("the object to create has no kind".into());
     }
     let meta = obj.get("metadata").and_then(Value::as_object).ok_or("the object to create has no metadata")?;
-    match (meta.get("name").and_then(Value::as_str), meta.get("generateName").and_then(Value::as_str)) {
+    let text = |key: &str| match meta.get(key) {
+        None => Ok(None),
+        Some(v) => v.as_str().map(Some).ok_or_else(|| format!("metadata.{key} must be a string")),
+    };
+    let (name, prefix) = (text("name")?, text("generateName")?);
+    if let Some(prefix) = prefix {
+        check_generate_name(prefix)?;
+    }
+    match (name, prefix) {
         (Some(name), _) => names::check_object_name(name).map_err(|e| e.to_string())?,
-        (None, Some(prefix)) if !prefix.is_empty() => {}
-        _ => {
+        (None, Some(_)) => {}
+        (None, None) => {
             return Err("the object to create has neither metadata.name nor metadata.generateName".into());
         }
     }
-    if let Some(ns) = meta.get("namespace") {
-        names::check_namespace(ns.as_str().ok_or("metadata.namespace must be a string")?).map_err(|e| e.to_string())?;
+    if let Some(ns) = text("namespace")? {
+        names::check_namespace(ns).map_err(|e| e.to_string())?;
+    }
+    if let Some(owners) = meta.get("ownerReferences") {
+        check_owner_references(owners)?;
+    }
+    Ok(())
+}
+
+/// Characters the API server appends to a `generateName` prefix.
+const GENERATED_SUFFIX: usize = 5;
+
+/// A `generateName` prefix: what the API server accepts (a trailing `-` allowed), short
+/// enough that the generated name is still a valid object name.
+fn check_generate_name(prefix: &str) -> Result<(), String> {
+    let stem = prefix.strip_suffix('-').unwrap_or(prefix);
+    if stem.is_empty() || !names::is_dns_subdomain(stem) || prefix.len() + GENERATED_SUFFIX > 253 {
+        return Err(format!(
+            "metadata.generateName {prefix:?} must be a DNS subdomain (a trailing '-' allowed) of at most {} characters",
+            253 - GENERATED_SUFFIX
+        ));
+    }
+    Ok(())
+}
+
+/// Owner references as the API server demands them (apiVersion, kind, a valid name and a
+/// uid each, at most one controller), and none that blocks its owner's deletion: that
+/// needs a write on the owner the plugin was never checked for (the API server's
+/// `OwnerReferencesPermissionEnforcement`).
+fn check_owner_references(owners: &Value) -> Result<(), String> {
+    let list = owners.as_array().ok_or("metadata.ownerReferences must be a list")?;
+    let mut controllers = 0;
+    for (i, o) in list.iter().enumerate() {
+        let at = |reason: String| format!("metadata.ownerReferences[{i}]: {reason}");
+        let field = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or("");
+        check_api_version(field("apiVersion")).map_err(at)?;
+        if field("kind").is_empty() {
+            return Err(at("kind is empty".into()));
+        }
+        names::check_object_name(field("name")).map_err(|e| at(e.to_string()))?;
+        if field("uid").is_empty() {
+            return Err(at("uid is empty".into()));
+        }
+        if o.get("blockOwnerDeletion").and_then(Value::as_bool) == Some(true) {
+            return Err(at("blockOwnerDeletion is not allowed (it needs a write on the owner)".into()));
+        }
+        controllers += usize::from(o.get("controller").and_then(Value::as_bool) == Some(true));
+    }
+    if controllers > 1 {
+        return Err("metadata.ownerReferences: at most one may be the controller".into());
     }
     Ok(())
 }
@@ -449,6 +505,45 @@ mod tests {
         assert!(run(vec![create(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{}}"#)]).is_err());
         assert!(run(vec![create(r#"{"apiVersion":"v1","metadata":{"name":"a"}}"#)]).is_err());
         assert!(run(vec![create(r#"{"apiVersion":"/v1","kind":"X","metadata":{"name":"a"}}"#)]).is_err());
+    }
+
+    #[test]
+    fn generate_name_and_owner_references_are_validated_like_names_and_targets() {
+        let create = |meta: serde_json::Value| {
+            let o = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta});
+            run(vec![wit::Action::Create(o.to_string())])
+        };
+        let owner = |extra: serde_json::Value| {
+            let mut o = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "name": "shop", "uid": "u1"});
+            if let (Some(m), Some(e)) = (o.as_object_mut(), extra.as_object()) {
+                m.extend(e.clone());
+            }
+            o
+        };
+        let long = "a".repeat(249);
+        #[rustfmt::skip]
+        let table = [
+            (serde_json::json!({"generateName": "cm-"}), true),
+            (serde_json::json!({"generateName": "cm"}), true),
+            (serde_json::json!({"generateName": "../x-"}), false),
+            (serde_json::json!({"generateName": "A-"}), false),
+            (serde_json::json!({"generateName": "-"}), false),
+            (serde_json::json!({"generateName": long}), false),
+            (serde_json::json!({"generateName": 5}), false),
+            // A name wins, but a bad prefix next to it is still refused.
+            (serde_json::json!({"name": "a", "generateName": "x/y"}), false),
+            (serde_json::json!({"name": "a", "ownerReferences": [owner(serde_json::json!({}))]}), true),
+            (serde_json::json!({"name": "a", "ownerReferences": {}}), false),
+            (serde_json::json!({"name": "a", "ownerReferences": [owner(serde_json::json!({"name": "../etc"}))]}), false),
+            (serde_json::json!({"name": "a", "ownerReferences": [owner(serde_json::json!({"uid": ""}))]}), false),
+            (serde_json::json!({"name": "a", "ownerReferences": [owner(serde_json::json!({"kind": ""}))]}), false),
+            (serde_json::json!({"name": "a", "ownerReferences": [owner(serde_json::json!({"apiVersion": "/v1"}))]}), false),
+            (serde_json::json!({"name": "a", "ownerReferences": [owner(serde_json::json!({"blockOwnerDeletion": true}))]}), false),
+            (serde_json::json!({"name": "a", "ownerReferences": [owner(serde_json::json!({"controller": true})), owner(serde_json::json!({"controller": true, "name": "b"}))]}), false),
+        ];
+        for (i, (meta, ok)) in table.into_iter().enumerate() {
+            assert_eq!(create(meta.clone()).is_ok(), ok, "case {i}: {meta}");
+        }
     }
 
     #[test]

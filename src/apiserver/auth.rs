@@ -216,6 +216,165 @@ impl Auth {
     }
 }
 
+/// The RBAC API group.
+const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
+impl Auth {
+    /// Kubernetes' privilege-escalation prevention for RBAC writes
+    /// (`pkg/registry/rbac/escalation_check.go` and `validation`), judged after the request
+    /// itself was authorized: a Role or ClusterRole may be created or updated only with
+    /// `escalate` on it or if the requester holds every permission it grants (in its
+    /// namespace, or cluster-wide); a RoleBinding or ClusterRoleBinding only with `bind` on
+    /// the role it references or if the requester holds every permission of that role where
+    /// the binding applies. A patch of a role needs `escalate`, of a binding `bind` (the
+    /// result is not known before it is applied), and a binding's `roleRef` is immutable.
+    /// Other requests pass.
+    pub fn check_escalation(
+        &self,
+        store: &Store,
+        user: &User,
+        attrs: &Attributes,
+        body: &[u8],
+    ) -> Result<(), ApiError> {
+        if !self.enforce
+            || user.is_master()
+            || attrs.group != RBAC_GROUP
+            || attrs.subresource.is_some()
+            || !matches!(attrs.verb.as_str(), "create" | "update" | "patch")
+        {
+            return Ok(());
+        }
+        let object: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let name =
+            attrs.name.clone().or_else(|| object.pointer("/metadata/name").and_then(Value::as_str).map(str::to_owned));
+        let forbidden = |why: String| {
+            let what = match &name {
+                Some(n) => format!("{}.{RBAC_GROUP} {n:?}", attrs.resource),
+                None => format!("{}.{RBAC_GROUP}", attrs.resource),
+            };
+            Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!("{what} is forbidden: user {:?} (groups={:?}) {why}", user.name, user.groups),
+            ))
+        };
+        let may = |verb: &str, resource: &str, namespace: Option<&str>, name: Option<&str>| {
+            let a = Attributes {
+                verb: verb.into(),
+                group: RBAC_GROUP.into(),
+                resource: resource.into(),
+                subresource: None,
+                namespace: namespace.map(str::to_owned),
+                name: name.map(str::to_owned),
+            };
+            self.allowed(store, user, &a)
+        };
+        let namespace = attrs.namespace.as_deref();
+        match attrs.resource.as_str() {
+            "roles" | "clusterroles" => {
+                if may("escalate", &attrs.resource, namespace, name.as_deref()) {
+                    return Ok(());
+                }
+                if attrs.verb == "patch" {
+                    return forbidden("is attempting to patch a role without escalate on it".into());
+                }
+                let rules = object.get("rules").and_then(Value::as_array).cloned().unwrap_or_default();
+                match rules.iter().find(|r| !self.holds(store, user, r, namespace)) {
+                    Some(r) => forbidden(format!("is attempting to grant RBAC permissions not currently held: {r}")),
+                    None => Ok(()),
+                }
+            }
+            "rolebindings" | "clusterrolebindings" => {
+                let current = match (&name, store.find(RBAC_GROUP, "v1", &attrs.resource)) {
+                    (Some(n), Some(def)) => store.get(&def, namespace, n),
+                    _ => None,
+                };
+                let role_ref = match (&attrs.verb[..], &current) {
+                    ("patch", _) if object.get("roleRef").is_some() => {
+                        return forbidden("is attempting to change the roleRef of a binding (it is immutable)".into());
+                    }
+                    ("patch", Some(current)) => current.get("roleRef").cloned(),
+                    _ => object.get("roleRef").cloned(),
+                };
+                if let (Some(current), Some(new)) = (&current, &role_ref)
+                    && current.get("roleRef").is_some_and(|old| old != new)
+                {
+                    return forbidden("is attempting to change the roleRef of a binding (it is immutable)".into());
+                }
+                let role_ref = role_ref.unwrap_or(Value::Null);
+                let field = |k: &str| role_ref.get(k).and_then(Value::as_str).unwrap_or("");
+                let (kind, role) = (field("kind"), field("name"));
+                let (role_resource, role_ns) = match kind {
+                    "ClusterRole" => ("clusterroles", None),
+                    "Role" => ("roles", namespace),
+                    _ => return forbidden(format!("is attempting to bind a role of kind {kind:?}")),
+                };
+                if field("apiGroup") == RBAC_GROUP && may("bind", role_resource, namespace, Some(role)) {
+                    return Ok(());
+                }
+                if attrs.verb == "patch" {
+                    return forbidden(format!("is attempting to patch a binding without bind on {kind} {role:?}"));
+                }
+                let Some(rules) = store
+                    .find(RBAC_GROUP, "v1", role_resource)
+                    .and_then(|def| store.get(&def, role_ns, role))
+                    .map(|r| r.get("rules").and_then(Value::as_array).cloned().unwrap_or_default())
+                else {
+                    return forbidden(format!(
+                        "is attempting to bind {kind} {role:?}, which does not exist, without bind on it"
+                    ));
+                };
+                match rules.iter().find(|r| !self.holds(store, user, r, namespace)) {
+                    Some(r) => forbidden(format!(
+                        "is attempting to grant RBAC permissions not currently held by binding {kind} {role:?}: {r}"
+                    )),
+                    None => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `user` holds every permission `rule` grants, in `namespace` (`None`:
+    /// cluster-wide). A wildcard is held only as a wildcard; non-resource URLs only by
+    /// masters.
+    fn holds(&self, store: &Store, user: &User, rule: &Value, namespace: Option<&str>) -> bool {
+        let list = |k: &str| -> Vec<String> {
+            rule.get(k)
+                .and_then(Value::as_array)
+                .map(|v| v.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default()
+        };
+        if !list("nonResourceURLs").is_empty() {
+            return false;
+        }
+        let names = list("resourceNames");
+        let names: Vec<Option<String>> =
+            if names.is_empty() { vec![None] } else { names.into_iter().map(Some).collect() };
+        list("apiGroups").iter().all(|group| {
+            list("resources").iter().all(|resource| {
+                let (resource, subresource) = match resource.split_once('/') {
+                    Some((r, s)) => (r.to_owned(), Some(s.to_owned())),
+                    None => (resource.clone(), None),
+                };
+                list("verbs").iter().all(|verb| {
+                    names.iter().all(|name| {
+                        let a = Attributes {
+                            verb: verb.clone(),
+                            group: group.clone(),
+                            resource: resource.clone(),
+                            subresource: subresource.clone(),
+                            namespace: namespace.map(str::to_owned),
+                            name: name.clone(),
+                        };
+                        self.allowed(store, user, &a)
+                    })
+                })
+            })
+        })
+    }
+}
+
 fn rule_allows(rule: &Value, a: &Attributes) -> bool {
     let list = |k: &str| -> Vec<String> {
         rule.get(k)
@@ -294,6 +453,87 @@ mod tests {
         assert_eq!(
             forbidden_message(&u, &a),
             "databases.stable.example.com is forbidden: User \"limited\" cannot list resource \"databases\" in API group \"stable.example.com\" in the namespace \"default\""
+        );
+    }
+
+    #[test]
+    fn rbac_writes_cannot_grant_what_the_requester_does_not_hold() {
+        let mut store = Store::new(16);
+        let put = |store: &mut Store, plural: &str, ns: Option<&str>, body: Value| {
+            let def = store.find(RBAC_GROUP, "v1", plural).expect("rbac kinds are built in");
+            store.create(&def, ns, body, &super::super::store::WriteOpts::default()).expect("create");
+        };
+        let role = |kind: &str, name: &str, rules: Value| json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": {"name": name}, "rules": rules});
+        let binding = |kind: &str, name: &str, role_kind: &str, role: &str| {
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": {"name": name},
+                "roleRef": {"apiGroup": RBAC_GROUP, "kind": role_kind, "name": role},
+                "subjects": [{"kind": "User", "name": "limited"}]})
+        };
+        let all = json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]);
+        let cm_read = json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}]);
+        put(&mut store, "clusterroles", None, role("ClusterRole", "cluster-admin", all.clone()));
+        put(&mut store, "clusterroles", None, role("ClusterRole", "reader", cm_read.clone()));
+        let writer = json!([{"apiGroups": [RBAC_GROUP], "resources": ["roles", "rolebindings"], "verbs": ["create", "patch"]},
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}]);
+        put(&mut store, "roles", Some("default"), role("Role", "writer", writer));
+        put(&mut store, "rolebindings", Some("default"), binding("RoleBinding", "writer", "Role", "writer"));
+        let auth = Auth::new(true);
+        let user = User::new("limited", &[]);
+        let attrs = |verb: &str, resource: &str, name: Option<&str>| Attributes {
+            verb: verb.into(),
+            group: RBAC_GROUP.into(),
+            resource: resource.into(),
+            subresource: None,
+            namespace: Some("default".into()),
+            name: name.map(Into::into),
+        };
+        let judge = |verb: &str, resource: &str, name: Option<&str>, body: Value| {
+            auth.check_escalation(&store, &user, &attrs(verb, resource, name), body.to_string().as_bytes())
+                .map_err(|e| e.code)
+        };
+        #[rustfmt::skip]
+        let table = [
+            // Roles: only what the requester holds in the namespace.
+            ("create", "roles", None, role("Role", "r", cm_read.clone()), Ok(())),
+            ("create", "roles", None, role("Role", "r", all.clone()), Err(403)),
+            ("create", "roles", None, role("Role", "r", json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}])), Err(403)),
+            ("create", "roles", None, role("Role", "r", json!([{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}])), Err(403)),
+            ("patch", "roles", Some("writer"), json!({"rules": all.clone()}), Err(403)),
+            // Bindings: to a role whose permissions the requester holds where it applies.
+            ("create", "rolebindings", None, binding("RoleBinding", "b", "ClusterRole", "reader"), Ok(())),
+            ("create", "rolebindings", None, binding("RoleBinding", "b", "ClusterRole", "cluster-admin"), Err(403)),
+            ("create", "rolebindings", None, binding("RoleBinding", "b", "ClusterRole", "missing"), Err(403)),
+            ("patch", "rolebindings", Some("writer"), json!({"roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": "cluster-admin"}}), Err(403)),
+            // Everything else passes.
+            ("get", "roles", Some("writer"), Value::Null, Ok(())),
+        ];
+        for (i, (verb, resource, name, body, want)) in table.into_iter().enumerate() {
+            assert_eq!(judge(verb, resource, name, body), want, "case {i}: {verb} {resource}");
+        }
+        // `escalate` and `bind` lift the rules, as in Kubernetes.
+        let lift = json!([{"apiGroups": [RBAC_GROUP], "resources": ["roles"], "verbs": ["escalate"]},
+            {"apiGroups": [RBAC_GROUP], "resources": ["clusterroles"], "verbs": ["bind"], "resourceNames": ["cluster-admin"]}]);
+        put(&mut store, "roles", Some("default"), role("Role", "lift", lift));
+        put(&mut store, "rolebindings", Some("default"), binding("RoleBinding", "lift", "Role", "lift"));
+        let judge = |verb: &str, resource: &str, body: Value| {
+            auth.check_escalation(&store, &user, &attrs(verb, resource, None), body.to_string().as_bytes())
+                .map_err(|e| e.code)
+        };
+        assert_eq!(judge("create", "roles", role("Role", "r", all.clone())), Ok(()));
+        assert_eq!(
+            judge("create", "rolebindings", binding("RoleBinding", "b", "ClusterRole", "cluster-admin")),
+            Ok(())
+        );
+        // Masters and servers without RBAC are not judged.
+        let master = User::new("admin", &["system:masters"]);
+        let body = role("ClusterRole", "r", all).to_string();
+        assert!(
+            auth.check_escalation(&store, &master, &attrs("create", "clusterroles", None), body.as_bytes()).is_ok()
+        );
+        assert!(
+            Auth::new(false)
+                .check_escalation(&store, &user, &attrs("create", "clusterroles", None), body.as_bytes())
+                .is_ok()
         );
     }
 

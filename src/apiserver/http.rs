@@ -195,6 +195,9 @@ fn resource(cx: &mut Ctx, group: &str, version: &str, rest: &[&str]) -> Response
     if !cx.s.auth.allowed(&cx.s.store.lock(), &user, &attrs) {
         return error(&ApiError::new(403, "Forbidden", forbidden_message(&user, &attrs)).details(status_details(&t)));
     }
+    if let Err(e) = cx.s.auth.check_escalation(&cx.s.store.lock(), &user, &attrs, &cx.body) {
+        return error(&e.details(status_details(&t)));
+    }
     if matches!(verb, "create" | "update" | "patch" | "delete" | "deletecollection")
         && let Some(e) = cx.s.faults.write_failure()
     {

@@ -225,8 +225,7 @@ impl Applier {
                 let gvk = Gvk::of(&object);
                 let resource = self.resources.resolve(&gvk).await?;
                 let namespace = if resource.namespaced {
-                    let ns = object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_owned);
-                    let ns = ns.or_else(|| on.object.namespace.clone()).unwrap_or_else(|| "default".into());
+                    let ns = crate::rbac::create_namespace(&object, &on.object);
                     object["metadata"]["namespace"] = Value::String(ns.clone());
                     Some(ns)
                 } else {

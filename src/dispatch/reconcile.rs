@@ -159,11 +159,11 @@ impl Dispatcher {
                 None => None,
             };
             let scope = resolved.as_ref().map(|r| ResourceScope { plural: &r.api.plural, namespaced: r.namespaced });
-            if let Some(req) = rbac::request_for(a, &target.object, scope)
-                && let Err(denied) = rbac::check(lp.plugin.info(), &req, &|g: &Gvk| self.resources.plural_of(g))
+            if let Err(denied) =
+                rbac::check_action(lp.plugin.info(), a, &target.object, scope, &|g: &Gvk| self.resources.plural_of(g))
             {
                 self.metrics.action(plugin, audit::action_label(a), "denied");
-                audit::denied(plugin, &req, &denied);
+                audit::denied(plugin, &denied.request, &denied);
                 return Err(denied.into());
             }
         }

@@ -1,7 +1,9 @@
 //! Offline plugin runs (`kreflex test`): events from a file or a recorded
 //! `kubectl get -w --output-watch-events -o json` stream go through a plugin with the
-//! engine's own router, and the validated actions come out as JSON. Nothing
-//! touches a cluster; host reads come from a directory of objects.
+//! engine's own router, and the validated actions come out as JSON, after the engine's
+//! permission check (a denied action is an error, as `kreflex run` would deny it). Nothing
+//! touches a cluster; host reads come from a directory of objects, scoped as the engine
+//! scopes them.
 
 mod error;
 mod events;
@@ -110,7 +112,10 @@ pub fn run(plugin: &Plugin, events: &[InputEvent], ctx: &CallContext, filter: bo
                     Some(obj) => {
                         let ectx = EventContext { plugin: plugin.name(), event: report.kind, object: obj };
                         match actions::validate(raw_actions, &ectx, limits) {
-                            Ok(a) => report.actions = Some(a),
+                            Ok(a) => match a.iter().try_for_each(|a| permitted(plugin.info(), a, obj)) {
+                                Ok(()) => report.actions = Some(a),
+                                Err(denied) => report.error = Some(denied.to_string()),
+                            },
                             Err(e) => report.error = Some(e.to_string()),
                         }
                     }
@@ -119,6 +124,46 @@ pub fn run(plugin: &Plugin, events: &[InputEvent], ctx: &CallContext, filter: bo
             report
         })
         .collect()
+}
+
+/// Built-in kinds the API server serves cluster-scoped (what discovery would say).
+const CLUSTER_SCOPED: [&str; 20] = [
+    "Namespace",
+    "Node",
+    "PersistentVolume",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "StorageClass",
+    "PriorityClass",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "APIService",
+    "CertificateSigningRequest",
+    "IngressClass",
+    "RuntimeClass",
+    "CSIDriver",
+    "CSINode",
+    "VolumeAttachment",
+    "FlowSchema",
+];
+
+/// The engine's all-or-nothing permission check of one action ([`crate::rbac::check_action`])
+/// without discovery: plurals guessed from kinds, and a kind namespaced unless it is the
+/// event's own cluster-scoped kind or a built-in cluster-scoped one. `kreflex test`
+/// reports what `kreflex run` would deny.
+fn permitted(info: &PluginInfo, action: &Action, on: &ObjectRef) -> Result<(), crate::rbac::Denied> {
+    let guess = |g: &Gvk| Some(crate::model::guess_plural(&g.kind));
+    let resolved = crate::rbac::kind_to_resolve(action).map(|gvk| {
+        let namespaced =
+            if gvk == on.gvk() { on.namespace.is_some() } else { !CLUSTER_SCOPED.contains(&gvk.kind.as_str()) };
+        (crate::model::guess_plural(&gvk.kind), namespaced)
+    });
+    let scope =
+        resolved.as_ref().map(|(plural, namespaced)| crate::rbac::ResourceScope { plural, namespaced: *namespaced });
+    crate::rbac::check_action(info, action, on, scope, &guess).map(drop)
 }
 
 /// The read policy of a plugin outside a cluster: what its subscriptions and declared

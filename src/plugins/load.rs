@@ -7,6 +7,7 @@
 
 use super::dir::{Fingerprint, read_optional};
 use super::registry::LoadedPlugin;
+use crate::rbac::Allowed;
 use crate::route::Route;
 use crate::selector::SelectorError;
 use crate::wasm::{LoadOptions, Plugin, Runtime};
@@ -26,6 +27,10 @@ pub struct PluginFile {
     pub memory_limit_mib: Option<usize>,
     /// CPU deadline per call in milliseconds.
     pub call_timeout_ms: Option<u64>,
+    /// Sensitive resources (`RESOURCE[.GROUP]`, e.g. `secrets`) the operator allows this
+    /// plugin to declare permissions on (see [`crate::rbac::sensitive`]).
+    #[serde(default)]
+    pub allow_sensitive: Vec<crate::rbac::sensitive::GroupResource>,
 }
 
 /// Why a plugin file did not load. The message names the file; the cause is the
@@ -53,6 +58,16 @@ pub enum LoadError {
     /// The component did not load (its message names the file).
     #[error(transparent)]
     Wasm(#[from] crate::wasm::LoadError),
+    /// A declared permission is refused (sensitive and not allowed, unreachable, or a
+    /// finalizer without a write).
+    #[error("{}", file.display())]
+    Refused {
+        /// The `NAME.wasm`.
+        file: PathBuf,
+        /// What is refused.
+        #[source]
+        source: Box<crate::rbac::Refused>,
+    },
     /// A subscription's label or field selector does not parse.
     #[error("{}: plugin {plugin}", file.display())]
     Selector {
@@ -103,12 +118,19 @@ impl PluginSource {
 }
 
 /// Loads one `.wasm` file (with its optional `.json`). Blocking: compiles.
-pub fn load_file(runtime: &Runtime, path: &Path) -> Result<LoadedPlugin, LoadError> {
-    load(runtime, path, &PluginSource::read(path)?)
+pub fn load_file(runtime: &Runtime, path: &Path, allowed: &Allowed) -> Result<LoadedPlugin, LoadError> {
+    load(runtime, path, &PluginSource::read(path)?, allowed)
 }
 
-/// Loads the plugin whose bytes were read from `path`. Blocking: compiles.
-pub fn load(runtime: &Runtime, path: &Path, source: &PluginSource) -> Result<LoadedPlugin, LoadError> {
+/// Loads the plugin whose bytes were read from `path`; its declared permissions are judged
+/// against `allowed` (the operator's flags) and its `NAME.json` allow list. Blocking:
+/// compiles.
+pub fn load(
+    runtime: &Runtime,
+    path: &Path,
+    source: &PluginSource,
+    allowed: &Allowed,
+) -> Result<LoadedPlugin, LoadError> {
     let file = plugin_file(path, source.json.as_deref())?;
     let config: Option<Arc<str>> = file.config.map(|c| Arc::from(c.to_string()));
     let opts = LoadOptions {
@@ -117,6 +139,9 @@ pub fn load(runtime: &Runtime, path: &Path, source: &PluginSource) -> Result<Loa
         config: config.clone(),
     };
     let plugin = Plugin::load_with(runtime, &source.wasm, &path.display().to_string(), &opts)?;
+    let allowed = allowed.with_file(plugin.name(), &file.allow_sensitive);
+    crate::rbac::check_declared(plugin.info(), &allowed, &|g| crate::model::guess_plural(&g.kind))
+        .map_err(|source| LoadError::Refused { file: path.to_path_buf(), source: Box::new(source) })?;
     let routes =
         plugin.info().subscriptions.iter().map(Route::compile).collect::<Result<Vec<_>, _>>().map_err(|source| {
             LoadError::Selector { file: path.to_path_buf(), plugin: plugin.name().to_owned(), source }
@@ -165,6 +190,9 @@ mod tests {
         assert!(error_text(&e).contains("p.json: invalid plugin file: unknown field `unknownField`"), "{e:?}");
         let ok = plugin_file(&wasm, Some(b"{\"memoryLimitMib\": 8}")).expect("valid plugin file");
         assert_eq!(ok.memory_limit_mib, Some(8));
+        let ok = plugin_file(&wasm, Some(b"{\"allowSensitive\": [\"secrets\"]}")).expect("valid allow list");
+        assert_eq!(ok.allow_sensitive, vec!["secrets".parse().expect("parses")]);
+        assert!(plugin_file(&wasm, Some(b"{\"allowSensitive\": [\"a/b\"]}")).is_err());
         assert!(plugin_file(&wasm, None).expect("defaults").config.is_none());
     }
 }

@@ -20,6 +20,7 @@ use super::registry::{LoadedPlugin, Registry};
 use super::schedule::Rescan;
 use super::status::PluginStatus;
 use super::watcher::{ReloadConfig, watch};
+use crate::rbac::Allowed;
 use crate::wasm::{Runtime, compile_in_background};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -75,13 +76,15 @@ struct Outcome {
 pub struct Reconciler {
     installer: Installer,
     runtime: Runtime,
+    allowed: Arc<Allowed>,
     files: Arc<Mutex<BTreeMap<PathBuf, FileState>>>,
 }
 
 impl Reconciler {
-    /// A reconciler loading plugins into `runtime` and installing them with `installer`.
-    pub fn new(installer: Installer, runtime: Runtime) -> Self {
-        Self { installer, runtime, files: Arc::default() }
+    /// A reconciler loading plugins into `runtime` and installing them with `installer`;
+    /// `allowed` is the operator's allow list of sensitive permissions.
+    pub fn new(installer: Installer, runtime: Runtime, allowed: Allowed) -> Self {
+        Self { installer, runtime, allowed: Arc::new(allowed), files: Arc::default() }
     }
 
     /// Rescans `dir`, judging every file as settled, and brings the registry in line with
@@ -187,6 +190,7 @@ impl Reconciler {
     /// judged content again.
     async fn load(&self, path: &Path, scanned: Option<Fingerprint>, judged: Option<Fingerprint>) -> Option<Attempt> {
         let (runtime, file, fingerprint) = (self.runtime.clone(), path.to_path_buf(), scanned.clone());
+        let allowed = self.allowed.clone();
         // Compiling is the expensive part: off the async workers, at background priority.
         let span = tracing::Span::current();
         let loaded = tokio::task::spawn_blocking(move || {
@@ -207,7 +211,7 @@ impl Reconciler {
                     return None;
                 }
                 let changed_since_scan = scanned.as_ref() != Some(&fingerprint);
-                let result = load(&runtime, &file, &source).map_err(Refusal::from);
+                let result = load(&runtime, &file, &source, &allowed).map_err(Refusal::from);
                 Some(Attempt { fingerprint: Some(fingerprint), changed_since_scan, result })
             })
         })

@@ -91,12 +91,16 @@ pub fn any_failed(list: &[PluginStatus]) -> bool {
 
 /// What `kreflex plugins --dir` shows: every plugin file of `dir` loaded as the engine would
 /// load it (same validation, names unique), with its status or the error that keeps it out.
-pub fn directory_status(runtime: &Runtime, dir: &Path) -> Result<Vec<PluginStatus>, ScanError> {
+pub fn directory_status(
+    runtime: &Runtime,
+    dir: &Path,
+    allowed: &crate::rbac::Allowed,
+) -> Result<Vec<PluginStatus>, ScanError> {
     let mut names = HashSet::new();
     Ok(scan(dir)?
         .into_iter()
         .map(|(path, found)| match found {
-            FileScan::Stable(_) => match load_file(runtime, &path) {
+            FileScan::Stable(_) => match load_file(runtime, &path, allowed) {
                 Ok(lp) if !names.insert(lp.name().to_owned()) => {
                     let error = format!("plugin name {:?} is already used by another file", lp.name());
                     PluginStatus { name: Some(lp.name().to_owned()), ..PluginStatus::of_file(&path) }.with_error(error)

@@ -11,59 +11,153 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Resources, verbs and groups of one RBAC rule, merged per (group, resource).
 type Rules = BTreeMap<(String, String), BTreeSet<String>>;
 
+/// A Role or ClusterRole being built: its rules and the comments the operator reads above it.
+#[derive(Default)]
+struct Grant {
+    rules: Rules,
+    notes: BTreeSet<String>,
+}
+
+/// One manifest with the YAML comments printed above it.
+struct Document {
+    notes: BTreeSet<String>,
+    value: Value,
+}
+
+impl Document {
+    fn plain(value: Value) -> Self {
+        Self { notes: BTreeSet::new(), value }
+    }
+}
+
 /// Multi-document YAML: everything the given plugins and kreflex need, nothing more.
-/// `namespace` is where kreflex and the plugin service accounts live.
+/// `namespace` is where kreflex and the plugin service accounts live. Comments above a
+/// plugin's Role or ClusterRole flag sensitive permissions (granted only because the
+/// operator allowed them) and the reads kreflex narrows further by a subscription's
+/// selectors.
 pub fn rbac_yaml(plugins: &[PluginInfo], namespace: &str, plural_of: &dyn Fn(&Gvk) -> String) -> String {
-    manifests(plugins, namespace, plural_of)
+    documents(plugins, namespace, plural_of)
         .iter()
-        .map(|d| serde_yaml::to_string(d).unwrap_or_default())
+        .map(|d| {
+            let notes: String = d.notes.iter().map(|n| format!("# {n}\n")).collect();
+            notes + &serde_yaml::to_string(&d.value).unwrap_or_default()
+        })
         .collect::<Vec<_>>()
         .join("---\n")
 }
 
 /// The documents of [`rbac_yaml`], as JSON values.
 pub fn manifests(plugins: &[PluginInfo], namespace: &str, plural_of: &dyn Fn(&Gvk) -> String) -> Vec<Value> {
+    documents(plugins, namespace, plural_of).into_iter().map(|d| d.value).collect()
+}
+
+fn documents(plugins: &[PluginInfo], namespace: &str, plural_of: &dyn Fn(&Gvk) -> String) -> Vec<Document> {
     let mut docs = Vec::new();
     for p in plugins {
         let sa = format!("kreflex-{}", p.name);
-        docs.push(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": namespace, "labels": labels(&p.name)}}));
-        let mut cluster: Rules = BTreeMap::new();
-        let mut per_ns: BTreeMap<String, Rules> = BTreeMap::new();
-        for perm in &p.permissions {
+        docs.push(Document::plain(
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": namespace, "labels": labels(&p.name)}}),
+        ));
+        let mut cluster = Grant::default();
+        let mut per_ns: BTreeMap<String, Grant> = BTreeMap::new();
+        let mut grant = |perm: &Permission, note: Option<String>| {
+            let give = |g: &mut Grant| {
+                add(&mut g.rules, perm);
+                g.notes.extend(note.clone());
+            };
             if perm.namespaces.is_empty() {
-                add(&mut cluster, perm);
-            } else {
-                for ns in &perm.namespaces {
-                    add(per_ns.entry(ns.clone()).or_default(), perm);
-                }
+                give(&mut cluster);
+            }
+            for ns in &perm.namespaces {
+                give(per_ns.entry(ns.clone()).or_default());
+            }
+        };
+        let flagged = super::sensitive::sensitive(p, plural_of);
+        for perm in &p.permissions {
+            let sensitive = flagged.iter().any(|(_, r)| *r == super::sensitive::GroupResource::of(perm));
+            let note = sensitive.then(|| {
+                format!(
+                    "SENSITIVE: {} {} (credentials or privileges), granted because the operator allowed it",
+                    perm.verbs.join(","),
+                    perm.resource
+                )
+            });
+            grant(perm, note);
+        }
+        for (read, note) in reads(p, plural_of) {
+            let sensitive = flagged.iter().any(|(_, r)| *r == super::sensitive::GroupResource::of(&read));
+            let flag = sensitive.then(|| {
+                format!(
+                    "SENSITIVE: get,list {} through a subscription (credentials or privileges), granted because the operator allowed it",
+                    read.resource
+                )
+            });
+            grant(&read, note.clone());
+            if flag.is_some() {
+                grant(&read, flag);
             }
         }
         let subject = json!([{"kind": "ServiceAccount", "name": sa, "namespace": namespace}]);
-        if !cluster.is_empty() {
-            docs.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                "metadata": {"name": sa, "labels": labels(&p.name)}, "rules": rules(&cluster)}));
-            docs.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        if !cluster.rules.is_empty() {
+            docs.push(Document {
+                notes: cluster.notes,
+                value: json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                    "metadata": {"name": sa, "labels": labels(&p.name)}, "rules": rules(&cluster.rules)}),
+            });
+            docs.push(Document::plain(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
                 "metadata": {"name": sa, "labels": labels(&p.name)},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": sa}, "subjects": subject}));
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": sa}, "subjects": subject})));
         }
-        for (ns, r) in &per_ns {
-            docs.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-                "metadata": {"name": sa, "namespace": ns, "labels": labels(&p.name)}, "rules": rules(r)}));
-            docs.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        for (ns, g) in per_ns {
+            docs.push(Document {
+                notes: g.notes,
+                value: json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                    "metadata": {"name": sa, "namespace": ns, "labels": labels(&p.name)}, "rules": rules(&g.rules)}),
+            });
+            docs.push(Document::plain(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
                 "metadata": {"name": sa, "namespace": ns, "labels": labels(&p.name)},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa}, "subjects": subject}));
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa}, "subjects": subject})));
         }
     }
-    docs.push(
+    docs.push(Document::plain(
         json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "kreflex", "namespace": namespace}}),
-    );
-    docs.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-        "metadata": {"name": "kreflex"}, "rules": own_rules(plugins, plural_of)}));
-    docs.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+    ));
+    docs.push(Document::plain(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "kreflex"}, "rules": own_rules(plugins, plural_of)})));
+    docs.push(Document::plain(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
         "metadata": {"name": "kreflex"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "kreflex"},
-        "subjects": [{"kind": "ServiceAccount", "name": "kreflex", "namespace": namespace}]}));
+        "subjects": [{"kind": "ServiceAccount", "name": "kreflex", "namespace": namespace}]})));
     docs
+}
+
+/// The resource-level reads a plugin's subscriptions give it through the host's `get` and
+/// `list-objects` (so the RBAC an operator reviews is not less than what it can read), with
+/// a note where kreflex narrows them further by a selector.
+fn reads(p: &PluginInfo, plural_of: &dyn Fn(&Gvk) -> String) -> Vec<(Permission, Option<String>)> {
+    p.subscriptions
+        .iter()
+        .map(|s| {
+            let read = Permission {
+                group: s.gvk.group.clone(),
+                resource: plural_of(&s.gvk),
+                verbs: vec!["get".into(), "list".into()],
+                namespaces: s.namespaces.clone(),
+            };
+            let selectors: Vec<String> = [("label", &s.label_selector), ("field", &s.field_selector)]
+                .into_iter()
+                .filter_map(|(what, sel)| sel.as_ref().map(|sel| format!("{what} selector {sel:?}")))
+                .collect();
+            let note = (!selectors.is_empty()).then(|| {
+                format!(
+                    "get,list {}: kreflex narrows the plugin's reads to its subscription's {} (RBAC cannot express selectors)",
+                    read.resource,
+                    selectors.join(" and ")
+                )
+            });
+            (read, note)
+        })
+        .collect()
 }
 
 fn labels(plugin: &str) -> Value {
@@ -153,9 +247,11 @@ mod tests {
         let d = docs();
         find(&d, "ServiceAccount", "kreflex-database-status", Some("kreflex-system"));
         let cr = find(&d, "ClusterRole", "kreflex-database-status", None);
+        // Declared permissions, and the reads its subscription gives it through the host.
         assert_eq!(
             cr["rules"],
-            json!([{"apiGroups": ["stable.example.com"], "resources": ["databases/status"], "verbs": ["get", "patch"]}])
+            json!([{"apiGroups": ["stable.example.com"], "resources": ["databases"], "verbs": ["get", "list"]},
+                {"apiGroups": ["stable.example.com"], "resources": ["databases/status"], "verbs": ["get", "patch"]}])
         );
         for ns in ["a", "b"] {
             let role = find(&d, "Role", "kreflex-database-status", Some(ns));
@@ -163,6 +259,30 @@ mod tests {
             let rb = find(&d, "RoleBinding", "kreflex-database-status", Some(ns));
             assert_eq!(rb["subjects"][0]["namespace"], "kreflex-system");
         }
+    }
+
+    #[test]
+    fn selectors_and_sensitive_grants_are_called_out_above_the_role_that_holds_them() {
+        let mut p = plugin();
+        p.subscriptions.push(Subscription {
+            gvk: Gvk::new("", "v1", "Secret"),
+            namespaces: vec!["a".into()],
+            label_selector: Some("kreflex.io/public=true".into()),
+            field_selector: None,
+            generation_changed_only: false,
+            finalizer: false,
+        });
+        let yaml = rbac_yaml(&[p], "kreflex-system", &|g| crate::model::guess_plural(&g.kind));
+        let role =
+            yaml.split("---\n").find(|d| d.contains("kind: Role\n") && d.contains("namespace: a")).expect("role a");
+        assert!(role.contains("# get,list secrets: kreflex narrows the plugin's reads to its subscription's label selector \"kreflex.io/public=true\""), "{role}");
+        assert!(role.contains("# SENSITIVE: get,list secrets through a subscription"), "{role}");
+        assert!(role.contains("- secrets"), "{role}");
+        let cluster = yaml
+            .split("---\n")
+            .find(|d| d.contains("kind: ClusterRole\n") && d.contains("kreflex-database-status"))
+            .expect("cluster role");
+        assert!(!cluster.contains('#'), "nothing to flag: {cluster}");
     }
 
     #[test]

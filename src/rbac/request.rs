@@ -41,9 +41,16 @@ pub fn request_for(action: &Action, on: &ObjectRef, resource: Option<ResourceSco
     let (verb, target, subresource) = aim(action)?;
     let gvk = target.gvk();
     let (plural, namespace) = match resource {
+        // A created object lands where the applier puts it; a patched or deleted one is
+        // addressed by its target alone: no namespace is defaulted, so that the check and
+        // the request see the same object ([`super::check_action`] refuses the gap).
         Some(r) => (
             r.plural.to_owned(),
-            if r.namespaced { target.namespace.clone().or_else(|| on.namespace.clone()) } else { None },
+            match action {
+                _ if !r.namespaced => None,
+                Action::Create { object } => Some(create_namespace(object, on)),
+                _ => target.namespace.clone(),
+            },
         ),
         None => (guess_plural(&gvk.kind), target.namespace.clone()),
     };
@@ -55,6 +62,17 @@ pub fn request_for(action: &Action, on: &ObjectRef, resource: Option<ResourceSco
         namespace,
         name: Some(target.name).filter(|n| !n.is_empty()),
     })
+}
+
+/// The namespace a namespaced object is created in: its own `metadata.namespace`, else the
+/// event's object's, else `default`. The applier and the permission check both use it.
+pub fn create_namespace(object: &serde_json::Value, on: &ObjectRef) -> String {
+    object
+        .pointer("/metadata/namespace")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| on.namespace.clone())
+        .unwrap_or_else(|| "default".into())
 }
 
 /// Verb, target and subresource of an action aimed at an object.
@@ -120,9 +138,11 @@ mod tests {
         #[rustfmt::skip]
         let table = [
             (&status, on(), databases, Some(req("patch", "stable.example.com", "databases", Some("status"), Some("shop"), Some("orders")))),
-            // A namespaced target without a namespace is in the event's object's namespace.
-            (&delete_cm, on(), NAMESPACED, Some(req("delete", "", "configmaps", None, Some("shop"), Some("x")))),
+            // A namespaced target without a namespace is not defaulted (check_action refuses it).
+            (&delete_cm, on(), NAMESPACED, Some(req("delete", "", "configmaps", None, None, Some("x")))),
+            // A created object without one goes where the applier puts it.
             (&create_cm, on(), NAMESPACED, Some(req("create", "", "configmaps", None, Some("shop"), Some("c")))),
+            (&create_cm, ObjectRef { namespace: None, ..on() }, NAMESPACED, Some(req("create", "", "configmaps", None, Some("default"), Some("c")))),
             (&generated, on(), NAMESPACED, Some(req("create", "", "configmaps", None, Some("ops"), None))),
             // A cluster-scoped kind has no namespace, whatever the target says.
             (&delete_ns, on(), CLUSTER, Some(req("delete", "", "namespaces", None, None, Some("old")))),

@@ -126,3 +126,65 @@ fn malformed_declarations_are_rejected_with_the_offending_entry() {
     ro.permissions.clear();
     assert!(ro.validate().is_ok());
 }
+
+#[test]
+fn a_subscription_grants_reads_of_what_it_selects_only() {
+    let mut p = info();
+    p.subscriptions = vec![Subscription {
+        gvk: Gvk::new("", "v1", "Secret"),
+        namespaces: vec!["default".into()],
+        label_selector: Some("kreflex.io/public=true".into()),
+        field_selector: None,
+        generation_changed_only: false,
+        finalizer: false,
+    }];
+    let policy = ReadPolicy::new(p, |g: &Gvk| Some(crate::model::guess_plural(&g.kind)));
+    let secret = Gvk::new("", "v1", "Secret");
+    let object = |ns: &str, public: bool| {
+        let labels = if public { serde_json::json!({"kreflex.io/public": "true"}) } else { serde_json::json!({}) };
+        serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "s", "namespace": ns, "labels": labels}})
+        .to_string()
+    };
+    assert!(policy.check_read("list", &secret, Some("default"), None).is_ok());
+    assert!(policy.visible("list", &secret, Some("default"), &object("default", true)));
+    assert!(!policy.visible("list", &secret, Some("default"), &object("default", false)), "label selector");
+    assert!(!policy.visible("get", &secret, Some("default"), "not json"));
+    // Declared reads are not narrowed: configmaps `get` is declared in all namespaces.
+    let cm = Gvk::new("", "v1", "ConfigMap");
+    let any = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "x"}});
+    assert!(policy.visible("get", &cm, Some("x"), &any.to_string()));
+    // Undeclared verb on the same kind: the object is not visible through it.
+    assert!(!policy.visible("list", &cm, Some("x"), &any.to_string()));
+}
+
+#[test]
+fn an_action_is_checked_on_exactly_the_request_it_makes() {
+    use crate::actions::{Action, PatchType};
+    let on = crate::model::ObjectRef {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        namespace: Some("shop".into()),
+        name: "c".into(),
+    };
+    let mut p = info();
+    p.permissions.push(Permission {
+        group: "".into(),
+        resource: "configmaps".into(),
+        verbs: vec!["patch".into()],
+        namespaces: vec![],
+    });
+    let patch = |ns: Option<&str>| Action::Patch {
+        target: crate::model::ObjectRef { namespace: ns.map(Into::into), ..on.clone() },
+        subresource: None,
+        patch_type: PatchType::Merge,
+        body: serde_json::json!({}),
+    };
+    let scope = Some(ResourceScope { plural: "configmaps", namespaced: true });
+    assert!(check_action(&p, &patch(Some("shop")), &on, scope, &plural).is_ok());
+    let e = check_action(&p, &patch(None), &on, scope, &plural).expect_err("no namespace");
+    assert!(e.reason.contains("names no namespace"), "{e}");
+    assert_eq!(e.request.namespace, None);
+    let requeue = Action::RequeueAfter { after_ms: 5 };
+    assert_eq!(check_action(&p, &requeue, &on, None, &plural), Ok(None));
+}

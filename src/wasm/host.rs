@@ -70,6 +70,9 @@ impl AccessPolicy for NothingReadable {
     fn check_read(&self, _: &ReadRequest<'_>) -> Result<(), ReadError> {
         Err(ReadError::Describing)
     }
+    fn visible(&self, _: &ReadRequest<'_>, _: &str) -> bool {
+        false
+    }
 }
 
 /// A read the plugin asks the host for, to be checked against its permissions.
@@ -89,6 +92,10 @@ pub struct ReadRequest<'a> {
 pub trait AccessPolicy: Send + Sync {
     /// Checks one read; [`ReadError::Denied`] carries the reason given back to the plugin.
     fn check_read(&self, req: &ReadRequest<'_>) -> Result<(), ReadError>;
+    /// Whether one object (JSON) found for an allowed read is handed to the plugin: a
+    /// subscription grants reads of what it selects, not of its whole resource. Objects
+    /// that are not visible are left out as if they did not exist.
+    fn visible(&self, req: &ReadRequest<'_>, object: &str) -> bool;
 }
 
 /// What a call may reach beyond its event: objects to read, the policy deciding which,
@@ -146,13 +153,10 @@ impl HostState {
     fn read_one(&self, target: &ObjectRef) -> Result<Option<String>, ReadError> {
         let ctx = self.call_ctx()?;
         let gvk = target.gvk();
-        ctx.policy.check_read(&ReadRequest {
-            verb: "get",
-            gvk: &gvk,
-            namespace: target.namespace.as_deref(),
-            name: Some(&target.name),
-        })?;
-        Ok(ctx.source.get(target))
+        let req =
+            ReadRequest { verb: "get", gvk: &gvk, namespace: target.namespace.as_deref(), name: Some(&target.name) };
+        ctx.policy.check_read(&req)?;
+        Ok(ctx.source.get(target).filter(|o| ctx.policy.visible(&req, o)))
     }
 
     fn read_list(
@@ -162,8 +166,11 @@ impl HostState {
         label_selector: Option<&str>,
     ) -> Result<Vec<String>, ReadError> {
         let ctx = self.call_ctx()?;
-        ctx.policy.check_read(&ReadRequest { verb: "list", gvk, namespace, name: None })?;
-        Ok(ctx.source.list(gvk, namespace, label_selector)?)
+        let req = ReadRequest { verb: "list", gvk, namespace, name: None };
+        ctx.policy.check_read(&req)?;
+        let mut found = ctx.source.list(gvk, namespace, label_selector)?;
+        found.retain(|o| ctx.policy.visible(&req, o));
+        Ok(found)
     }
 }
 
