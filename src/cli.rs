@@ -42,7 +42,7 @@ pub struct SandboxArgs {
     /// Memory one plugin instance may use, in MiB.
     #[arg(long, default_value_t = 64, env = "KREFLEX_MEMORY_LIMIT_MIB")]
     pub memory_limit_mib: usize,
-    /// CPU deadline of one plugin call, in milliseconds.
+    /// Deadline of one plugin call (wall clock, whatever the plugin is doing), in milliseconds.
     #[arg(long, default_value_t = 1000, env = "KREFLEX_CALL_TIMEOUT_MS")]
     pub call_timeout_ms: u64,
     /// Plugin instances alive at once.

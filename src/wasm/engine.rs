@@ -272,7 +272,7 @@ impl EpochTicker {
             }
         });
         if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start the epoch ticker; plugin CPU deadlines will not fire");
+            tracing::error!(error = %e, "cannot start the epoch ticker; busy plugin code will not yield and can run past its deadline");
         }
         Self { stop }
     }
