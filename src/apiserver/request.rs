@@ -8,7 +8,7 @@ use super::auth::{Auth, User};
 use super::faults::FaultHandle;
 use super::resources::ResourceDef;
 use super::status::ApiError;
-use super::store::{Store, WriteOpts};
+use super::store::{DeleteOpts, Store, WriteOpts};
 use super::{RequestStats, StatKey};
 use crate::selector::{FieldSelector, Selector};
 use axum::body::Bytes;
@@ -113,6 +113,23 @@ impl Ctx {
             dry_run: self.q("dryRun").is_some(),
             force: self.q("force") == Some("true"),
         }
+    }
+
+    /// `DeleteOptions`, from the body (JSON) and the query (`dryRun`).
+    pub fn delete_opts(&self) -> Result<DeleteOpts, ApiError> {
+        let body: Value = if self.body.iter().all(u8::is_ascii_whitespace) {
+            Value::Null
+        } else {
+            serde_json::from_slice(&self.body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+        };
+        let s = |p: &str| body.pointer(p).and_then(Value::as_str).map(str::to_owned);
+        let dry_run_in_body = body.get("dryRun").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+        Ok(DeleteOpts {
+            uid: s("/preconditions/uid"),
+            resource_version: s("/preconditions/resourceVersion"),
+            dry_run: self.q("dryRun").is_some() || dry_run_in_body,
+        })
     }
 
     /// The manager of non-apply writes without `fieldManager`: the User-Agent's program name.

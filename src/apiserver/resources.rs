@@ -57,6 +57,19 @@ impl ResourceDef {
         if self.group.is_empty() { self.kind.clone() } else { format!("{}.{}", self.kind, self.group) }
     }
 
+    /// Whether a PUT may leave out `metadata.resourceVersion` (the registry strategy's
+    /// `AllowUnconditionalUpdate`): built-in kinds yes, custom resources and CRDs no.
+    pub fn allows_unconditional_update(&self) -> bool {
+        !(self.custom || self.kind == "CustomResourceDefinition")
+    }
+
+    /// Whether a delete that removes the object answers with the object (the registry's
+    /// `ReturnDeletedObject`, or a kind that is always deleted through finalizers);
+    /// otherwise it answers with a `Success` Status naming it.
+    pub fn returns_deleted_object(&self) -> bool {
+        matches!(self.kind.as_str(), "ServiceAccount" | "Namespace" | "CustomResourceDefinition")
+    }
+
     /// The storage key shared by every version of the resource.
     pub fn storage_key(&self) -> (String, String) {
         (self.group.clone(), self.plural.clone())

@@ -8,6 +8,7 @@
 use super::fields::{self, Patch};
 use super::request::{Ctx, Target, error, json_response, object_key, output};
 use super::status::ApiError;
+use super::store::{DeleteOpts, Deleted};
 use super::table;
 use axum::response::Response;
 use serde_json::{Value, json};
@@ -183,29 +184,40 @@ fn decode_patch(content_type: &str, body: &[u8]) -> Result<Patch, ApiError> {
     }
 }
 
-/// DELETE of an object, with an optional resourceVersion precondition in the body.
+/// DELETE of an object, with the `DeleteOptions` of the body. An object removed now is
+/// answered with a `Success` Status naming it (or with the object, for the kinds whose
+/// registry returns it); a terminating one with its new state.
 pub fn delete(cx: &Ctx, t: &Target) -> Response {
     let name = t.name.as_deref().unwrap_or_default();
-    let precondition: Option<String> = serde_json::from_slice::<Value>(&cx.body)
-        .ok()
-        .and_then(|b| b.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_owned));
-    let result = cx.s.store.lock().delete(
-        &t.def,
-        t.namespace.as_deref(),
-        name,
-        precondition.as_deref(),
-        cx.q("dryRun").is_some(),
-    );
+    let opts = match cx.delete_opts() {
+        Ok(o) => o,
+        Err(e) => return error(&e),
+    };
+    let result = cx.s.store.lock().delete(&t.def, t.namespace.as_deref(), name, &opts);
     match result {
-        Ok(o) => json_response(200, &output(&t.def, &o)),
+        Ok(Deleted::Removed(o)) if !t.def.returns_deleted_object() => json_response(200, &deleted_status(t, &o)),
+        Ok(Deleted::Removed(o) | Deleted::Terminating(o)) => json_response(200, &output(&t.def, &o)),
         Err(e) => error(&e),
     }
+}
+
+/// The `Success` Status of an object removed by a delete.
+fn deleted_status(t: &Target, o: &Value) -> Value {
+    let (_, name) = object_key(o);
+    let uid = o.pointer("/metadata/uid").cloned().unwrap_or(Value::Null);
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+        "details": {"name": name, "group": t.def.group, "kind": t.def.plural, "uid": uid}})
 }
 
 /// DELETE of a collection: every object matching the selectors.
 pub fn delete_collection(cx: &Ctx, t: &Target) -> Response {
     let (labels, fields) = match cx.selectors() {
         Ok(s) => s,
+        Err(e) => return error(&e),
+    };
+    // Preconditions name one object; a collection delete takes the rest of the options.
+    let opts = match cx.delete_opts() {
+        Ok(o) => DeleteOpts { uid: None, resource_version: None, ..o },
         Err(e) => return error(&e),
     };
     let mut store = cx.s.store.lock();
@@ -218,7 +230,7 @@ pub fn delete_collection(cx: &Ctx, t: &Target) -> Response {
     for v in victims {
         let (ns, name) = object_key(&v);
         let ns = (!ns.is_empty()).then_some(ns);
-        if let Ok(o) = store.delete(&t.def, ns.as_deref(), &name, None, false) {
+        if let Ok(Deleted::Removed(o) | Deleted::Terminating(o)) = store.delete(&t.def, ns.as_deref(), &name, &opts) {
             deleted.push(output(&t.def, &o));
         }
     }

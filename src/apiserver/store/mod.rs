@@ -49,6 +49,26 @@ pub struct WriteOpts {
     pub force: bool,
 }
 
+/// Options of a delete (`DeleteOptions`).
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOpts {
+    /// `preconditions.uid`: delete only this incarnation of the object.
+    pub uid: Option<String>,
+    /// `preconditions.resourceVersion`: delete only this version of the object.
+    pub resource_version: Option<String>,
+    /// `dryRun=All`: check, don't delete.
+    pub dry_run: bool,
+}
+
+/// What a delete did.
+#[derive(Debug, Clone)]
+pub enum Deleted {
+    /// The object is gone; its last state.
+    Removed(Arc<Value>),
+    /// The object is terminating, held by finalizers; its new state.
+    Terminating(Arc<Value>),
+}
+
 /// The store.
 pub struct Store {
     rv: u64,
