@@ -117,3 +117,69 @@ async fn delete_answers_like_the_real_server() {
     let terminating = api.delete("held", &DeleteParams::default()).await.expect("delete").left().expect("the object");
     assert!(terminating.metadata.deletion_timestamp.is_some());
 }
+
+fn events_api(c: &kube::Client, group: &str) -> kube::Api<DynamicObject> {
+    let gvk = kube::core::GroupVersionKind::gvk(group, "v1", "Event");
+    kube::Api::namespaced_with(c.clone(), "default", &kube::core::ApiResource::from_gvk_with_plural(&gvk, "events"))
+}
+
+/// A Warning Event as plugins write it, through events.k8s.io.
+fn warning_about(name: &str, uid: &str) -> DynamicObject {
+    serde_json::from_value(json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": format!("{name}.warn"), "namespace": "default"},
+        "eventTime": "2026-12-01T05:00:00.000000Z", "reportingController": "kreflex", "reportingInstance": "kreflex-1",
+        "action": "Reconcile", "reason": "Failed", "type": "Warning", "note": "disk full",
+        "regarding": {"apiVersion": "stable.example.com/v1", "kind": "Database", "name": name, "namespace": "default", "uid": uid}}))
+    .expect("event")
+}
+
+#[tokio::test]
+async fn events_written_through_events_k8s_io_are_core_events() {
+    let s = server().await;
+    let c = s.client();
+    let legacy = create_database(&c, database("legacy", "mysql")).await;
+    let uid = legacy.metadata.uid.clone().expect("uid");
+    events_api(&c, "events.k8s.io")
+        .create(&PostParams::default(), &warning_about("legacy", &uid))
+        .await
+        .expect("create");
+    events_api(&c, "events.k8s.io")
+        .create(&PostParams::default(), &warning_about("orders", "u2"))
+        .await
+        .expect("create");
+    let core = events_api(&c, "");
+    // The field selector `kubectl describe database legacy` sends.
+    let describe = kube::api::ListParams::default().fields(&format!(
+        "involvedObject.name=legacy,involvedObject.namespace=default,involvedObject.kind=Database,involvedObject.uid={uid}"
+    ));
+    let found = core.list(&describe).await.expect("core list");
+    assert_eq!(found.items.len(), 1, "{:?}", found.items);
+    let ev = &found.items[0].data;
+    assert_eq!(found.items[0].types.as_ref().map(|t| t.api_version.as_str()), Some("v1"));
+    assert_eq!((ev["message"].as_str(), ev["reportingComponent"].as_str()), (Some("disk full"), Some("kreflex")));
+    assert_eq!(ev["involvedObject"]["name"], "legacy");
+    assert!(ev.get("note").is_none() && ev.get("regarding").is_none(), "{ev}");
+    assert_eq!(core.list(&Default::default()).await.expect("all").items.len(), 2);
+    // And back: a core Event is an events.k8s.io Event, selectable by `regarding`.
+    let core_event: DynamicObject = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": "core-made", "namespace": "default"}, "reason": "Created", "type": "Normal",
+        "message": "made by a core client", "involvedObject": {"kind": "Database", "name": "orders", "namespace": "default"},
+        "source": {"component": "old-controller"}, "count": 3}))
+    .expect("event");
+    core.create(&PostParams::default(), &core_event).await.expect("core create");
+    let v1 = events_api(&c, "events.k8s.io");
+    let about_orders = v1.list(&kube::api::ListParams::default().fields("regarding.name=orders")).await.expect("list");
+    let made = about_orders.items.iter().find(|e| e.metadata.name.as_deref() == Some("core-made")).expect("served");
+    assert_eq!(made.data["note"], "made by a core client");
+    assert_eq!(
+        (made.data["deprecatedCount"].as_i64(), made.data["deprecatedSource"]["component"].as_str()),
+        (Some(3), Some("old-controller"))
+    );
+    let err = api_err(
+        v1.list(&kube::api::ListParams::default().fields("involvedObject.name=orders")).await.expect_err("core label"),
+    );
+    assert_eq!((err.code, err.message.as_str()), (400, "field label not supported: involvedObject.name"));
+    // One object: deleting it through one API removes it from the other.
+    v1.delete("core-made", &DeleteParams::default()).await.expect("delete");
+    assert_eq!(api_err(core.get("core-made").await.expect_err("gone")).code, 404);
+}

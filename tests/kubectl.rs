@@ -95,3 +95,32 @@ async fn kubectl_works_against_the_embedded_server() {
     ok(&run(&["get", "events"]).await);
     assert_eq!(ok(&run(&["auth", "can-i", "patch", "databases/status"]).await).trim(), "yes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_events_and_describe_show_plugin_warnings() {
+    if !have_kubectl() {
+        return;
+    }
+    let s = server().await;
+    let c = s.client();
+    let legacy = create_database(&c, database("legacy", "mysql")).await;
+    let warning = serde_json::json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": "legacy.warn", "namespace": "default"},
+        "eventTime": "2026-12-01T05:00:00.000000Z", "reportingController": "kreflex", "reportingInstance": "kreflex-1",
+        "action": "Reconcile", "reason": "EngineRetired", "type": "Warning", "note": "mysql 5.7 is out of support",
+        "regarding": {"apiVersion": "stable.example.com/v1", "kind": "Database", "name": "legacy", "namespace": "default",
+            "uid": legacy.metadata.uid.clone().expect("uid")}});
+    kreflex::dev::apply_object(&c, warning).await.expect("event");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kubeconfig");
+    s.write_kubeconfig(&kc).expect("kubeconfig");
+    let run = |args: &'static [&'static str]| {
+        let kc = kc.clone();
+        async move { tokio::task::spawn_blocking(move || kubectl(&kc, args)).await.expect("join") }
+    };
+    let events = ok(&run(&["get", "events"]).await);
+    assert!(events.contains("EngineRetired") && events.contains("mysql 5.7 is out of support"), "{events}");
+    let described = ok(&run(&["describe", "database", "legacy"]).await);
+    let section = described.split("Events:").nth(1).unwrap_or_default();
+    assert!(section.contains("EngineRetired") && section.contains("mysql 5.7 is out of support"), "{described}");
+}

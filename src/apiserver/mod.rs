@@ -3,18 +3,20 @@
 //! against it unchanged.
 //!
 //! What it serves: discovery and OpenAPI v3; namespaces, CRDs (creating one serves its
-//! resource), Events (core and events.k8s.io), Leases, ConfigMaps, Secrets,
-//! ServiceAccounts and RBAC objects; CRUD with generateName, uid, generation rules,
-//! status subresource isolation, optimistic concurrency, finalizers; merge, JSON and
-//! server-side-apply patches with field managers; list with selectors and pagination;
-//! watch with resourceVersion, bookmarks and `410 Gone`; Tables for kubectl; bearer
-//! tokens, RBAC from stored roles and bindings, impersonation; fault injection; an
-//! optional state file.
+//! resource), Events (stored once, served as core v1 and events.k8s.io/v1), Leases,
+//! ConfigMaps, Secrets, ServiceAccounts and RBAC objects; CRUD with generateName, uid,
+//! generation rules, status subresource isolation, optimistic concurrency and write
+//! preconditions, finalizers; merge, JSON and server-side-apply patches with field
+//! managers; list with label selectors, each kind's field selectors and pagination; watch
+//! with resourceVersion, bookmarks and `410 Gone`; Tables for kubectl; bearer tokens, RBAC
+//! from stored roles and bindings, impersonation; fault injection; an optional state file.
 
 mod auth;
 pub mod cli;
+mod convert;
 mod discovery;
 mod faults;
+mod field_selector;
 mod fields;
 mod http;
 mod proto;

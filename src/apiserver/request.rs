@@ -5,12 +5,14 @@
 //! Sits between the router (`http`) and the handlers (`verbs`, `watch`).
 
 use super::auth::{Auth, User};
+use super::convert;
 use super::faults::FaultHandle;
+use super::field_selector::FieldSelector;
 use super::resources::ResourceDef;
 use super::status::ApiError;
 use super::store::{DeleteOpts, Store, WriteOpts};
 use super::{RequestStats, StatKey};
-use crate::selector::{FieldSelector, Selector};
+use crate::selector::Selector;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -85,12 +87,11 @@ impl Ctx {
         self.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("as=Table"))
     }
 
-    /// `labelSelector` and `fieldSelector`.
-    pub fn selectors(&self) -> Result<(Selector, FieldSelector), ApiError> {
+    /// `labelSelector` and `fieldSelector` (over the field labels of `def`).
+    pub fn selectors(&self, def: &ResourceDef) -> Result<(Selector, FieldSelector), ApiError> {
         let labels =
             Selector::parse(self.q("labelSelector").unwrap_or("")).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let fields = FieldSelector::parse(self.q("fieldSelector").unwrap_or(""))
-            .map_err(|e| ApiError::bad_request(e.reason.to_string()))?;
+        let fields = FieldSelector::parse(def, self.q("fieldSelector").unwrap_or(""))?;
         Ok((labels, fields))
     }
 
@@ -157,11 +158,9 @@ impl Ctx {
     }
 }
 
-/// An object as served: stamped with the URL's apiVersion.
+/// An object as served: in the URL's version.
 pub fn output(def: &ResourceDef, obj: &Value) -> Value {
-    let mut o = obj.clone();
-    o["apiVersion"] = Value::String(def.api_version());
-    o
+    convert::served(def, obj).into_owned()
 }
 
 /// A JSON response.

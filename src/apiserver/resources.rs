@@ -70,9 +70,13 @@ impl ResourceDef {
         matches!(self.kind.as_str(), "ServiceAccount" | "Namespace" | "CustomResourceDefinition")
     }
 
-    /// The storage key shared by every version of the resource.
+    /// The storage key shared by every version of the resource (and by the resources
+    /// served from another's storage: events.k8s.io Events are core Events).
     pub fn storage_key(&self) -> (String, String) {
-        (self.group.clone(), self.plural.clone())
+        match super::convert::storage_of(self) {
+            Some((group, _, plural)) => (group.to_owned(), plural.to_owned()),
+            None => (self.group.clone(), self.plural.clone()),
+        }
     }
 }
 

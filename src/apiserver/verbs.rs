@@ -30,7 +30,7 @@ pub fn get(cx: &Ctx, t: &Target) -> Response {
 
 /// GET of a collection: selectors, pagination, Tables.
 pub fn list(cx: &Ctx, t: &Target) -> Response {
-    let (labels, fields) = match cx.selectors() {
+    let (labels, fields) = match cx.selectors(&t.def) {
         Ok(s) => s,
         Err(e) => return error(&e),
     };
@@ -58,7 +58,7 @@ pub fn list(cx: &Ctx, t: &Target) -> Response {
     let mut items: Vec<Arc<Value>> = store
         .list(&t.def, t.namespace.as_deref())
         .into_iter()
-        .filter(|o| labels.matches_object(o) && fields.matches_object(o))
+        .filter(|o| labels.matches_object(o) && fields.matches(o))
         .filter(|o| match &start {
             Some(s) => object_key(o) > *s,
             None => true,
@@ -211,7 +211,7 @@ fn deleted_status(t: &Target, o: &Value) -> Value {
 
 /// DELETE of a collection: every object matching the selectors.
 pub fn delete_collection(cx: &Ctx, t: &Target) -> Response {
-    let (labels, fields) = match cx.selectors() {
+    let (labels, fields) = match cx.selectors(&t.def) {
         Ok(s) => s,
         Err(e) => return error(&e),
     };
@@ -224,7 +224,7 @@ pub fn delete_collection(cx: &Ctx, t: &Target) -> Response {
     let victims: Vec<Arc<Value>> = store
         .list(&t.def, t.namespace.as_deref())
         .into_iter()
-        .filter(|o| labels.matches_object(o) && fields.matches_object(o))
+        .filter(|o| labels.matches_object(o) && fields.matches(o))
         .collect();
     let mut deleted = Vec::new();
     for v in victims {

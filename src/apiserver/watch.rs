@@ -6,6 +6,7 @@
 //! an injected close. Reads the store's history and change broadcast; asks `faults`
 //! whether to answer 410 or to close early.
 
+use super::convert;
 use super::request::{Ctx, Target, error};
 use super::status::ApiError;
 use super::store::Change;
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 /// Answers a watch request.
 pub fn watch(cx: &Ctx, t: &Target) -> Response {
-    let (labels, fields) = match cx.selectors() {
+    let (labels, fields) = match cx.selectors(&t.def) {
         Ok(s) => s,
         Err(e) => return error(&e),
     };
@@ -32,18 +33,17 @@ pub fn watch(cx: &Ctx, t: &Target) -> Response {
     let rx = store.subscribe();
     let key = t.def.storage_key();
     let ns = t.namespace.clone();
+    // Changes carry stored objects; selectors apply to them as this resource serves them.
+    let def = t.def.clone();
     let matches = move |o: &Value| {
-        labels.matches_object(o)
-            && fields.matches_object(o)
+        let o = convert::served(&def, o);
+        labels.matches_object(&o)
+            && fields.matches(&o)
             && ns.as_deref().is_none_or(|n| o.pointer("/metadata/namespace").and_then(Value::as_str) == Some(n))
     };
     let mut initial: Vec<Value> = Vec::new();
     let def = t.def.clone();
-    let event = move |kind: &str, o: &Value| {
-        let mut o = o.clone();
-        o["apiVersion"] = Value::String(def.api_version());
-        json!({"type": kind, "object": o})
-    };
+    let event = move |kind: &str, o: &Value| json!({"type": kind, "object": convert::served(&def, o)});
     let gone = cx.s.faults.take_gone();
     let from_rv: u64 = match rv_param.as_deref() {
         None | Some("0") | Some("") => {

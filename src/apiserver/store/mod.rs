@@ -5,10 +5,12 @@
 //! `crd`: CRDs that start and stop serving resources). In: decoded bodies and write
 //! options from the handlers; out: stored objects and the [`Change`]s watchers see.
 //! Field-level semantics (managed fields, apply merges, patches) come from `fields`.
+//! Reads of a view (events.k8s.io Events, stored as core Events) come back converted.
 
 mod crd;
 mod write;
 
+use super::convert;
 use super::resources::{self, ResourceDef};
 use super::status::ApiError;
 use serde_json::{Value, json};
@@ -80,6 +82,11 @@ pub struct Store {
     tx: broadcast::Sender<Arc<Change>>,
 }
 
+/// A stored object as `def` serves it (a no-op but for views).
+fn served(def: &ResourceDef, o: Arc<Value>) -> Arc<Value> {
+    if convert::is_view(def) { Arc::new(convert::served(def, &o).into_owned()) } else { o }
+}
+
 fn now() -> String {
     jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
@@ -140,24 +147,32 @@ impl Store {
         Some(self.history.iter().filter(|c| c.rv > rv && &c.key == key).cloned().collect())
     }
 
-    /// One object.
+    /// One object, as `def` serves it.
     pub fn get(&self, def: &ResourceDef, ns: Option<&str>, name: &str) -> Option<Arc<Value>> {
-        self.objects.get(&def.storage_key())?.get(&(ns.unwrap_or("").to_owned(), name.to_owned())).cloned()
+        let o = self.objects.get(&def.storage_key())?.get(&(ns.unwrap_or("").to_owned(), name.to_owned()))?;
+        Some(served(def, o.clone()))
     }
 
-    /// Objects of a resource, in one namespace or all, in key order.
+    /// Objects of a resource, in one namespace or all, in key order, as `def` serves them.
     pub fn list(&self, def: &ResourceDef, ns: Option<&str>) -> Vec<Arc<Value>> {
         let Some(m) = self.objects.get(&def.storage_key()) else {
             return Vec::new();
         };
-        match ns {
+        let stored: Vec<Arc<Value>> = match ns {
             Some(ns) => m
                 .range((ns.to_owned(), String::new())..)
                 .take_while(|((n, _), _)| n == ns)
                 .map(|(_, v)| v.clone())
                 .collect(),
             None => m.values().cloned().collect(),
-        }
+        };
+        stored.into_iter().map(|o| served(def, o)).collect()
+    }
+
+    /// The resource a view (`def`) is stored as; writes to a view are writes to it.
+    fn storage_def(&self, def: &ResourceDef) -> Option<Arc<ResourceDef>> {
+        let (group, version, plural) = convert::storage_of(def)?;
+        self.find(group, version, plural)
     }
 
     /// Every object of a resource with its key (for state snapshots).
@@ -241,10 +256,17 @@ impl Store {
         }
     }
 
-    /// Loads objects saved by a snapshot (CRDs first, so their resources are served).
+    /// Loads objects saved by a snapshot (CRDs first, so their resources are served; objects
+    /// saved under a view's own key, as older snapshots did, move to its storage).
     pub fn restore(&mut self, rv: u64, objects: Vec<(StorageKey, Value)>) {
         let (crds, rest): (Vec<_>, Vec<_>) = objects.into_iter().partition(|(k, _)| k.1 == "customresourcedefinitions");
-        for (key, mut obj) in crds.into_iter().chain(rest) {
+        for (mut key, mut obj) in crds.into_iter().chain(rest) {
+            if let Some(def) = self.defs.iter().find(|d| (&d.group, &d.plural) == (&key.0, &key.1)).cloned()
+                && def.storage_key() != key
+            {
+                key = def.storage_key();
+                obj = convert::to_storage(&def, obj);
+            }
             if key.1 == "customresourcedefinitions"
                 && let Ok(defs) = resources::from_crd(&obj)
             {

@@ -3,10 +3,12 @@
 //! a required resourceVersion for custom resources, status isolation,
 //! system-owned metadata, generation on spec changes, no-op writes that change nothing),
 //! server-side apply (creating what is missing) and delete (uid and resourceVersion
-//! preconditions; finalizers mark an object terminating). Each write validates custom resources against their schema and records
-//! field ownership through `fields`.
+//! preconditions; finalizers mark an object terminating). Each write validates custom
+//! resources against their schema and records field ownership through `fields`. A write
+//! to a view (events.k8s.io Events) is converted (`convert`) and made to its storage.
 
-use super::{DeleteOpts, Deleted, Store, WriteOpts, now};
+use super::{DeleteOpts, Deleted, Store, WriteOpts, now, served};
+use crate::apiserver::convert;
 use crate::apiserver::fields;
 use crate::apiserver::resources::ResourceDef;
 use crate::apiserver::schema;
@@ -68,6 +70,10 @@ impl Store {
         mut body: Value,
         opts: &WriteOpts,
     ) -> Result<Arc<Value>, ApiError> {
+        if let Some(stored) = self.storage_def(def) {
+            let body = convert::to_storage(def, body);
+            return self.create(&stored, ns, body, opts).map(|o| served(def, o));
+        }
         Self::check_kind(def, &body)?;
         if !body.is_object() {
             return Err(ApiError::bad_request("the body must be a JSON object"));
@@ -187,6 +193,10 @@ impl Store {
         sub: Option<&str>,
         opts: &WriteOpts,
     ) -> Result<Arc<Value>, ApiError> {
+        if let Some(stored) = self.storage_def(def) {
+            let body = convert::to_storage(def, body);
+            return self.update(&stored, ns, name, body, sub, opts).map(|o| served(def, o));
+        }
         Self::check_kind(def, &body)?;
         let ns = if def.namespaced { ns } else { None };
         let old = self.get(def, ns, name).ok_or_else(|| ApiError::not_found(def, name))?;
@@ -341,6 +351,10 @@ impl Store {
         sub: Option<&str>,
         opts: &WriteOpts,
     ) -> Result<(Arc<Value>, bool), ApiError> {
+        if let Some(stored) = self.storage_def(def) {
+            let config = convert::to_storage(def, config.clone());
+            return self.apply(&stored, ns, name, &config, sub, opts).map(|(o, created)| (served(def, o), created));
+        }
         let ts = now();
         match self.get(def, ns, name) {
             None if sub.is_none() => {
@@ -382,6 +396,12 @@ impl Store {
         name: &str,
         opts: &DeleteOpts,
     ) -> Result<Deleted, ApiError> {
+        if let Some(stored) = self.storage_def(def) {
+            return self.delete(&stored, ns, name, opts).map(|d| match d {
+                Deleted::Removed(o) => Deleted::Removed(served(def, o)),
+                Deleted::Terminating(o) => Deleted::Terminating(served(def, o)),
+            });
+        }
         let ns = if def.namespaced { ns } else { None };
         let old = self.get(def, ns, name).ok_or_else(|| ApiError::not_found(def, name))?;
         let meta = |k: &str| old.pointer(&format!("/metadata/{k}")).and_then(Value::as_str).unwrap_or("").to_owned();
