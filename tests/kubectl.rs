@@ -124,3 +124,41 @@ async fn kubectl_get_events_and_describe_show_plugin_warnings() {
     let section = described.split("Events:").nth(1).unwrap_or_default();
     assert!(section.contains("EngineRetired") && section.contains("mysql 5.7 is out of support"), "{described}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_create_namespace_and_other_built_in_kinds_works() {
+    if !have_kubectl() {
+        return;
+    }
+    let s = server_with(Default::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kubeconfig");
+    s.write_kubeconfig(&kc).expect("kubeconfig");
+    let run = |args: &'static [&'static str]| {
+        let kc = kc.clone();
+        async move { tokio::task::spawn_blocking(move || kubectl(&kc, args)).await.expect("join") }
+    };
+    // kubectl sends each of these as application/vnd.kubernetes.protobuf.
+    assert!(ok(&run(&["create", "namespace", "team-a"]).await).contains("namespace/team-a created"));
+    ok(&run(&["create", "configmap", "cfg", "-n", "team-a", "--from-literal=size=1Gi"]).await);
+    ok(&run(&["create", "secret", "generic", "creds", "-n", "team-a", "--from-literal=password=s3cret"]).await);
+    ok(&run(&["create", "serviceaccount", "bot", "-n", "team-a"]).await);
+    ok(&run(&["create", "role", "reader", "-n", "team-a", "--verb=get,list", "--resource=configmaps"]).await);
+    ok(&run(&["create", "rolebinding", "bot-reads", "-n", "team-a", "--role=reader", "--serviceaccount=team-a:bot"])
+        .await);
+    let get = |args: &'static [&'static str]| async move { ok(&run(args).await) };
+    assert_eq!(get(&["get", "ns", "team-a", "-o", "jsonpath={.status.phase}"]).await, "Active");
+    assert_eq!(get(&["get", "cm", "cfg", "-n", "team-a", "-o", "jsonpath={.data.size}"]).await, "1Gi");
+    // Secret data arrives as bytes and is served base64-encoded, as on a real server.
+    assert_eq!(get(&["get", "secret", "creds", "-n", "team-a", "-o", "jsonpath={.data.password}"]).await, "czNjcmV0");
+    assert_eq!(get(&["get", "secret", "creds", "-n", "team-a", "-o", "jsonpath={.type}"]).await, "Opaque");
+    assert_eq!(get(&["get", "sa", "bot", "-n", "team-a", "-o", "jsonpath={.metadata.name}"]).await, "bot");
+    assert_eq!(
+        get(&["get", "role", "reader", "-n", "team-a", "-o", "jsonpath={.rules[0].verbs}"]).await,
+        r#"["get","list"]"#
+    );
+    assert_eq!(
+        get(&["get", "rolebinding", "bot-reads", "-n", "team-a", "-o", "jsonpath={.subjects[0].name}"]).await,
+        "bot"
+    );
+}

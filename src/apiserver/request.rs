@@ -8,6 +8,7 @@ use super::auth::{Auth, User};
 use super::convert;
 use super::faults::FaultHandle;
 use super::field_selector::FieldSelector;
+use super::proto;
 use super::resources::ResourceDef;
 use super::status::ApiError;
 use super::store::{DeleteOpts, Store, WriteOpts};
@@ -21,6 +22,9 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The Kubernetes protobuf media type.
+const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
 
 /// Shared server state.
 #[derive(Clone)]
@@ -95,8 +99,24 @@ impl Ctx {
         Ok((labels, fields))
     }
 
+    /// The body of a create or update: Kubernetes protobuf (what kubectl sends for
+    /// built-in kinds) or JSON.
+    pub fn body_object(&self) -> Result<Value, ApiError> {
+        if self.body.starts_with(proto::MAGIC) || self.content_type() == PROTOBUF {
+            return proto::decode(&self.body).map_err(|e| match e {
+                proto::ProtoError::Unsupported { .. } => ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+                ),
+                other => ApiError::bad_request(other.to_string()),
+            });
+        }
+        self.body_json()
+    }
+
     /// The body as JSON.
-    pub fn body_json(&self) -> Result<Value, ApiError> {
+    fn body_json(&self) -> Result<Value, ApiError> {
         serde_json::from_slice(&self.body).map_err(|e| {
             ApiError::bad_request(format!(
                 "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: {e} ({})",
@@ -120,6 +140,8 @@ impl Ctx {
     pub fn delete_opts(&self) -> Result<DeleteOpts, ApiError> {
         let body: Value = if self.body.iter().all(u8::is_ascii_whitespace) {
             Value::Null
+        } else if self.body.starts_with(proto::MAGIC) {
+            self.body_object()?
         } else {
             serde_json::from_slice(&self.body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?

@@ -90,7 +90,7 @@ pub fn list(cx: &Ctx, t: &Target) -> Response {
 
 /// POST to a collection.
 pub fn create(cx: &Ctx, t: &Target) -> Response {
-    let body = match cx.body_json() {
+    let body = match cx.body_object() {
         Ok(b) => b,
         Err(e) => return error(&e),
     };
@@ -104,7 +104,7 @@ pub fn create(cx: &Ctx, t: &Target) -> Response {
 
 /// PUT of an object or its status.
 pub fn update(cx: &Ctx, t: &Target) -> Response {
-    let body = match cx.body_json() {
+    let body = match cx.body_object() {
         Ok(b) => b,
         Err(e) => return error(&e),
     };
@@ -242,17 +242,9 @@ pub fn delete_collection(cx: &Ctx, t: &Target) -> Response {
 
 /// POST of a `SelfSubjectAccessReview` (JSON, or protobuf as kubectl sends it).
 pub fn access_review(cx: &Ctx) -> Response {
-    let body = if cx.body.starts_with(b"k8s\0") {
-        // kubectl sends built-in kinds as protobuf.
-        match super::proto::access_review(&cx.body) {
-            Some(b) => b,
-            None => return error(&ApiError::bad_request("cannot decode the SelfSubjectAccessReview")),
-        }
-    } else {
-        match cx.body_json() {
-            Ok(b) => b,
-            Err(e) => return error(&e),
-        }
+    let body = match cx.body_object() {
+        Ok(b) => b,
+        Err(e) => return error(&e),
     };
     let answer = cx.s.auth.access_review(&cx.s.store.lock(), &cx.user(), &body);
     json_response(201, &answer)

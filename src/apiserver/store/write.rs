@@ -163,6 +163,7 @@ impl Store {
         if def.kind == "Namespace" {
             body["status"] = json!({"phase": "Active"});
         }
+        default_fields(def, &mut body);
         Self::validate(def, &mut body, opts.strict)?;
         let new_defs = if def.kind == "CustomResourceDefinition" { Some(self.crd_defs(&body)?) } else { None };
         let mut entries = Vec::new();
@@ -282,6 +283,7 @@ impl Store {
         if let Some(m) = new["metadata"].as_object_mut() {
             m.remove("resourceVersion");
         }
+        default_fields(def, &mut new);
         Self::validate(def, &mut new, opts.strict)?;
         let deleting = old.pointer("/metadata/deletionTimestamp").is_some();
         if deleting {
@@ -447,6 +449,14 @@ impl Store {
         let last = Arc::new(last);
         self.remove(def, &(ns.unwrap_or("").to_owned(), name.to_owned()), last.clone());
         Ok(Deleted::Removed(last))
+    }
+}
+
+/// Defaults the API sets on built-in kinds (`SetDefaults_*`): a Secret's `type`.
+fn default_fields(def: &ResourceDef, obj: &mut Value) {
+    if def.group.is_empty() && def.kind == "Secret" && obj.get("type").and_then(Value::as_str).is_none_or(str::is_empty)
+    {
+        obj["type"] = Value::String("Opaque".into());
     }
 }
 
