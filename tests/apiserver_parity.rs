@@ -183,3 +183,86 @@ async fn events_written_through_events_k8s_io_are_core_events() {
     v1.delete("core-made", &DeleteParams::default()).await.expect("delete");
     assert_eq!(api_err(core.get("core-made").await.expect_err("gone")).code, 404);
 }
+
+fn applied(name: &str, spec: serde_json::Value, finalizers: &[&str]) -> serde_json::Value {
+    let mut o = json!({"apiVersion": "stable.example.com/v1", "kind": "Database", "metadata": {"name": name}});
+    if !spec.is_null() {
+        o["spec"] = spec;
+    }
+    if !finalizers.is_empty() {
+        o["metadata"]["finalizers"] = json!(finalizers);
+    }
+    o
+}
+
+#[tokio::test]
+async fn two_managers_co_own_a_set_list() {
+    let s = server().await;
+    let api = databases(&s.client());
+    let spec = json!({"name": "orders", "engine": "postgres"});
+    api.patch("orders", &PatchParams::apply("alice"), &Patch::Apply(applied("orders", spec, &["alice.io/keep"])))
+        .await
+        .expect("alice");
+    let bob = api
+        .patch("orders", &PatchParams::apply("bob"), &Patch::Apply(applied("orders", json!(null), &["bob.io/keep"])))
+        .await
+        .expect("bob applies his own finalizer without a conflict");
+    assert_eq!(bob.metadata.finalizers, Some(vec!["alice.io/keep".to_owned(), "bob.io/keep".to_owned()]));
+    // Alice drops hers; Bob's stays.
+    let spec = json!({"name": "orders", "engine": "postgres"});
+    let after = api
+        .patch("orders", &PatchParams::apply("alice"), &Patch::Apply(applied("orders", spec, &[])))
+        .await
+        .expect("alice again");
+    assert_eq!(after.metadata.finalizers, Some(vec!["bob.io/keep".to_owned()]));
+}
+
+#[tokio::test]
+async fn a_field_a_manager_stops_applying_is_removed_unless_another_owns_it() {
+    let s = server().await;
+    let api = databases(&s.client());
+    let full = json!({"name": "orders", "engine": "postgres", "size": "1Gi"});
+    let without_size = json!({"name": "orders", "engine": "postgres"});
+    api.patch("orders", &PatchParams::apply("alice"), &Patch::Apply(applied("orders", full.clone(), &[])))
+        .await
+        .expect("alice creates");
+    let dropped = api
+        .patch("orders", &PatchParams::apply("alice"), &Patch::Apply(applied("orders", without_size.clone(), &[])))
+        .await
+        .expect("alice drops size");
+    assert!(dropped.data["spec"].get("size").is_none(), "{}", dropped.data);
+    // Co-owned: Bob applies the same size, Alice applies and drops it again; it stays.
+    api.patch("orders", &PatchParams::apply("alice"), &Patch::Apply(applied("orders", full.clone(), &[])))
+        .await
+        .expect("alice sets size");
+    api.patch("orders", &PatchParams::apply("bob"), &Patch::Apply(applied("orders", json!({"size": "1Gi"}), &[])))
+        .await
+        .expect("bob co-owns size");
+    let kept = api
+        .patch("orders", &PatchParams::apply("alice"), &Patch::Apply(applied("orders", without_size, &[])))
+        .await
+        .expect("alice drops size");
+    assert_eq!(kept.data["spec"]["size"], "1Gi");
+}
+
+#[tokio::test]
+async fn managed_fields_record_apply_operations() {
+    let s = server().await;
+    let api = databases(&s.client());
+    let spec = |size: &str| json!({"name": "orders", "engine": "postgres", "size": size});
+    api.patch("orders", &PatchParams::apply("alice"), &Patch::Apply(applied("orders", spec("1Gi"), &[])))
+        .await
+        .expect("create");
+    let changed = api
+        .patch("orders", &PatchParams::apply("alice"), &Patch::Apply(applied("orders", spec("2Gi"), &[])))
+        .await
+        .expect("change");
+    let entries: Vec<(String, String)> = changed
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| (m.manager.unwrap_or_default(), m.operation.unwrap_or_default()))
+        .collect();
+    assert_eq!(entries, [("alice".to_owned(), "Apply".to_owned())]);
+}

@@ -67,12 +67,23 @@ impl Store {
         &mut self,
         def: &ResourceDef,
         ns: Option<&str>,
+        body: Value,
+        opts: &WriteOpts,
+    ) -> Result<Arc<Value>, ApiError> {
+        self.create_owned(def, ns, body, opts, Ownership::Update)
+    }
+
+    fn create_owned(
+        &mut self,
+        def: &ResourceDef,
+        ns: Option<&str>,
         mut body: Value,
         opts: &WriteOpts,
+        ownership: Ownership,
     ) -> Result<Arc<Value>, ApiError> {
         if let Some(stored) = self.storage_def(def) {
             let body = convert::to_storage(def, body);
-            return self.create(&stored, ns, body, opts).map(|o| served(def, o));
+            return self.create_owned(&stored, ns, body, opts, ownership).map(|o| served(def, o));
         }
         Self::check_kind(def, &body)?;
         if !body.is_object() {
@@ -166,9 +177,26 @@ impl Store {
         default_fields(def, &mut body);
         Self::validate(def, &mut body, opts.strict)?;
         let new_defs = if def.kind == "CustomResourceDefinition" { Some(self.crd_defs(&body)?) } else { None };
-        let mut entries = Vec::new();
-        fields::record_update(&mut entries, &opts.manager, None, &def.api_version(), &fields::leaves(&body), &ts);
-        fields::write(&mut body, &entries);
+        match ownership {
+            Ownership::Update => {
+                let mut entries = Vec::new();
+                let owned = fields::leaves(&body, def.schema.as_ref());
+                fields::record_update(&mut entries, &opts.manager, None, &def.api_version(), &owned, &ts);
+                fields::write(&mut body, &entries);
+            }
+            // The applier owns what it created, as an Apply (of the object as stored).
+            Ownership::Applied => {
+                let apply = fields::Apply {
+                    manager: &opts.manager,
+                    sub: None,
+                    force: true,
+                    schema: def.schema.as_ref(),
+                    now: &ts,
+                };
+                let applied = fields::apply(&body, &body, &apply)?;
+                fields::write(&mut body, &fields::read(&applied));
+            }
+        }
         if opts.dry_run {
             return Ok(Arc::new(body));
         }
@@ -194,10 +222,25 @@ impl Store {
         sub: Option<&str>,
         opts: &WriteOpts,
     ) -> Result<Arc<Value>, ApiError> {
+        self.update_owned(def, ns, name, body, sub, opts, Ownership::Update)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn update_owned(
+        &mut self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+        body: Value,
+        sub: Option<&str>,
+        opts: &WriteOpts,
+        ownership: Ownership,
+    ) -> Result<Arc<Value>, ApiError> {
         if let Some(stored) = self.storage_def(def) {
             let body = convert::to_storage(def, body);
-            return self.update(&stored, ns, name, body, sub, opts).map(|o| served(def, o));
+            return self.update_owned(&stored, ns, name, body, sub, opts, ownership).map(|o| served(def, o));
         }
+        let applied_fields = body.pointer("/metadata/managedFields").cloned();
         Self::check_kind(def, &body)?;
         let ns = if def.namespaced { ns } else { None };
         let old = self.get(def, ns, name).ok_or_else(|| ApiError::not_found(def, name))?;
@@ -313,11 +356,22 @@ impl Store {
                 ));
             }
         }
+        if ownership == Ownership::Applied {
+            // The apply computed the ownership; an apply that changes only it is a write.
+            match applied_fields {
+                Some(f) => new["metadata"]["managedFields"] = f,
+                None => {
+                    if let Some(m) = new["metadata"].as_object_mut() {
+                        m.remove("managedFields");
+                    }
+                }
+            }
+        }
         let mut old_cmp = (*old).clone();
         strip_bookkeeping(&mut old_cmp);
         let mut new_cmp = new.clone();
         strip_bookkeeping(&mut new_cmp);
-        if old_cmp == new_cmp {
+        if old_cmp == new_cmp && (ownership == Ownership::Update || same_owners(&old, &new)) {
             // A no-op write changes nothing, not even the resourceVersion.
             return Ok(old);
         }
@@ -325,10 +379,13 @@ impl Store {
             let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
             new["metadata"]["generation"] = json!(g + 1);
         }
-        let ts = now();
-        let mut entries = fields::read(&old);
-        fields::record_update(&mut entries, &opts.manager, sub, &def.api_version(), &fields::changed(&old, &new), &ts);
-        fields::write(&mut new, &entries);
+        if ownership == Ownership::Update {
+            let ts = now();
+            let mut entries = fields::read(&old);
+            let changed = fields::changed(&old, &new, def.schema.as_ref());
+            fields::record_update(&mut entries, &opts.manager, sub, &def.api_version(), &changed, &ts);
+            fields::write(&mut new, &entries);
+        }
         let new_defs =
             if def.kind == "CustomResourceDefinition" && sub.is_none() { Some(self.crd_defs(&new)?) } else { None };
         if opts.dry_run {
@@ -367,24 +424,23 @@ impl Store {
                 body["metadata"]["name"] = Value::String(name.to_owned());
                 if let Some(m) = body["metadata"].as_object_mut() {
                     m.remove("resourceVersion");
-                }
-                let created = self.create(def, ns, body, opts)?;
-                // Ownership belongs to the applier, as an Apply operation.
-                let mut owned = (*created).clone();
-                owned["metadata"]["managedFields"] = Value::Null;
-                if let Some(m) = owned["metadata"].as_object_mut() {
                     m.remove("managedFields");
                 }
-                let applied = fields::apply(&owned, config, &opts.manager, None, true, &ts)?;
-                let update = WriteOpts { manager: opts.manager.clone(), ..Default::default() };
-                Ok((self.update(def, ns, name, applied, None, &update)?, true))
+                Ok((self.create_owned(def, ns, body, opts, Ownership::Applied)?, true))
             }
             None => Err(ApiError::not_found(def, name)),
             Some(cur) => {
                 // The merge starts from the live object, so its resourceVersion is the
                 // current one unless the configuration names one as a precondition.
-                let merged = fields::apply(&cur, config, &opts.manager, sub, opts.force, &ts)?;
-                Ok((self.update(def, ns, name, merged, sub, opts)?, false))
+                let apply = fields::Apply {
+                    manager: &opts.manager,
+                    sub,
+                    force: opts.force,
+                    schema: def.schema.as_ref(),
+                    now: &ts,
+                };
+                let merged = fields::apply(&cur, config, &apply)?;
+                Ok((self.update_owned(def, ns, name, merged, sub, opts, Ownership::Applied)?, false))
             }
         }
     }
@@ -458,6 +514,28 @@ fn default_fields(def: &ResourceDef, obj: &mut Value) {
     {
         obj["type"] = Value::String("Opaque".into());
     }
+}
+
+/// Who a write's fields belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ownership {
+    /// An `Update` by the write's manager, of the fields it changed.
+    Update,
+    /// A server-side apply: the body's `managedFields` were computed by `fields::apply`.
+    Applied,
+}
+
+/// Whether two versions of an object have the same owners of the same fields (the time
+/// of an entry alone is no change).
+fn same_owners(a: &Value, b: &Value) -> bool {
+    let untimed = |v: &Value| {
+        let mut entries = fields::read(v);
+        for e in &mut entries {
+            e.time.clear();
+        }
+        entries
+    };
+    untimed(a) == untimed(b)
 }
 
 fn strip_bookkeeping(v: &mut Value) {
