@@ -266,3 +266,78 @@ async fn managed_fields_record_apply_operations() {
         .collect();
     assert_eq!(entries, [("alice".to_owned(), "Apply".to_owned())]);
 }
+
+type ConfigMaps = kube::Api<k8s_openapi::api::core::v1::ConfigMap>;
+
+/// A ConfigMap owned by `owner`, as kreflex creates children of the objects plugins act on.
+async fn child_of(cms: &ConfigMaps, name: &str, owner: &DynamicObject, finalizers: &[&str]) {
+    let cm = serde_json::from_value(json!({"metadata": {"name": name, "finalizers": finalizers, "ownerReferences": [{
+        "apiVersion": "stable.example.com/v1", "kind": "Database", "name": owner.metadata.name,
+        "uid": owner.metadata.uid, "controller": true, "blockOwnerDeletion": true}]}}))
+    .expect("cm");
+    cms.create(&PostParams::default(), &cm).await.expect("child");
+}
+
+fn propagation(p: kube::api::PropagationPolicy) -> DeleteParams {
+    DeleteParams { propagation_policy: Some(p), ..Default::default() }
+}
+
+#[tokio::test]
+async fn background_deletion_collects_dependents_of_a_deleted_owner() {
+    let s = server().await;
+    let c = s.client();
+    let owner = create_database(&c, database("orders", "postgres")).await;
+    let cms: ConfigMaps = kube::Api::namespaced(c.clone(), "default");
+    child_of(&cms, "orders-config", &owner, &[]).await;
+    databases(&c).delete("orders", &DeleteParams::default()).await.expect("delete");
+    eventually("the dependent is collected", || async { cms.get_opt("orders-config").await.expect("get").is_none() })
+        .await;
+}
+
+#[tokio::test]
+async fn foreground_deletion_removes_dependents_first() {
+    let s = server().await;
+    let c = s.client();
+    let owner = create_database(&c, database("orders", "postgres")).await;
+    let cms: ConfigMaps = kube::Api::namespaced(c.clone(), "default");
+    child_of(&cms, "orders-config", &owner, &["example.com/hold"]).await;
+    let api = databases(&c);
+    let terminating = api
+        .delete("orders", &propagation(kube::api::PropagationPolicy::Foreground))
+        .await
+        .expect("delete")
+        .left()
+        .expect("the owner, terminating");
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+    assert_eq!(terminating.metadata.finalizers, Some(vec!["foregroundDeletion".to_owned()]));
+    eventually("the dependent is being deleted", || async {
+        cms.get("orders-config").await.is_ok_and(|cm| cm.metadata.deletion_timestamp.is_some())
+    })
+    .await;
+    // The dependent still exists (held by its finalizer): the owner waits for it.
+    assert!(api.get("orders").await.is_ok(), "the owner outlives a blocking dependent");
+    cms.patch("orders-config", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
+        .await
+        .expect("release the dependent");
+    eventually("the owner goes after its dependent", || async { api.get_opt("orders").await.expect("get").is_none() })
+        .await;
+}
+
+#[tokio::test]
+async fn orphan_deletion_strips_owner_references() {
+    let s = server().await;
+    let c = s.client();
+    let owner = create_database(&c, database("orders", "postgres")).await;
+    let cms: ConfigMaps = kube::Api::namespaced(c.clone(), "default");
+    child_of(&cms, "orders-config", &owner, &[]).await;
+    let terminating = databases(&c)
+        .delete("orders", &propagation(kube::api::PropagationPolicy::Orphan))
+        .await
+        .expect("delete")
+        .left()
+        .expect("the owner, terminating");
+    assert_eq!(terminating.metadata.finalizers, Some(vec!["orphan".to_owned()]));
+    eventually("the owner is gone", || async { databases(&c).get_opt("orders").await.expect("get").is_none() }).await;
+    let orphan = cms.get("orders-config").await.expect("the dependent stays");
+    assert_eq!(orphan.metadata.owner_references, None);
+}

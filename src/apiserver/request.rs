@@ -11,7 +11,7 @@ use super::field_selector::FieldSelector;
 use super::proto;
 use super::resources::ResourceDef;
 use super::status::ApiError;
-use super::store::{DeleteOpts, Store, WriteOpts};
+use super::store::{DeleteOpts, Propagation, Store, WriteOpts};
 use super::{RequestStats, StatKey};
 use crate::selector::Selector;
 use axum::body::Bytes;
@@ -148,10 +148,33 @@ impl Ctx {
         };
         let s = |p: &str| body.pointer(p).and_then(Value::as_str).map(str::to_owned);
         let dry_run_in_body = body.get("dryRun").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+        let policy = s("/propagationPolicy").or_else(|| self.q("propagationPolicy").map(str::to_owned));
+        let orphan = body
+            .get("orphanDependents")
+            .and_then(Value::as_bool)
+            .or_else(|| self.q("orphanDependents").map(|v| v == "true"));
+        let propagation = match (orphan, policy.as_deref()) {
+            (Some(true), _) => Some(Propagation::Orphan),
+            (Some(false), _) => Some(Propagation::Background),
+            (None, Some("Orphan")) => Some(Propagation::Orphan),
+            (None, Some("Background")) => Some(Propagation::Background),
+            (None, Some("Foreground")) => Some(Propagation::Foreground),
+            (None, None) => None,
+            (None, Some(other)) => {
+                return Err(ApiError::new(
+                    422,
+                    "Invalid",
+                    format!(
+                        "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{other}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+                    ),
+                ));
+            }
+        };
         Ok(DeleteOpts {
             uid: s("/preconditions/uid"),
             resource_version: s("/preconditions/resourceVersion"),
             dry_run: self.q("dryRun").is_some() || dry_run_in_body,
+            propagation,
         })
     }
 

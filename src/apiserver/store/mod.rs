@@ -8,6 +8,7 @@
 //! Reads of a view (events.k8s.io Events, stored as core Events) come back converted.
 
 mod crd;
+mod gc;
 mod write;
 
 use super::convert;
@@ -60,7 +61,25 @@ pub struct DeleteOpts {
     pub resource_version: Option<String>,
     /// `dryRun=All`: check, don't delete.
     pub dry_run: bool,
+    /// `propagationPolicy` (or the deprecated `orphanDependents`), if given.
+    pub propagation: Option<Propagation>,
 }
+
+/// What happens to an object's dependents when it is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    /// Dependents lose their owner reference (finalizer `orphan` until done).
+    Orphan,
+    /// The object goes now; the garbage collector deletes dependents afterwards.
+    Background,
+    /// Dependents are deleted first (finalizer `foregroundDeletion` until done).
+    Foreground,
+}
+
+/// The finalizer of an orphaning delete.
+pub const ORPHAN: &str = "orphan";
+/// The finalizer of a foreground delete.
+pub const FOREGROUND: &str = "foregroundDeletion";
 
 /// What a delete did.
 #[derive(Debug, Clone)]

@@ -7,7 +7,7 @@
 //! resources against their schema and records field ownership through `fields`. A write
 //! to a view (events.k8s.io Events) is converted (`convert`) and made to its storage.
 
-use super::{DeleteOpts, Deleted, Store, WriteOpts, now, served};
+use super::{DeleteOpts, Deleted, FOREGROUND, ORPHAN, Propagation, Store, WriteOpts, now, served};
 use crate::apiserver::convert;
 use crate::apiserver::fields;
 use crate::apiserver::resources::ResourceDef;
@@ -481,16 +481,23 @@ impl Store {
             );
             return Err(ApiError::precondition_failed(def, name, &why));
         }
-        let has_finalizers =
-            old.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+        let before: Vec<Value> =
+            old.pointer("/metadata/finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
+        let finalizers = gc_finalizers(&before, opts.propagation);
         if opts.dry_run {
-            return Ok(if has_finalizers { Deleted::Terminating(old) } else { Deleted::Removed(old) });
+            return Ok(if finalizers.is_empty() { Deleted::Removed(old) } else { Deleted::Terminating(old) });
         }
-        if has_finalizers {
-            if old.pointer("/metadata/deletionTimestamp").is_some() {
+        if !finalizers.is_empty() {
+            let deleting = old.pointer("/metadata/deletionTimestamp").is_some();
+            if deleting && finalizers == before {
                 return Ok(Deleted::Terminating(old));
             }
             let mut new = (*old).clone();
+            new["metadata"]["finalizers"] = Value::Array(finalizers);
+            if deleting {
+                // Only the propagation finalizers change on a second delete.
+                return self.commit(def, ns, name, new, Some(old)).map(Deleted::Terminating);
+            }
             new["metadata"]["deletionTimestamp"] = Value::String(now());
             new["metadata"]["deletionGracePeriodSeconds"] = json!(0);
             if def.custom {
@@ -514,6 +521,25 @@ fn default_fields(def: &ResourceDef, obj: &mut Value) {
     {
         obj["type"] = Value::String("Opaque".into());
     }
+}
+
+/// An object's finalizers once a delete with `propagation` asked for its dependents'
+/// fate (as the generic registry's `deletionFinalizersForGarbageCollection`): `orphan`
+/// or `foregroundDeletion` is added, and the other removed; Background removes both; no
+/// policy keeps what is there.
+fn gc_finalizers(current: &[Value], propagation: Option<Propagation>) -> Vec<Value> {
+    let wanted = match propagation {
+        None => return current.to_vec(),
+        Some(Propagation::Orphan) => Some(ORPHAN),
+        Some(Propagation::Foreground) => Some(FOREGROUND),
+        Some(Propagation::Background) => None,
+    };
+    let mut out: Vec<Value> =
+        current.iter().filter(|f| !matches!(f.as_str(), Some(ORPHAN | FOREGROUND))).cloned().collect();
+    if let Some(f) = wanted {
+        out.push(Value::String(f.to_owned()));
+    }
+    out
 }
 
 /// Who a write's fields belong to.
