@@ -341,3 +341,65 @@ async fn orphan_deletion_strips_owner_references() {
     let orphan = cms.get("orders-config").await.expect("the dependent stays");
     assert_eq!(orphan.metadata.owner_references, None);
 }
+
+#[tokio::test]
+async fn a_list_from_resource_version_0_returns_everything_and_remaining_item_count_counts_the_rest() {
+    let s = server().await;
+    let c = s.client();
+    for i in 0..5 {
+        create_database(&c, database(&format!("db{i}"), "postgres")).await;
+    }
+    let api = databases(&c);
+    // kube-rs leaves resourceVersion=0 out when a limit is set; kubectl and client-go send both.
+    let req = http::Request::builder()
+        .uri("/apis/stable.example.com/v1/namespaces/default/databases?limit=2&resourceVersion=0")
+        .body(Vec::new())
+        .expect("request");
+    let cached: serde_json::Value = serde_json::from_str(&c.request_text(req).await.expect("list")).expect("json");
+    assert_eq!(cached["items"].as_array().map(Vec::len), Some(5));
+    assert!(cached["metadata"].get("continue").is_none(), "{}", cached["metadata"]);
+    let page1 = api.list(&kube::api::ListParams::default().limit(2)).await.expect("page 1");
+    assert_eq!(page1.metadata.remaining_item_count, Some(3));
+    let token = page1.metadata.continue_.expect("continue");
+    let page2 = api.list(&kube::api::ListParams::default().limit(2).continue_token(&token)).await.expect("page 2");
+    assert_eq!(page2.metadata.remaining_item_count, Some(1));
+    let token = page2.metadata.continue_.expect("continue");
+    let page3 = api.list(&kube::api::ListParams::default().limit(2).continue_token(&token)).await.expect("page 3");
+    assert_eq!(
+        (page3.items.len(), page3.metadata.continue_.as_deref(), page3.metadata.remaining_item_count),
+        (1, None, None)
+    );
+}
+
+#[tokio::test]
+async fn a_watch_asked_for_tables_streams_table_rows_with_a_date_age() {
+    let s = server().await;
+    let c = s.client();
+    create_database(&c, database("orders", "postgres")).await;
+    create_database(&c, database("legacy", "mysql")).await;
+    let req = http::Request::builder()
+        .uri("/apis/stable.example.com/v1/namespaces/default/databases?watch=true&timeoutSeconds=1")
+        .header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
+        .body(Vec::new())
+        .expect("request");
+    let text = c.request_text(req).await.expect("watch");
+    let events: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str(l).expect("an event per line")).collect();
+    assert_eq!(events.len(), 2, "{text}");
+    let first = &events[0]["object"];
+    assert_eq!((first["kind"].as_str(), events[0]["type"].as_str()), (Some("Table"), Some("ADDED")));
+    let columns: Vec<(&str, &str)> = first["columnDefinitions"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap_or(""), c["type"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        columns,
+        [("Name", "string"), ("Engine", "string"), ("Size", "string"), ("State", "string"), ("Age", "date")]
+    );
+    let created = first["rows"][0]["object"]["metadata"]["creationTimestamp"].clone();
+    assert_eq!(first["rows"][0]["cells"][4], created, "a date cell holds the timestamp");
+    assert_eq!(events[1]["object"]["columnDefinitions"], json!([]), "headers once");
+    assert_eq!(events[1]["object"]["rows"][0]["cells"][0], "orders");
+}

@@ -79,6 +79,11 @@ impl FieldSelector {
         Ok(Self { terms })
     }
 
+    /// Whether the selector has no terms.
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+
     /// Whether an object (as the resource serves it) satisfies every term.
     pub fn matches(&self, obj: &Value) -> bool {
         self.terms.iter().all(|(label, equal, value)| (field_value(obj, label) == *value) == *equal)

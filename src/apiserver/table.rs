@@ -1,49 +1,59 @@
-//! `meta.k8s.io/v1` Table responses for `kubectl get`: NAME, the resource's printer
-//! columns (a CRD's `additionalPrinterColumns`), and AGE.
+//! `meta.k8s.io/v1` Table responses for `kubectl get` (lists, single objects and watch
+//! events): NAME, the resource's printer columns, and AGE. As kube-apiserver does it, a
+//! custom resource's `date` columns (its implicit Age included, when the CRD declares no
+//! columns) are of type `date` holding the timestamp, which kubectl shows as an age; a
+//! built-in kind's Age is a `string` the server formats.
 
 use super::resources::ResourceDef;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-/// A Table of `objects`.
-pub fn table(def: &ResourceDef, objects: &[Arc<Value>], rv: &str, cont: Option<&str>) -> Value {
+/// A Table of `objects` with the list metadata `meta`; `headers` false leaves out the
+/// column definitions (watch events after the first).
+pub fn table(def: &ResourceDef, objects: &[Arc<Value>], meta: Value, headers: bool) -> Value {
+    let columns: Vec<Value> = if headers { column_definitions(def) } else { Vec::new() };
+    let rows: Vec<Value> = objects.iter().map(|o| row(def, o)).collect();
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": columns, "rows": rows})
+}
+
+/// Whether the server adds an Age column after the resource's own columns.
+fn implicit_age(def: &ResourceDef) -> bool {
+    if def.custom { def.columns.is_empty() } else { !def.columns.iter().any(|c| c.kind == "date") }
+}
+
+fn column_definitions(def: &ResourceDef) -> Vec<Value> {
     let mut columns = vec![
         json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0}),
     ];
-    let has_age = def.columns.iter().any(|c| c.kind == "date");
     for c in &def.columns {
-        columns.push(json!({"name": c.name, "type": if c.kind == "date" { "string" } else { c.kind.as_str() }, "format": "", "description": "", "priority": 0}));
+        let kind = if c.kind == "date" && !def.custom { "string" } else { c.kind.as_str() };
+        columns.push(json!({"name": c.name, "type": kind, "format": "", "description": "", "priority": 0}));
     }
-    if !has_age {
-        columns.push(
-            json!({"name": "Age", "type": "string", "format": "", "description": "CreationTimestamp", "priority": 0}),
-        );
+    if implicit_age(def) {
+        let kind = if def.custom { "date" } else { "string" };
+        columns.push(json!({"name": "Age", "type": kind, "format": "", "description": "CreationTimestamp is a timestamp representing the server time when this object was created.", "priority": 0}));
     }
-    let rows: Vec<Value> = objects
-        .iter()
-        .map(|o| {
-            let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(Value::Null)];
-            for c in &def.columns {
-                let v = json_path(o, &c.json_path);
-                cells.push(match (c.kind.as_str(), v) {
-                    ("date", Some(Value::String(ts))) => Value::String(age(ts)),
-                    (_, Some(v)) => v.clone(),
-                    (_, None) => Value::Null,
-                });
-            }
-            if !has_age {
-                let ts = o.pointer("/metadata/creationTimestamp").and_then(Value::as_str).unwrap_or("");
-                cells.push(Value::String(age(ts)));
-            }
-            let meta = o.get("metadata").cloned().unwrap_or(json!({}));
-            json!({"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta}})
-        })
-        .collect();
-    let mut meta = json!({"resourceVersion": rv});
-    if let Some(c) = cont {
-        meta["continue"] = Value::String(c.to_owned());
+    columns
+}
+
+fn row(def: &ResourceDef, o: &Value) -> Value {
+    let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(Value::Null)];
+    for c in &def.columns {
+        cells.push(match (c.kind.as_str(), json_path(o, &c.json_path)) {
+            ("date", Some(Value::String(ts))) if !def.custom => Value::String(age(ts)),
+            (_, Some(v)) => v.clone(),
+            (_, None) => Value::Null,
+        });
     }
-    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": columns, "rows": rows})
+    if implicit_age(def) {
+        let created = o.pointer("/metadata/creationTimestamp").cloned().unwrap_or(Value::Null);
+        cells.push(match created {
+            Value::String(ts) if !def.custom => Value::String(age(&ts)),
+            other => other,
+        });
+    }
+    let meta = o.get("metadata").cloned().unwrap_or(json!({}));
+    json!({"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta}})
 }
 
 /// Evaluates a simple JSONPath (`.spec.engine`, `.status.conditions[0].type`).
@@ -79,6 +89,24 @@ fn age(ts: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn custom_resource_age_is_a_date_and_built_in_age_a_string() {
+        let crd = crate::apiserver::resources::from_crd(&json!({"metadata": {"name": "things.x.io"}, "spec": {
+            "group": "x.io", "names": {"plural": "things", "kind": "Thing"},
+            "versions": [{"name": "v1", "served": true}]}}))
+        .expect("crd");
+        let thing = Arc::new(json!({"metadata": {"name": "a", "creationTimestamp": "2026-12-01T05:00:00Z"}}));
+        let t = table(&crd[0], std::slice::from_ref(&thing), json!({}), true);
+        assert_eq!(t["columnDefinitions"][1]["name"], "Age");
+        assert_eq!(t["columnDefinitions"][1]["type"], "date");
+        assert_eq!(t["rows"][0]["cells"][1], "2026-12-01T05:00:00Z");
+        let cm = crate::apiserver::resources::builtins().into_iter().find(|d| d.kind == "ConfigMap").expect("cm");
+        let t = table(&cm, &[thing], json!({}), false);
+        assert_eq!(t["columnDefinitions"], json!([]));
+        let age = t["rows"][0]["cells"][1].as_str().expect("a string");
+        assert!(!age.is_empty() && !age.contains('T'), "{age}");
+    }
 
     #[test]
     fn evaluates_simple_json_paths() {

@@ -22,7 +22,9 @@ pub fn get(cx: &Ctx, t: &Target) -> Response {
     let name = t.name.as_deref().unwrap_or_default();
     let store = cx.s.store.lock();
     match store.get(&t.def, t.namespace.as_deref(), name) {
-        Some(o) if cx.wants_table() => json_response(200, &table::table(&t.def, &[o], &store.rv().to_string(), None)),
+        Some(o) if cx.wants_table() => {
+            json_response(200, &table::table(&t.def, &[o], json!({"resourceVersion": store.rv().to_string()}), true))
+        }
         Some(o) => json_response(200, &output(&t.def, &o)),
         None => error(&ApiError::not_found(&t.def, name)),
     }
@@ -34,7 +36,9 @@ pub fn list(cx: &Ctx, t: &Target) -> Response {
         Ok(s) => s,
         Err(e) => return error(&e),
     };
-    let limit: usize = cx.q("limit").and_then(|l| l.parse().ok()).unwrap_or(0);
+    // resourceVersion=0 is served from the watch cache, which does not paginate.
+    let from_cache = cx.q("resourceVersion") == Some("0") && cx.q("continue").is_none();
+    let limit: usize = if from_cache { 0 } else { cx.q("limit").and_then(|l| l.parse().ok()).unwrap_or(0) };
     let store = cx.s.store.lock();
     let rv = store.rv();
     let mut start: Option<(String, String)> = None;
@@ -65,21 +69,25 @@ pub fn list(cx: &Ctx, t: &Target) -> Response {
         })
         .collect();
     let mut cont = None;
+    let mut remaining = 0;
     if limit > 0 && items.len() > limit {
+        remaining = items.len() - limit;
         items.truncate(limit);
         if let Some(last) = items.last() {
             let (ns, name) = object_key(last);
             cont = Some(encode_continue(list_rv, &ns, &name));
         }
     }
-    let rv_s = list_rv.to_string();
-    if cx.wants_table() {
-        return json_response(200, &table::table(&t.def, &items, &rv_s, cont.as_deref()));
-    }
-    let mut meta = json!({"resourceVersion": rv_s});
+    let mut meta = json!({"resourceVersion": list_rv.to_string()});
     if let Some(c) = cont {
         meta["continue"] = Value::String(c);
-        meta["remainingItemCount"] = json!(0);
+        // etcd counts what is left only for lists without selectors.
+        if labels.is_empty() && fields.is_empty() {
+            meta["remainingItemCount"] = json!(remaining);
+        }
+    }
+    if cx.wants_table() {
+        return json_response(200, &table::table(&t.def, &items, meta, true));
     }
     let items: Vec<Value> = items.iter().map(|o| output(&t.def, o)).collect();
     json_response(
