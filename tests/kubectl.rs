@@ -162,3 +162,40 @@ async fn kubectl_create_namespace_and_other_built_in_kinds_works() {
         "bot"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_watch_prints_table_rows_with_ages() {
+    if !have_kubectl() {
+        return;
+    }
+    let s = server().await;
+    create_database(&s.client(), database("orders", "postgres")).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kubeconfig");
+    s.write_kubeconfig(&kc).expect("kubeconfig");
+    let table = {
+        let kc = kc.clone();
+        tokio::task::spawn_blocking(move || kubectl(&kc, &["get", "databases"])).await.expect("join")
+    };
+    let table = ok(&table);
+    let row: Vec<&str> = table.lines().nth(1).unwrap_or_default().split_whitespace().collect();
+    // The Age column is a date the server sends as a timestamp and kubectl shows as an age.
+    assert!(row.last().is_some_and(|age| age.ends_with('s') && !age.contains('T')), "{table}");
+    let kc2 = kc.clone();
+    let watch = tokio::task::spawn_blocking(move || kubectl(&kc2, &["get", "db", "-w", "--request-timeout=4s"]));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    create_database(&s.client(), database("legacy", "mysql")).await;
+    let out = watch.await.expect("join");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(
+        lines.first().map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["NAME", "ENGINE", "SIZE", "STATE", "AGE"]),
+        "{printed}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("orders ")) && lines.iter().any(|l| l.starts_with("legacy ")),
+        "{printed}"
+    );
+    assert_eq!(lines.iter().filter(|l| l.starts_with("NAME")).count(), 1, "one header: {printed}");
+}
