@@ -120,6 +120,9 @@ async fn kubectl_get_events_and_describe_show_plugin_warnings() {
     };
     let events = ok(&run(&["get", "events"]).await);
     assert!(events.contains("EngineRetired") && events.contains("mysql 5.7 is out of support"), "{events}");
+    let header: Vec<&str> = events.lines().next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(header, ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], "{events}");
+    assert!(events.contains("database/legacy"), "{events}");
     let described = ok(&run(&["describe", "database", "legacy"]).await);
     let section = described.split("Events:").nth(1).unwrap_or_default();
     assert!(section.contains("EngineRetired") && section.contains("mysql 5.7 is out of support"), "{described}");

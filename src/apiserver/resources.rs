@@ -128,25 +128,6 @@ pub fn builtins() -> Vec<ResourceDef> {
             d.singular = "customresourcedefinition".into();
         }
     }
-    let ev = |d: &mut ResourceDef| {
-        d.columns = vec![
-            Column { name: "Type".into(), kind: "string".into(), json_path: ".type".into() },
-            Column { name: "Reason".into(), kind: "string".into(), json_path: ".reason".into() },
-            Column { name: "Object".into(), kind: "string".into(), json_path: ".involvedObject.name".into() },
-            Column { name: "Message".into(), kind: "string".into(), json_path: ".message".into() },
-        ]
-    };
-    for d in out.iter_mut().filter(|d| d.kind == "Event" && d.group.is_empty()) {
-        ev(d);
-    }
-    for d in out.iter_mut().filter(|d| d.kind == "Event" && !d.group.is_empty()) {
-        d.columns = vec![
-            Column { name: "Type".into(), kind: "string".into(), json_path: ".type".into() },
-            Column { name: "Reason".into(), kind: "string".into(), json_path: ".reason".into() },
-            Column { name: "Object".into(), kind: "string".into(), json_path: ".regarding.name".into() },
-            Column { name: "Note".into(), kind: "string".into(), json_path: ".note".into() },
-        ];
-    }
     out
 }
 

@@ -11,8 +11,13 @@ use std::sync::Arc;
 /// A Table of `objects` with the list metadata `meta`; `headers` false leaves out the
 /// column definitions (watch events after the first).
 pub fn table(def: &ResourceDef, objects: &[Arc<Value>], meta: Value, headers: bool) -> Value {
-    let columns: Vec<Value> = if headers { column_definitions(def) } else { Vec::new() };
-    let rows: Vec<Value> = objects.iter().map(|o| row(def, o)).collect();
+    let event = def.kind == "Event";
+    let columns: Vec<Value> = match (headers, event) {
+        (false, _) => Vec::new(),
+        (true, true) => event_columns(),
+        (true, false) => column_definitions(def),
+    };
+    let rows: Vec<Value> = objects.iter().map(|o| if event { event_row(o) } else { row(def, o) }).collect();
     json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": columns, "rows": rows})
 }
 
@@ -52,6 +57,62 @@ fn row(def: &ResourceDef, o: &Value) -> Value {
             other => other,
         });
     }
+    let meta = o.get("metadata").cloned().unwrap_or(json!({}));
+    json!({"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta}})
+}
+
+/// The columns kube-apiserver's Event printer sends (`kubectl get events`: LAST SEEN,
+/// TYPE, REASON, OBJECT, MESSAGE; the rest with `-o wide`).
+fn event_columns() -> Vec<Value> {
+    [
+        ("Last Seen", 0),
+        ("Type", 0),
+        ("Reason", 0),
+        ("Object", 0),
+        ("Subobject", 1),
+        ("Source", 1),
+        ("Message", 0),
+        ("First Seen", 1),
+        ("Count", 1),
+        ("Name", 1),
+    ]
+    .iter()
+    .map(|(name, priority)| json!({"name": name, "type": "string", "format": "", "description": "", "priority": priority}))
+    .collect()
+}
+
+/// One Event row, from either form of an Event (core v1 or events.k8s.io/v1).
+fn event_row(o: &Value) -> Value {
+    let field = |core: &str, events: &str| o.pointer(core).or_else(|| o.pointer(events)).filter(|v| !v.is_null());
+    let text = |core: &str, events: &str| field(core, events).and_then(Value::as_str).unwrap_or("").to_owned();
+    let since = |v: Option<&Value>| v.and_then(Value::as_str).map(age);
+    let first = since(field("/firstTimestamp", "/deprecatedFirstTimestamp")).or_else(|| since(o.get("eventTime")));
+    let last = since(o.pointer("/series/lastObservedTime"))
+        .or_else(|| since(field("/lastTimestamp", "/deprecatedLastTimestamp")))
+        .or_else(|| first.clone())
+        .unwrap_or_else(|| "<unknown>".into());
+    let object = format!(
+        "{}/{}",
+        text("/involvedObject/kind", "/regarding/kind").to_lowercase(),
+        text("/involvedObject/name", "/regarding/name")
+    );
+    let source = match text("/source/component", "/deprecatedSource/component") {
+        s if s.is_empty() => text("/reportingComponent", "/reportingController"),
+        s => s,
+    };
+    let count = field("/count", "/deprecatedCount").or_else(|| o.pointer("/series/count")).cloned().unwrap_or(json!(1));
+    let cells = json!([
+        last,
+        text("/type", "/type"),
+        text("/reason", "/reason"),
+        object,
+        text("/involvedObject/fieldPath", "/regarding/fieldPath"),
+        source,
+        text("/message", "/note"),
+        first.unwrap_or_else(|| "<unknown>".into()),
+        count.to_string(),
+        text("/metadata/name", "/metadata/name"),
+    ]);
     let meta = o.get("metadata").cloned().unwrap_or(json!({}));
     json!({"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta}})
 }
