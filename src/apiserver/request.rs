@@ -1,6 +1,7 @@
 //! One request as the handlers see it. In: the server's [`Shared`] state and a decoded
 //! request (method, query, headers, body, the authenticated user); out: the query and
-//! body read the Kubernetes way (selectors, write options, the field manager) and the two
+//! body read the Kubernetes way (selectors over the kind's field labels, write and delete
+//! options, the field manager, JSON or protobuf bodies through `proto`) and the two
 //! response shapes every handler answers with, a JSON object or a `Status` failure.
 //! Sits between the router (`http`) and the handlers (`verbs`, `watch`).
 

@@ -1,5 +1,6 @@
 //! What the embedded API server serves: built-in kinds and the kinds CustomResourceDefinitions
-//! add, with their names, scope, subresources, schema and printer columns.
+//! add, with their names, scope, subresources, schema and printer columns, and the
+//! registry behaviours that differ by kind (unconditional updates, what a delete returns).
 
 use serde_json::Value;
 

@@ -1,6 +1,7 @@
 //! The non-streaming verbs on a resource URL: get, list (selectors, `limit`/`continue`
 //! pagination, Tables), create, update, patch (merge, JSON, strategic-merge served as
-//! merge, server-side apply), delete and deletecollection; and `SelfSubjectAccessReview`.
+//! merge, server-side apply), delete and deletecollection (answering a `Success` Status
+//! or the object, as the real registry does); and `SelfSubjectAccessReview`.
 //! In: an authorized request and its [`Target`]; out: the response. Handlers only decode
 //! the request and encode the answer: write semantics live in `store`, field and patch
 //! semantics in `fields`, permission decisions in `auth`.
