@@ -10,11 +10,16 @@ use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-/// Whether a change can leave garbage or release an owner.
+/// Whether a change can leave garbage or release an owner: a deletion, an object being
+/// deleted, a new object with owners (they may be gone already), changed owners.
 fn relevant(c: &Change) -> bool {
-    c.kind == "DELETED"
-        || c.object.pointer("/metadata/deletionTimestamp").is_some()
-        || c.object.pointer("/metadata/ownerReferences").is_some()
+    let owners = |o: &serde_json::Value| o.pointer("/metadata/ownerReferences").cloned();
+    match c.kind {
+        "DELETED" => true,
+        _ if c.object.pointer("/metadata/deletionTimestamp").is_some() => true,
+        "ADDED" => owners(&c.object).is_some(),
+        _ => c.old.as_deref().map(owners) != Some(owners(&c.object)),
+    }
 }
 
 /// Runs the collector until `cancel`.

@@ -52,9 +52,9 @@ struct Dependents<'a> {
 }
 
 /// What one pass must do, from every stored object.
-fn plan(objects: &[(StorageKey, ObjectKey, Arc<Value>)]) -> Vec<Action> {
+fn plan(objects: &[(&StorageKey, &ObjectKey, &Value)]) -> Vec<Action> {
     let by_uid: HashMap<&str, &Value> =
-        objects.iter().map(|(_, _, o)| (s(o, "/metadata/uid"), &**o)).filter(|(u, _)| !u.is_empty()).collect();
+        objects.iter().map(|(_, _, o)| (s(o, "/metadata/uid"), *o)).filter(|(u, _)| !u.is_empty()).collect();
     let mut dependents: HashMap<&str, Dependents> = HashMap::new();
     let mut actions = Vec::new();
     for (key, okey, o) in objects {
@@ -66,7 +66,7 @@ fn plan(objects: &[(StorageKey, ObjectKey, Arc<Value>)]) -> Vec<Action> {
         for r in refs {
             let uid = s(r, "/uid");
             let entry = dependents.entry(uid).or_default();
-            entry.of.push((key, okey));
+            entry.of.push((*key, *okey));
             entry.blocking |= r.get("blockOwnerDeletion").and_then(Value::as_bool) == Some(true);
             match by_uid.get(uid) {
                 None => absent.push(uid.to_owned()),
@@ -78,11 +78,11 @@ fn plan(objects: &[(StorageKey, ObjectKey, Arc<Value>)]) -> Vec<Action> {
             continue;
         }
         if solid == 0 && foreground > 0 {
-            actions.push(Action::Delete(key.clone(), okey.clone(), Propagation::Foreground));
+            actions.push(Action::Delete((*key).clone(), (*okey).clone(), Propagation::Foreground));
         } else if solid == 0 {
-            actions.push(Action::Delete(key.clone(), okey.clone(), Propagation::Background));
+            actions.push(Action::Delete((*key).clone(), (*okey).clone(), Propagation::Background));
         } else if !absent.is_empty() {
-            actions.push(Action::DropOwners(key.clone(), okey.clone(), absent));
+            actions.push(Action::DropOwners((*key).clone(), (*okey).clone(), absent));
         }
     }
     for (key, okey, o) in objects.iter().filter(|(_, _, o)| deleting(o)) {
@@ -92,9 +92,9 @@ fn plan(objects: &[(StorageKey, ObjectKey, Arc<Value>)]) -> Vec<Action> {
             for (dk, dok) in deps.of {
                 actions.push(Action::DropOwners(dk.clone(), dok.clone(), vec![uid.to_owned()]));
             }
-            actions.push(Action::Release(key.clone(), okey.clone(), ORPHAN));
+            actions.push(Action::Release((*key).clone(), (*okey).clone(), ORPHAN));
         } else if has_finalizer(o, FOREGROUND) && !deps.blocking {
-            actions.push(Action::Release(key.clone(), okey.clone(), FOREGROUND));
+            actions.push(Action::Release((*key).clone(), (*okey).clone(), FOREGROUND));
         }
     }
     actions
@@ -103,13 +103,11 @@ fn plan(objects: &[(StorageKey, ObjectKey, Arc<Value>)]) -> Vec<Action> {
 impl Store {
     /// One garbage-collection pass; returns how many writes it made.
     pub fn collect_garbage(&mut self) -> usize {
-        let objects: Vec<(StorageKey, ObjectKey, Arc<Value>)> = self
-            .objects
-            .iter()
-            .flat_map(|(key, m)| m.iter().map(move |(okey, o)| (key.clone(), okey.clone(), o.clone())))
-            .collect();
+        let objects: Vec<(&StorageKey, &ObjectKey, &Value)> =
+            self.objects.iter().flat_map(|(key, m)| m.iter().map(move |(okey, o)| (key, okey, &**o))).collect();
+        let actions = plan(&objects);
         let mut done = 0;
-        for action in plan(&objects) {
+        for action in actions {
             let result = match &action {
                 Action::Delete(key, okey, propagation) => self.storage_def_of(key).map(|def| {
                     let opts = DeleteOpts { propagation: Some(*propagation), ..Default::default() };
@@ -187,9 +185,11 @@ mod tests {
         Arc::new(o)
     }
 
-    fn at(objects: &[Arc<Value>]) -> Vec<(StorageKey, ObjectKey, Arc<Value>)> {
-        let key = (String::new(), "configmaps".to_owned());
-        objects.iter().map(|o| (key.clone(), (String::new(), s(o, "/metadata/name").to_owned()), o.clone())).collect()
+    fn keys(objects: &[Arc<Value>]) -> Vec<(StorageKey, ObjectKey)> {
+        objects
+            .iter()
+            .map(|o| ((String::new(), "configmaps".to_owned()), (String::new(), s(o, "/metadata/name").to_owned())))
+            .collect()
     }
 
     fn names(actions: &[Action]) -> Vec<String> {
@@ -232,7 +232,9 @@ mod tests {
             ("terminating dependent is left alone", vec![obj("d", &[("o", false)], &["x.io/hold"], true)], vec![]),
         ];
         for (what, objects, expected) in cases {
-            assert_eq!(names(&plan(&at(&objects))), expected, "{what}");
+            let keys = keys(&objects);
+            let at: Vec<_> = keys.iter().zip(&objects).map(|((k, ok), o)| (k, ok, &**o)).collect();
+            assert_eq!(names(&plan(&at)), expected, "{what}");
         }
     }
 }
