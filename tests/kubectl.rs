@@ -98,3 +98,110 @@ async fn kubectl_works_against_the_embedded_server() {
     ok(&run(&["get", "events"]).await);
     assert_eq!(ok(&run(&["auth", "can-i", "patch", "databases/status"]).await).trim(), "yes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_events_and_describe_show_plugin_warnings() {
+    if !have_kubectl() {
+        return;
+    }
+    let s = server().await;
+    let c = s.client();
+    let legacy = create_database(&c, database("legacy", "mysql")).await;
+    let warning = serde_json::json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": "legacy.warn", "namespace": "default"},
+        "eventTime": "2026-12-01T05:00:00.000000Z", "reportingController": "kreflex", "reportingInstance": "kreflex-1",
+        "action": "Reconcile", "reason": "EngineRetired", "type": "Warning", "note": "mysql 5.7 is out of support",
+        "regarding": {"apiVersion": "stable.example.com/v1", "kind": "Database", "name": "legacy", "namespace": "default",
+            "uid": legacy.metadata.uid.clone().expect("uid")}});
+    kreflex::dev::apply_object(&c, warning).await.expect("event");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kubeconfig");
+    s.write_kubeconfig(&kc).expect("kubeconfig");
+    let run = |args: &'static [&'static str]| {
+        let kc = kc.clone();
+        async move { tokio::task::spawn_blocking(move || kubectl(&kc, args)).await.expect("join") }
+    };
+    let events = ok(&run(&["get", "events"]).await);
+    assert!(events.contains("EngineRetired") && events.contains("mysql 5.7 is out of support"), "{events}");
+    let header: Vec<&str> = events.lines().next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(header, ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], "{events}");
+    assert!(events.contains("database/legacy"), "{events}");
+    let described = ok(&run(&["describe", "database", "legacy"]).await);
+    let section = described.split("Events:").nth(1).unwrap_or_default();
+    assert!(section.contains("EngineRetired") && section.contains("mysql 5.7 is out of support"), "{described}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_create_namespace_and_other_built_in_kinds_works() {
+    if !have_kubectl() {
+        return;
+    }
+    let s = server_with(Default::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kubeconfig");
+    s.write_kubeconfig(&kc).expect("kubeconfig");
+    let run = |args: &'static [&'static str]| {
+        let kc = kc.clone();
+        async move { tokio::task::spawn_blocking(move || kubectl(&kc, args)).await.expect("join") }
+    };
+    // kubectl sends each of these as application/vnd.kubernetes.protobuf.
+    assert!(ok(&run(&["create", "namespace", "team-a"]).await).contains("namespace/team-a created"));
+    ok(&run(&["create", "configmap", "cfg", "-n", "team-a", "--from-literal=size=1Gi"]).await);
+    ok(&run(&["create", "secret", "generic", "creds", "-n", "team-a", "--from-literal=password=s3cret"]).await);
+    ok(&run(&["create", "serviceaccount", "bot", "-n", "team-a"]).await);
+    ok(&run(&["create", "role", "reader", "-n", "team-a", "--verb=get,list", "--resource=configmaps"]).await);
+    ok(&run(&["create", "rolebinding", "bot-reads", "-n", "team-a", "--role=reader", "--serviceaccount=team-a:bot"])
+        .await);
+    let get = |args: &'static [&'static str]| async move { ok(&run(args).await) };
+    assert_eq!(get(&["get", "ns", "team-a", "-o", "jsonpath={.status.phase}"]).await, "Active");
+    assert_eq!(get(&["get", "cm", "cfg", "-n", "team-a", "-o", "jsonpath={.data.size}"]).await, "1Gi");
+    // Secret data arrives as bytes and is served base64-encoded, as on a real server.
+    assert_eq!(get(&["get", "secret", "creds", "-n", "team-a", "-o", "jsonpath={.data.password}"]).await, "czNjcmV0");
+    assert_eq!(get(&["get", "secret", "creds", "-n", "team-a", "-o", "jsonpath={.type}"]).await, "Opaque");
+    assert_eq!(get(&["get", "sa", "bot", "-n", "team-a", "-o", "jsonpath={.metadata.name}"]).await, "bot");
+    assert_eq!(
+        get(&["get", "role", "reader", "-n", "team-a", "-o", "jsonpath={.rules[0].verbs}"]).await,
+        r#"["get","list"]"#
+    );
+    assert_eq!(
+        get(&["get", "rolebinding", "bot-reads", "-n", "team-a", "-o", "jsonpath={.subjects[0].name}"]).await,
+        "bot"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_watch_prints_table_rows_with_ages() {
+    if !have_kubectl() {
+        return;
+    }
+    let s = server().await;
+    create_database(&s.client(), database("orders", "postgres")).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kubeconfig");
+    s.write_kubeconfig(&kc).expect("kubeconfig");
+    let table = {
+        let kc = kc.clone();
+        tokio::task::spawn_blocking(move || kubectl(&kc, &["get", "databases"])).await.expect("join")
+    };
+    let table = ok(&table);
+    let row: Vec<&str> = table.lines().nth(1).unwrap_or_default().split_whitespace().collect();
+    // The Age column is a date the server sends as a timestamp and kubectl shows as an age.
+    assert!(row.last().is_some_and(|age| age.ends_with('s') && !age.contains('T')), "{table}");
+    let kc2 = kc.clone();
+    let watch = tokio::task::spawn_blocking(move || kubectl(&kc2, &["get", "db", "-w", "--request-timeout=4s"]));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    create_database(&s.client(), database("legacy", "mysql")).await;
+    let out = watch.await.expect("join");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(
+        lines.first().map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["NAME", "ENGINE", "SIZE", "STATE", "AGE"]),
+        "{printed}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("orders ")) && lines.iter().any(|l| l.starts_with("legacy ")),
+        "{printed}"
+    );
+    assert_eq!(lines.iter().filter(|l| l.starts_with("NAME")).count(), 1, "one header: {printed}");
+}

@@ -1,15 +1,24 @@
 //! How a write changes an object's fields, as functions over JSON: field ownership
-//! (`metadata.managedFields`), server-side apply (which manager owns which leaf field,
-//! conflicts between managers, 409 unless forced, and the merge of an applied
-//! configuration into the live object), and merge and JSON patches. Lists are treated as
-//! atomic values. The store calls it on every write; the HTTP layer only decodes bodies.
+//! (`metadata.managedFields`), server-side apply (which manager owns which field,
+//! conflicts between managers, 409 unless forced, the merge of an applied configuration
+//! into the live object, and the removal of what a manager stops applying), and merge and
+//! JSON patches. Lists follow their list type: `set` and `map` lists
+//! (`metadata.finalizers`, `metadata.ownerReferences`, and a CRD schema's
+//! `x-kubernetes-list-type`) are merged and owned element by element, other lists are
+//! atomic. The store calls it on every write; the HTTP layer only decodes bodies.
 
 use super::status::ApiError;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 
-/// A leaf path, e.g. `["spec", "size"]`.
+/// A path to an owned field, e.g. `["spec", "size"]`. A segment inside a list names an
+/// element as fieldsV1 does: `v:<json value>` in a set, `k:<json of the key fields>` in a
+/// map list.
 pub type Path = Vec<String>;
+
+/// A CRD's `openAPIV3Schema`, where the list types of a custom resource are declared
+/// (`x-kubernetes-list-type`); built-in kinds have none here.
+pub type Schema<'a> = Option<&'a Value>;
 
 /// One entry of `managedFields`.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,9 +37,87 @@ pub struct Managed {
     pub time: String,
 }
 
-/// Leaf paths of a configuration, excluding identity fields (apiVersion, kind, name,
+/// How a list is merged and owned.
+#[derive(Debug, Clone, PartialEq)]
+enum ListKind {
+    /// Replaced and owned as one value (the default).
+    Atomic,
+    /// `x-kubernetes-list-type: set`: each scalar element is owned on its own.
+    Set,
+    /// `x-kubernetes-list-type: map`: elements are identified by their key fields and
+    /// merged field by field; `atomic` elements are owned whole.
+    Map { keys: Vec<String>, atomic: bool },
+}
+
+/// The list type at `path`: metadata's lists are fixed by the API (`finalizers` is a set,
+/// `ownerReferences` a map keyed by `uid` with atomic elements); other lists come from the
+/// schema.
+fn list_kind(schema: Schema, path: &[String]) -> ListKind {
+    match path {
+        [m, f] if m == "metadata" && f == "finalizers" => return ListKind::Set,
+        [m, f] if m == "metadata" && f == "ownerReferences" => {
+            return ListKind::Map { keys: vec!["uid".into()], atomic: true };
+        }
+        [m, ..] if m == "metadata" => return ListKind::Atomic,
+        _ => {}
+    }
+    let Some(node) = schema_at(schema, path) else { return ListKind::Atomic };
+    match node.get("x-kubernetes-list-type").and_then(Value::as_str) {
+        Some("set") => ListKind::Set,
+        Some("map") => ListKind::Map {
+            keys: node
+                .get("x-kubernetes-list-map-keys")
+                .and_then(Value::as_array)
+                .map(|k| k.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .unwrap_or_default(),
+            atomic: node.pointer("/items/x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic"),
+        },
+        _ => ListKind::Atomic,
+    }
+}
+
+/// The schema node describing `path`.
+fn schema_at<'a>(schema: Schema<'a>, path: &[String]) -> Option<&'a Value> {
+    path.iter().try_fold(schema?, |node, seg| {
+        if is_element(seg) {
+            node.get("items")
+        } else {
+            node.pointer(&format!("/properties/{}", seg.replace('~', "~0").replace('/', "~1")))
+                .or_else(|| node.get("additionalProperties").filter(|a| a.is_object()))
+        }
+    })
+}
+
+fn is_element(seg: &str) -> bool {
+    seg.starts_with("v:") || seg.starts_with("k:")
+}
+
+/// The path segment of a list element.
+fn element(item: &Value, kind: &ListKind) -> String {
+    match kind {
+        ListKind::Map { keys, .. } => {
+            let key: Map<String, Value> =
+                keys.iter().map(|k| (k.clone(), item.get(k).cloned().unwrap_or(Value::Null))).collect();
+            format!("k:{}", Value::Object(key))
+        }
+        _ => format!("v:{item}"),
+    }
+}
+
+/// Whether `item` is the element a segment names.
+fn is_named(item: &Value, seg: &str) -> bool {
+    if let Some(v) = seg.strip_prefix("v:") {
+        return serde_json::from_str::<Value>(v).is_ok_and(|v| v == *item);
+    }
+    let Some(Ok(Value::Object(key))) = seg.strip_prefix("k:").map(serde_json::from_str::<Value>) else {
+        return false;
+    };
+    key.iter().all(|(k, v)| item.get(k).unwrap_or(&Value::Null) == v)
+}
+
+/// Owned paths of a configuration, excluding identity fields (apiVersion, kind, name,
 /// namespace, resourceVersion, uid and the like).
-pub fn leaves(v: &Value) -> BTreeSet<Path> {
+pub fn leaves(v: &Value, schema: Schema) -> BTreeSet<Path> {
     let mut out = BTreeSet::new();
     if let Some(map) = v.as_object() {
         for (k, child) in map {
@@ -40,24 +127,49 @@ pub fn leaves(v: &Value) -> BTreeSet<Path> {
             if k == "metadata" {
                 for key in ["labels", "annotations", "finalizers", "ownerReferences"] {
                     if let Some(c) = child.get(key) {
-                        collect(c, vec!["metadata".into(), key.into()], &mut out);
+                        collect(c, vec!["metadata".into(), key.into()], schema, &mut out);
                     }
                 }
                 continue;
             }
-            collect(child, vec![k.clone()], &mut out);
+            collect(child, vec![k.clone()], schema, &mut out);
         }
     }
     out
 }
 
-fn collect(v: &Value, path: Path, out: &mut BTreeSet<Path>) {
+fn collect(v: &Value, path: Path, schema: Schema, out: &mut BTreeSet<Path>) {
     match v {
-        Value::Object(m) if !m.is_empty() && path.last().is_none_or(|l| l != "finalizers") => {
+        Value::Object(m) if !m.is_empty() => {
             for (k, c) in m {
                 let mut p = path.clone();
                 p.push(k.clone());
-                collect(c, p, out);
+                collect(c, p, schema, out);
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            let kind = list_kind(schema, &path);
+            if kind == ListKind::Atomic {
+                out.insert(path);
+                return;
+            }
+            for item in items {
+                let mut p = path.clone();
+                p.push(element(item, &kind));
+                match (&kind, item) {
+                    // The element itself (its key fields), then its other fields.
+                    (ListKind::Map { keys, atomic: false }, Value::Object(fields)) => {
+                        for (k, c) in fields.iter().filter(|(k, _)| !keys.contains(k)) {
+                            let mut sub = p.clone();
+                            sub.push(k.clone());
+                            collect(c, sub, schema, out);
+                        }
+                        out.insert(p);
+                    }
+                    _ => {
+                        out.insert(p);
+                    }
+                }
             }
         }
         _ => {
@@ -66,9 +178,25 @@ fn collect(v: &Value, path: Path, out: &mut BTreeSet<Path>) {
     }
 }
 
-/// The value at a path.
+/// The value at a path (list elements by their segment).
 pub fn get<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
-    path.iter().try_fold(v, |cur, k| cur.get(k))
+    path.iter().try_fold(v, |cur, seg| match cur {
+        Value::Array(items) => items.iter().find(|i| is_named(i, seg)),
+        _ => cur.get(seg),
+    })
+}
+
+/// Whether two objects agree on an owned path. A map-list element owned field by field
+/// agrees when it is present in both (its fields are compared on their own paths).
+fn agree(a: &Value, b: &Value, path: &[String], schema: Schema) -> bool {
+    let (x, y) = (get(a, path), get(b, path));
+    let granular_element = match path.split_last() {
+        Some((last, parent)) if last.starts_with("k:") => {
+            matches!(list_kind(schema, parent), ListKind::Map { atomic: false, .. })
+        }
+        _ => false,
+    };
+    if granular_element { x.is_some() == y.is_some() } else { x == y }
 }
 
 fn remove(v: &mut Value, path: &[String]) {
@@ -76,40 +204,77 @@ fn remove(v: &mut Value, path: &[String]) {
         return;
     };
     let mut cur = v;
-    for k in parents {
-        match cur.get_mut(k) {
-            Some(next) => cur = next,
+    for seg in parents {
+        let next = match cur {
+            Value::Array(items) => items.iter_mut().find(|i| is_named(i, seg)),
+            other => other.get_mut(seg),
+        };
+        match next {
+            Some(n) => cur = n,
             None => return,
         }
     }
-    if let Some(m) = cur.as_object_mut() {
-        m.remove(last);
+    match cur {
+        Value::Array(items) => items.retain(|i| !is_named(i, last)),
+        Value::Object(m) => {
+            m.remove(last);
+        }
+        _ => {}
     }
 }
 
-/// Deep-merges `patch` into `target` (objects merged, everything else replaced).
-pub fn deep_merge(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => {
-            for (k, v) in p {
+/// Merges an applied configuration into the live object: objects field by field, sets as
+/// a union, map lists element by element (by key), atomic lists and scalars replaced.
+fn merge_applied(target: &mut Value, config: &Value, schema: Schema, path: &mut Path) {
+    match (target, config) {
+        (Value::Object(t), Value::Object(c)) => {
+            for (k, cv) in c {
+                path.push(k.clone());
                 match t.get_mut(k) {
-                    Some(existing) if existing.is_object() && v.is_object() => deep_merge(existing, v),
+                    Some(tv) if (tv.is_object() && cv.is_object()) || (tv.is_array() && cv.is_array()) => {
+                        merge_applied(tv, cv, schema, path)
+                    }
                     _ => {
-                        t.insert(k.clone(), v.clone());
+                        t.insert(k.clone(), cv.clone());
+                    }
+                }
+                path.pop();
+            }
+        }
+        (Value::Array(t), Value::Array(c)) => match list_kind(schema, path) {
+            ListKind::Atomic => *t = c.clone(),
+            ListKind::Set => {
+                for item in c {
+                    if !t.contains(item) {
+                        t.push(item.clone());
                     }
                 }
             }
-        }
-        (t, p) => *t = p.clone(),
+            kind @ ListKind::Map { atomic, .. } => {
+                for item in c {
+                    let seg = element(item, &kind);
+                    match t.iter_mut().find(|i| is_named(i, &seg)) {
+                        Some(existing) if !atomic => {
+                            path.push(seg);
+                            merge_applied(existing, item, schema, path);
+                            path.pop();
+                        }
+                        Some(existing) => *existing = item.clone(),
+                        None => t.push(item.clone()),
+                    }
+                }
+            }
+        },
+        (t, c) => *t = c.clone(),
     }
 }
 
-/// Leaf paths whose values differ between two objects (either side), excluding identity
+/// Owned paths whose values differ between two objects (either side), excluding identity
 /// and bookkeeping metadata.
-pub fn changed(old: &Value, new: &Value) -> BTreeSet<Path> {
-    let a = leaves(old);
-    let b = leaves(new);
-    a.union(&b).filter(|p| get(old, p) != get(new, p)).cloned().collect()
+pub fn changed(old: &Value, new: &Value, schema: Schema) -> BTreeSet<Path> {
+    let a = leaves(old, schema);
+    let b = leaves(new, schema);
+    a.union(&b).filter(|p| !agree(old, new, p, schema)).cloned().collect()
 }
 
 /// Reads `metadata.managedFields`.
@@ -142,8 +307,12 @@ pub fn read(obj: &Value) -> Vec<Managed> {
 fn decode(v: &Value, path: Path, out: &mut BTreeSet<Path>) {
     let Some(m) = v.as_object() else { return };
     let children: Vec<_> = m.iter().filter(|(k, _)| k.as_str() != ".").collect();
-    if children.is_empty() && !path.is_empty() {
-        out.insert(path);
+    // "." marks a node owned itself; kept for list elements, whose fields are owned apart.
+    let element_itself = m.contains_key(".") && path.last().is_some_and(|s| is_element(s));
+    if (children.is_empty() || element_itself) && !path.is_empty() {
+        out.insert(path.clone());
+    }
+    if children.is_empty() {
         return;
     }
     for (k, c) in children {
@@ -159,11 +328,22 @@ fn encode(fields: &BTreeSet<Path>) -> Value {
     for path in fields {
         let mut cur = &mut root;
         for seg in path {
-            let entry = cur.entry(format!("f:{seg}")).or_insert_with(|| Value::Object(Map::new()));
+            let key = if is_element(seg) { seg.clone() } else { format!("f:{seg}") };
+            let entry = cur.entry(key).or_insert_with(|| Value::Object(Map::new()));
             cur = match entry {
                 Value::Object(m) => m,
                 _ => unreachable!("entries are only ever created as objects"),
             };
+        }
+    }
+    // A list element owned itself and through its fields: ".", as fieldsV1 writes it.
+    for path in fields.iter().filter(|p| p.last().is_some_and(|s| is_element(s))) {
+        let node = path.iter().try_fold(&mut root, |cur, seg| {
+            let key = if is_element(seg) { seg.clone() } else { format!("f:{seg}") };
+            cur.get_mut(&key).and_then(Value::as_object_mut)
+        });
+        if let Some(node) = node.filter(|n| !n.is_empty()) {
+            node.insert(".".into(), Value::Object(Map::new()));
         }
     }
     Value::Object(root)
@@ -272,23 +452,53 @@ pub fn patch(current: &Value, patch: &Patch) -> Result<Value, ApiError> {
     Ok(doc)
 }
 
-/// Server-side apply of `config` by `manager` onto `live`: returns the merged object with
-/// updated `managedFields`, or a 409 listing the conflicts (unless `force`).
-pub fn apply(
-    live: &Value,
-    config: &Value,
-    manager: &str,
-    sub: Option<&str>,
-    force: bool,
-    now: &str,
-) -> Result<Value, ApiError> {
+/// A path as conflict messages print it: `.spec.size`, `.metadata.finalizers[="x"]`,
+/// `.status.conditions[type="Ready"].status`.
+fn display(path: &[String]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        if let Some(v) = seg.strip_prefix("v:") {
+            out.push_str(&format!("[={v}]"));
+        } else if let Some(Ok(Value::Object(key))) = seg.strip_prefix("k:").map(serde_json::from_str::<Value>) {
+            let parts: Vec<String> = key.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            out.push_str(&format!("[{}]", parts.join(",")));
+        } else {
+            out.push('.');
+            out.push_str(seg);
+        }
+    }
+    out
+}
+
+/// Options of one server-side apply.
+#[derive(Debug, Clone, Copy)]
+pub struct Apply<'a> {
+    /// The applying field manager.
+    pub manager: &'a str,
+    /// `status` for the status subresource.
+    pub sub: Option<&'a str>,
+    /// Take over conflicting fields.
+    pub force: bool,
+    /// The resource's schema (list types).
+    pub schema: Schema<'a>,
+    /// Timestamp for the manager's entry.
+    pub now: &'a str,
+}
+
+/// Server-side apply of `config` onto `live`: returns the merged object with updated
+/// `managedFields` (the manager's `Apply` entry owning exactly what it applied), or a 409
+/// listing the conflicts (unless forced). Set and map lists are owned per element, so
+/// managers applying different elements co-own the list; what the manager applied before
+/// and no longer applies is removed unless another manager owns it too.
+pub fn apply(live: &Value, config: &Value, a: &Apply) -> Result<Value, ApiError> {
+    let Apply { manager, sub, force, schema, now } = *a;
     let mut entries = read(live);
-    let wanted = leaves(config);
+    let wanted = leaves(config, schema);
     let mut conflicts: Vec<(String, String)> = Vec::new();
     for e in entries.iter().filter(|e| e.manager != manager || e.operation != "Apply") {
         for p in e.fields.intersection(&wanted) {
-            if get(live, p) != get(config, p) {
-                conflicts.push((e.manager.clone(), format!(".{}", p.join("."))));
+            if !agree(live, config, p, schema) {
+                conflicts.push((e.manager.clone(), display(p)));
             }
         }
     }
@@ -324,12 +534,12 @@ pub fn apply(
             remove(&mut merged, p);
         }
     }
-    deep_merge(&mut merged, config);
+    merge_applied(&mut merged, config, schema, &mut Vec::new());
     // Fields applied with the value they already had are co-owned; fields whose value
     // changed (only possible with force) move to this manager.
     for e in entries.iter_mut() {
         if !(e.manager == manager && e.operation == "Apply") {
-            e.fields.retain(|p| !(wanted.contains(p) && get(live, p) != get(config, p)));
+            e.fields.retain(|p| !wanted.contains(p) || agree(live, config, p, schema));
         }
     }
     let api_version = config.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -351,32 +561,35 @@ pub fn apply(
 mod tests {
     use super::*;
 
+    fn by(manager: &str) -> Apply<'_> {
+        Apply { manager, sub: None, force: false, schema: None, now: "t" }
+    }
+
     fn db(size: &str) -> Value {
         json!({"apiVersion": "stable.example.com/v1", "kind": "Database", "metadata": {"name": "a"}, "spec": {"engine": "postgres", "size": size}})
     }
 
     #[test]
     fn apply_conflicts_with_another_manager_unless_forced() {
-        let live =
-            apply(&json!({"metadata": {"name": "a"}}), &db("1Gi"), "alice", None, false, "t").expect("first apply");
-        let err = apply(&live, &db("2Gi"), "bob", None, false, "t").expect_err("conflict");
+        let live = apply(&json!({"metadata": {"name": "a"}}), &db("1Gi"), &by("alice")).expect("first apply");
+        let err = apply(&live, &db("2Gi"), &by("bob")).expect_err("conflict");
         assert_eq!(err.code, 409);
         assert_eq!(err.message, "Apply failed with 1 conflict: conflict with \"alice\": .spec.size");
-        let forced = apply(&live, &db("2Gi"), "bob", None, true, "t").expect("forced");
+        let forced = apply(&live, &db("2Gi"), &Apply { force: true, ..by("bob") }).expect("forced");
         assert_eq!(forced["spec"]["size"], "2Gi");
         let owners = read(&forced);
         let alice = owners.iter().find(|e| e.manager == "alice").expect("alice keeps engine");
         assert!(!alice.fields.contains(&vec!["spec".to_owned(), "size".to_owned()]));
         // Same values are not conflicts.
-        assert!(apply(&live, &db("1Gi"), "bob", None, false, "t").is_ok());
+        assert!(apply(&live, &db("1Gi"), &by("bob")).is_ok());
     }
 
     #[test]
     fn fields_dropped_from_an_apply_are_removed() {
-        let live = apply(&json!({"metadata": {"name": "a"}}), &db("1Gi"), "alice", None, false, "t").expect("apply");
+        let live = apply(&json!({"metadata": {"name": "a"}}), &db("1Gi"), &by("alice")).expect("apply");
         let mut smaller = db("1Gi");
         smaller["spec"].as_object_mut().expect("spec").remove("size");
-        let after = apply(&live, &smaller, "alice", None, false, "t").expect("apply");
+        let after = apply(&live, &smaller, &by("alice")).expect("apply");
         assert!(after["spec"].get("size").is_none());
     }
 
@@ -397,8 +610,57 @@ mod tests {
 
     #[test]
     fn managed_fields_round_trip() {
-        let live = apply(&json!({"metadata": {"name": "a"}}), &db("1Gi"), "alice", None, false, "t").expect("apply");
+        let live = apply(&json!({"metadata": {"name": "a"}}), &db("1Gi"), &by("alice")).expect("apply");
         assert_eq!(live["metadata"]["managedFields"][0]["fieldsV1"], json!({"f:spec": {"f:engine": {}, "f:size": {}}}));
         assert_eq!(read(&live)[0].fields.len(), 2);
+    }
+
+    fn with_finalizer(f: &str) -> Value {
+        json!({"apiVersion": "stable.example.com/v1", "kind": "Database", "metadata": {"name": "a", "finalizers": [f]}})
+    }
+
+    #[test]
+    fn managers_co_own_a_set_list_element_by_element() {
+        let live = apply(&db("1Gi"), &with_finalizer("a.io/x"), &by("alice")).expect("alice");
+        let both = apply(&live, &with_finalizer("b.io/y"), &by("bob")).expect("no conflict");
+        assert_eq!(both["metadata"]["finalizers"], json!(["a.io/x", "b.io/y"]));
+        assert_eq!(
+            both["metadata"]["managedFields"][1]["fieldsV1"],
+            json!({"f:metadata": {"f:finalizers": {"v:\"b.io/y\"": {}}}})
+        );
+        // Alice stops applying hers: only hers goes.
+        let alice_done = apply(&both, &json!({"metadata": {"name": "a"}}), &by("alice")).expect("alice again");
+        assert_eq!(alice_done["metadata"]["finalizers"], json!(["b.io/y"]));
+    }
+
+    #[test]
+    fn map_lists_merge_by_key_and_own_fields_per_element() {
+        let schema = json!({"type": "object", "properties": {"status": {"type": "object", "properties": {
+            "conditions": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"],
+                "items": {"type": "object"}}}}}});
+        let cond = |t: &str, s: &str| json!({"status": {"conditions": [{"type": t, "status": s}]}});
+        let a = Apply { schema: Some(&schema), ..by("alice") };
+        let b = Apply { schema: Some(&schema), ..by("bob") };
+        let live = apply(&json!({"metadata": {"name": "a"}}), &cond("Ready", "True"), &a).expect("alice");
+        let both = apply(&live, &cond("Synced", "False"), &b).expect("bob");
+        assert_eq!(
+            both["status"]["conditions"],
+            json!([{"type": "Ready", "status": "True"}, {"type": "Synced", "status": "False"}])
+        );
+        let err = apply(&both, &cond("Ready", "False"), &b).expect_err("alice owns Ready's status");
+        assert_eq!(
+            err.message,
+            "Apply failed with 1 conflict: conflict with \"alice\": .status.conditions[type=\"Ready\"].status"
+        );
+        let read_back = read(&both);
+        assert!(read_back[0].fields.contains(&vec![
+            "status".into(),
+            "conditions".into(),
+            "k:{\"type\":\"Ready\"}".into()
+        ]));
+        assert_eq!(
+            both["metadata"]["managedFields"][0]["fieldsV1"],
+            json!({"f:status": {"f:conditions": {"k:{\"type\":\"Ready\"}": {".": {}, "f:status": {}}}}})
+        );
     }
 }

@@ -3,19 +3,24 @@
 //! against it unchanged.
 //!
 //! What it serves: discovery and OpenAPI v3; namespaces, CRDs (creating one serves its
-//! resource), Events (core and events.k8s.io), Leases, ConfigMaps, Secrets,
-//! ServiceAccounts and RBAC objects; CRUD with generateName, uid, generation rules,
-//! status subresource isolation, optimistic concurrency, finalizers; merge, JSON and
-//! server-side-apply patches with field managers; list with selectors and pagination;
-//! watch with resourceVersion, bookmarks and `410 Gone`; Tables for kubectl; bearer
-//! tokens, RBAC from stored roles and bindings, impersonation; fault injection; an
-//! optional state file.
+//! resource), Events (stored once, served as core v1 and events.k8s.io/v1), Leases,
+//! ConfigMaps, Secrets, ServiceAccounts and RBAC objects; CRUD with generateName, uid,
+//! generation rules, status subresource isolation, optimistic concurrency and write
+//! preconditions, finalizers; merge, JSON and server-side-apply patches with field
+//! managers; list with label selectors, each kind's field selectors and pagination; watch
+//! with resourceVersion, bookmarks and `410 Gone`; Tables for kubectl; bearer tokens, RBAC
+//! from stored roles and bindings, impersonation; deletion propagation (orphan,
+//! background, foreground) and a garbage collector for owner references; fault
+//! injection; an optional state file.
 
 mod auth;
 pub mod cli;
+mod convert;
 mod discovery;
 mod faults;
+mod field_selector;
 mod fields;
+mod gc;
 mod http;
 mod proto;
 mod request;
@@ -180,6 +185,7 @@ impl ApiServer {
         let cancel = CancellationToken::new();
         let token = cancel.clone();
         let task = tokio::spawn(async move { tls::serve(listener, &cert, app, token).await });
+        tokio::spawn(gc::run(shared.store.clone(), cancel.clone()));
         let url = format!("https://{addr}");
         tracing::info!(%url, "embedded API server listening");
         Ok(Self { shared, ca_der, ca_pem, url, admin_token, state_file: config.state_file, cancel, task: Some(task) })

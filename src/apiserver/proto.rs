@@ -1,77 +1,378 @@
-//! The one protobuf body the server has to read: kubectl sends `SelfSubjectAccessReview`
-//! (for `kubectl auth can-i`) as a Kubernetes protobuf envelope (`k8s\0` + `Unknown`).
-//! A minimal wire-format reader, enough for its string fields.
+//! Kubernetes protobuf request bodies, which kubectl sends for built-in kinds
+//! (`kubectl create namespace`, `create configmap`, `auth can-i`, ...). In: a body in the
+//! `k8s\0` envelope (a `runtime.Unknown` naming apiVersion and kind, holding the encoded
+//! object); out: the object's JSON form, which the handlers treat like any JSON body.
+//! The messages are the generated `k8s-pb` types; the conversion to JSON follows the Go
+//! JSON encoding of the same types: fields are camelCase and omitted when empty, `Time`
+//! is RFC 3339 to the second, `MicroTime` to the microsecond, byte fields (Secret data)
+//! are base64, `Quantity` is its string, `IntOrString` its int or string, and
+//! `RawExtension` / `FieldsV1` hold JSON that is inlined.
 
-use serde_json::{Value, json};
+use k8s_pb::api::authorization::v1 as authz;
+use k8s_pb::api::coordination::v1 as coordination;
+use k8s_pb::api::core::v1 as core_v1;
+use k8s_pb::api::events::v1 as events;
+use k8s_pb::api::rbac::v1 as rbac;
+use k8s_pb::apimachinery::pkg::api::resource::Quantity;
+use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
+use k8s_pb::apimachinery::pkg::runtime::{RawExtension, Unknown};
+use k8s_pb::apimachinery::pkg::util::intstr::IntOrString;
+use prost::Message;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
-/// Reads fields `(number, bytes)` of length-delimited type; skips the others.
-fn fields(mut b: &[u8]) -> Option<Vec<(u64, &[u8])>> {
-    let mut out = Vec::new();
-    while !b.is_empty() {
-        let (key, rest) = varint(b)?;
-        b = rest;
-        match key & 7 {
-            0 => b = varint(b)?.1,
-            1 => b = b.get(8..)?,
-            2 => {
-                let (len, rest) = varint(b)?;
-                let len = usize::try_from(len).ok()?;
-                out.push((key >> 3, rest.get(..len)?));
-                b = rest.get(len..)?;
+/// The magic prefix of a Kubernetes protobuf body.
+pub const MAGIC: &[u8] = b"k8s\0";
+
+/// Why a protobuf body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtoError {
+    /// The body does not start with the `k8s\0` envelope.
+    #[error("the body is not a Kubernetes protobuf object (no k8s\\0 prefix)")]
+    NoEnvelope,
+    /// The envelope or the object is not valid protobuf for its kind.
+    #[error("cannot decode the protobuf body: {0}")]
+    Decode(#[from] prost::DecodeError),
+    /// A kind the server does not read as protobuf.
+    #[error("no protobuf decoding for {api_version}, Kind={kind}")]
+    Unsupported {
+        /// apiVersion in the envelope.
+        api_version: String,
+        /// kind in the envelope.
+        kind: String,
+    },
+}
+
+/// The JSON form of a protobuf body: the object with its `apiVersion` and `kind`.
+pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
+    let unknown = Unknown::decode(body.strip_prefix(MAGIC).ok_or(ProtoError::NoEnvelope)?)?;
+    let type_meta = unknown.type_meta.unwrap_or_default();
+    let api_version = type_meta.api_version.unwrap_or_default();
+    let kind = type_meta.kind.unwrap_or_default();
+    let raw = unknown.raw.unwrap_or_default();
+    let mut obj = match (api_version.as_str(), kind.as_str()) {
+        ("v1", "Namespace") => object::<core_v1::Namespace>(&raw)?,
+        ("v1", "ConfigMap") => object::<core_v1::ConfigMap>(&raw)?,
+        ("v1", "Secret") => object::<core_v1::Secret>(&raw)?,
+        ("v1", "ServiceAccount") => object::<core_v1::ServiceAccount>(&raw)?,
+        ("v1", "Event") => object::<core_v1::Event>(&raw)?,
+        ("events.k8s.io/v1", "Event") => object::<events::Event>(&raw)?,
+        ("coordination.k8s.io/v1", "Lease") => object::<coordination::Lease>(&raw)?,
+        ("rbac.authorization.k8s.io/v1", "Role") => object::<rbac::Role>(&raw)?,
+        ("rbac.authorization.k8s.io/v1", "ClusterRole") => object::<rbac::ClusterRole>(&raw)?,
+        ("rbac.authorization.k8s.io/v1", "RoleBinding") => object::<rbac::RoleBinding>(&raw)?,
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => object::<rbac::ClusterRoleBinding>(&raw)?,
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => object::<authz::SelfSubjectAccessReview>(&raw)?,
+        // Client libraries send DeleteOptions under the version of the object's group.
+        (_, "DeleteOptions") => object::<meta::DeleteOptions>(&raw)?,
+        _ => return Err(ProtoError::Unsupported { api_version, kind }),
+    };
+    if let Some(m) = obj.as_object_mut() {
+        m.insert("apiVersion".into(), Value::String(api_version));
+        m.insert("kind".into(), Value::String(kind));
+    }
+    Ok(obj)
+}
+
+fn object<M: Message + Default + Json>(raw: &[u8]) -> Result<Value, ProtoError> {
+    Ok(M::decode(raw)?.json().unwrap_or_else(|| Value::Object(Map::new())))
+}
+
+/// A value with a JSON form; `None` when Go's encoding omits it (empty and `omitempty`).
+trait Json {
+    fn json(&self) -> Option<Value>;
+}
+
+impl Json for String {
+    fn json(&self) -> Option<Value> {
+        (!self.is_empty()).then(|| Value::String(self.clone()))
+    }
+}
+
+impl Json for bool {
+    fn json(&self) -> Option<Value> {
+        Some(Value::Bool(*self))
+    }
+}
+
+impl Json for i32 {
+    fn json(&self) -> Option<Value> {
+        Some(Value::from(*self))
+    }
+}
+
+impl Json for i64 {
+    fn json(&self) -> Option<Value> {
+        Some(Value::from(*self))
+    }
+}
+
+/// `bytes` fields are base64 in JSON (Secret `data`, ConfigMap `binaryData`).
+impl Json for Vec<u8> {
+    fn json(&self) -> Option<Value> {
+        use base64::Engine;
+        Some(Value::String(base64::engine::general_purpose::STANDARD.encode(self)))
+    }
+}
+
+impl<T: Json> Json for Option<T> {
+    fn json(&self) -> Option<Value> {
+        self.as_ref().and_then(Json::json)
+    }
+}
+
+impl<T: Json> Json for Vec<T> {
+    fn json(&self) -> Option<Value> {
+        (!self.is_empty()).then(|| Value::Array(self.iter().map(|v| v.json().unwrap_or(Value::Null)).collect()))
+    }
+}
+
+impl<T: Json> Json for BTreeMap<String, T> {
+    fn json(&self) -> Option<Value> {
+        (!self.is_empty())
+            .then(|| Value::Object(self.iter().map(|(k, v)| (k.clone(), v.json().unwrap_or_default())).collect()))
+    }
+}
+
+impl<T: Json> Json for Box<T> {
+    fn json(&self) -> Option<Value> {
+        (**self).json()
+    }
+}
+
+fn timestamp(seconds: Option<i64>, nanos: Option<i32>) -> Option<jiff::Timestamp> {
+    jiff::Timestamp::new(seconds.unwrap_or(0), nanos.unwrap_or(0)).ok()
+}
+
+/// `metav1.Time`: RFC 3339, whole seconds.
+impl Json for meta::Time {
+    fn json(&self) -> Option<Value> {
+        let t = timestamp(self.seconds, self.nanos)?;
+        Some(Value::String(t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()))
+    }
+}
+
+/// `metav1.MicroTime`: RFC 3339 with six fractional digits.
+impl Json for meta::MicroTime {
+    fn json(&self) -> Option<Value> {
+        let t = timestamp(self.seconds, self.nanos)?;
+        let micros = t.subsec_nanosecond() / 1000;
+        Some(Value::String(format!("{}.{micros:06}Z", t.strftime("%Y-%m-%dT%H:%M:%S"))))
+    }
+}
+
+/// `resource.Quantity`: its canonical string.
+impl Json for Quantity {
+    fn json(&self) -> Option<Value> {
+        self.string.json()
+    }
+}
+
+/// `intstr.IntOrString`: type 0 is the int, type 1 the string.
+impl Json for IntOrString {
+    fn json(&self) -> Option<Value> {
+        match self.r#type {
+            Some(1) => Some(Value::String(self.str_val.clone().unwrap_or_default())),
+            _ => Some(Value::from(self.int_val.unwrap_or(0))),
+        }
+    }
+}
+
+/// `runtime.RawExtension`: the embedded object's JSON, inlined.
+impl Json for RawExtension {
+    fn json(&self) -> Option<Value> {
+        raw_json(self.raw.as_deref())
+    }
+}
+
+/// `metav1.FieldsV1`: the field set's JSON, inlined.
+impl Json for meta::FieldsV1 {
+    fn json(&self) -> Option<Value> {
+        raw_json(self.raw.as_deref())
+    }
+}
+
+/// Raw JSON bytes as a value (a nested protobuf object, which clients do not send in
+/// these fields, has no JSON form here).
+fn raw_json(raw: Option<&[u8]>) -> Option<Value> {
+    serde_json::from_slice(raw?).ok()
+}
+
+/// The JSON name of a field: the override, or the Rust name in camelCase.
+fn json_name(field: &str, rename: Option<&str>) -> String {
+    if let Some(r) = rename {
+        return r.to_owned();
+    }
+    let mut out = String::with_capacity(field.len());
+    let mut upper = false;
+    for c in field.trim_start_matches("r#").chars() {
+        match c {
+            '_' => upper = true,
+            c if upper => {
+                out.extend(c.to_uppercase());
+                upper = false;
             }
-            5 => b = b.get(4..)?,
-            _ => return None,
+            c => out.push(c),
         }
     }
-    Some(out)
+    out
 }
 
-fn varint(b: &[u8]) -> Option<(u64, &[u8])> {
-    let mut v = 0u64;
-    for (i, byte) in b.iter().enumerate().take(10) {
-        v |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some((v, &b[i + 1..]));
+/// `Json` for generated messages, field by field (every field of each message is listed,
+/// so a field a client sends is never dropped). `field = "name"` overrides the JSON name.
+macro_rules! messages {
+    ($($ty:ty { $($field:ident $(= $name:literal)?),* $(,)? })*) => {$(
+        impl Json for $ty {
+            fn json(&self) -> Option<Value> {
+                let mut m = Map::new();
+                $(
+                    if let Some(v) = self.$field.json() {
+                        m.insert(json_name(stringify!($field), None $(.or(Some($name)))?), v);
+                    }
+                )*
+                Some(Value::Object(m))
+            }
         }
-    }
-    None
+    )*};
 }
 
-fn field(b: &[u8], n: u64) -> Option<&[u8]> {
-    fields(b)?.into_iter().find(|(k, _)| *k == n).map(|(_, v)| v)
-}
-
-/// The JSON form of a protobuf `SelfSubjectAccessReview` (spec.resourceAttributes only).
-pub fn access_review(body: &[u8]) -> Option<Value> {
-    let unknown = body.strip_prefix(b"k8s\0")?;
-    let raw = field(unknown, 2)?;
-    let spec = field(raw, 2)?;
-    let attrs = field(spec, 1)?;
-    let s = |n: u64| field(attrs, n).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
-    Some(json!({"spec": {"resourceAttributes": {
-        "namespace": s(1), "verb": s(2), "group": s(3), "version": s(4), "resource": s(5), "subresource": s(6), "name": s(7)}}}))
+messages! {
+    meta::ObjectMeta { name, generate_name, namespace, self_link, uid, resource_version, generation,
+        creation_timestamp, deletion_timestamp, deletion_grace_period_seconds, labels, annotations,
+        owner_references, finalizers, managed_fields }
+    meta::OwnerReference { api_version, kind, name, uid, controller, block_owner_deletion }
+    meta::ManagedFieldsEntry { manager, operation, api_version, time, fields_type, fields_v1, subresource }
+    meta::LabelSelector { match_labels, match_expressions }
+    meta::LabelSelectorRequirement { key, operator, values }
+    meta::FieldSelectorRequirement { key, operator, values }
+    meta::DeleteOptions { grace_period_seconds, preconditions, orphan_dependents, propagation_policy, dry_run,
+        ignore_store_read_error_with_cluster_breaking_potential }
+    meta::Preconditions { uid, resource_version }
+    core_v1::Namespace { metadata, spec, status }
+    core_v1::NamespaceSpec { finalizers }
+    core_v1::NamespaceStatus { phase, conditions }
+    core_v1::NamespaceCondition { r#type, status, last_transition_time, reason, message }
+    core_v1::ConfigMap { metadata, immutable, data, binary_data }
+    core_v1::Secret { metadata, immutable, data, string_data, r#type }
+    core_v1::ServiceAccount { metadata, secrets, image_pull_secrets, automount_service_account_token }
+    core_v1::ObjectReference { kind, namespace, name, uid, api_version, resource_version, field_path }
+    core_v1::LocalObjectReference { name }
+    core_v1::Event { metadata, involved_object, reason, message, source, first_timestamp, last_timestamp, count,
+        r#type, event_time, series, action, related, reporting_component, reporting_instance }
+    core_v1::EventSource { component, host }
+    core_v1::EventSeries { count, last_observed_time }
+    events::Event { metadata, event_time, series, reporting_controller, reporting_instance, action, reason,
+        regarding, related, note, r#type, deprecated_source, deprecated_first_timestamp, deprecated_last_timestamp,
+        deprecated_count }
+    events::EventSeries { count, last_observed_time }
+    coordination::Lease { metadata, spec }
+    coordination::LeaseSpec { holder_identity, lease_duration_seconds, acquire_time, renew_time, lease_transitions,
+        strategy, preferred_holder }
+    rbac::Role { metadata, rules }
+    rbac::ClusterRole { metadata, rules, aggregation_rule }
+    rbac::PolicyRule { verbs, api_groups, resources, resource_names, non_resource_ur_ls = "nonResourceURLs" }
+    rbac::AggregationRule { cluster_role_selectors }
+    rbac::RoleBinding { metadata, subjects, role_ref }
+    rbac::ClusterRoleBinding { metadata, subjects, role_ref }
+    rbac::Subject { kind, api_group, name, namespace }
+    rbac::RoleRef { api_group, kind, name }
+    authz::SelfSubjectAccessReview { metadata, spec, status }
+    authz::SelfSubjectAccessReviewSpec { resource_attributes, non_resource_attributes }
+    authz::ResourceAttributes { namespace, verb, group, version, resource, subresource, name, field_selector,
+        label_selector }
+    authz::NonResourceAttributes { path, verb }
+    authz::FieldSelectorAttributes { raw_selector, requirements }
+    authz::LabelSelectorAttributes { raw_selector, requirements }
+    authz::SubjectAccessReviewStatus { allowed, denied, reason, evaluation_error }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
-    fn ld(n: u64, v: &[u8]) -> Vec<u8> {
-        let mut out = vec![((n << 3) | 2) as u8, v.len() as u8];
-        out.extend_from_slice(v);
-        out
+    /// `obj` in the envelope kubectl sends.
+    fn envelope(api_version: &str, kind: &str, obj: &impl Message) -> Vec<u8> {
+        let unknown = Unknown {
+            type_meta: Some(k8s_pb::apimachinery::pkg::runtime::TypeMeta {
+                api_version: Some(api_version.into()),
+                kind: Some(kind.into()),
+            }),
+            raw: Some(obj.encode_to_vec()),
+            content_encoding: Some(String::new()),
+            content_type: Some(String::new()),
+        };
+        [MAGIC.to_vec(), unknown.encode_to_vec()].concat()
+    }
+
+    fn meta(name: &str) -> Option<meta::ObjectMeta> {
+        Some(meta::ObjectMeta { name: Some(name.into()), namespace: Some(String::new()), ..Default::default() })
     }
 
     #[test]
-    fn decodes_resource_attributes() {
-        let attrs =
-            [ld(1, b"default"), ld(2, b"patch"), ld(3, b"stable.example.com"), ld(5, b"databases"), ld(6, b"status")]
-                .concat();
-        let raw = [ld(1, b"meta"), ld(2, &ld(1, &attrs))].concat();
-        let body = [b"k8s\0".to_vec(), ld(1, b"typemeta"), ld(2, &raw)].concat();
-        let v = access_review(&body).expect("decodes");
-        assert_eq!(v["spec"]["resourceAttributes"]["verb"], "patch");
-        assert_eq!(v["spec"]["resourceAttributes"]["subresource"], "status");
-        assert_eq!(v["spec"]["resourceAttributes"]["namespace"], "default");
+    fn secret_bytes_become_base64_and_empty_fields_are_omitted() {
+        let secret = core_v1::Secret {
+            metadata: meta("creds"),
+            data: [("password".to_owned(), b"s3cr\xffet".to_vec())].into(),
+            r#type: Some("Opaque".into()),
+            ..Default::default()
+        };
+        let v = decode(&envelope("v1", "Secret", &secret)).expect("decodes");
+        assert_eq!(
+            v,
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
+                "data": {"password": "czNjcv9ldA=="}, "type": "Opaque"})
+        );
+    }
+
+    #[test]
+    fn times_are_rfc3339_and_micro_times_keep_microseconds() {
+        let event = events::Event {
+            metadata: meta("e"),
+            event_time: Some(meta::MicroTime { seconds: Some(1_764_565_200), nanos: Some(123_456_789) }),
+            deprecated_first_timestamp: Some(meta::Time { seconds: Some(1_764_565_200), nanos: Some(0) }),
+            note: Some("disk full".into()),
+            r#type: Some("Warning".into()),
+            regarding: Some(core_v1::ObjectReference { kind: Some("Database".into()), ..Default::default() }),
+            ..Default::default()
+        };
+        let v = decode(&envelope("events.k8s.io/v1", "Event", &event)).expect("decodes");
+        assert_eq!(v["eventTime"], "2025-12-01T05:00:00.123456Z");
+        assert_eq!(v["deprecatedFirstTimestamp"], "2025-12-01T05:00:00Z");
+        assert_eq!((v["note"].as_str(), v["regarding"]["kind"].as_str()), (Some("disk full"), Some("Database")));
+    }
+
+    #[test]
+    fn rbac_rules_keep_their_irregular_json_names() {
+        let role = rbac::ClusterRole {
+            metadata: meta("reader"),
+            rules: vec![rbac::PolicyRule {
+                verbs: vec!["get".into()],
+                non_resource_ur_ls: vec!["/healthz".into()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let v = decode(&envelope("rbac.authorization.k8s.io/v1", "ClusterRole", &role)).expect("decodes");
+        assert_eq!(v["rules"], json!([{"verbs": ["get"], "nonResourceURLs": ["/healthz"]}]));
+    }
+
+    #[test]
+    fn quantities_int_or_strings_and_raw_extensions_take_their_json_forms() {
+        assert_eq!(Quantity { string: Some("1Gi".into()) }.json(), Some(json!("1Gi")));
+        assert_eq!(IntOrString { r#type: Some(0), int_val: Some(8080), str_val: None }.json(), Some(json!(8080)));
+        assert_eq!(
+            IntOrString { r#type: Some(1), int_val: None, str_val: Some("http".into()) }.json(),
+            Some(json!("http"))
+        );
+        assert_eq!(RawExtension { raw: Some(br#"{"a":1}"#.to_vec()) }.json(), Some(json!({"a": 1})));
+    }
+
+    #[test]
+    fn kinds_without_a_decoder_and_garbage_are_errors() {
+        let cm = core_v1::ConfigMap::default();
+        assert!(matches!(decode(&envelope("apps/v1", "Deployment", &cm)), Err(ProtoError::Unsupported { .. })));
+        assert!(matches!(decode(b"{\"kind\":\"Namespace\"}"), Err(ProtoError::NoEnvelope)));
+        assert!(matches!(decode(b"k8s\0\xff\xff"), Err(ProtoError::Decode(_))));
     }
 }

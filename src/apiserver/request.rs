@@ -1,16 +1,20 @@
 //! One request as the handlers see it. In: the server's [`Shared`] state and a decoded
 //! request (method, query, headers, body, the authenticated user); out: the query and
-//! body read the Kubernetes way (selectors, write options, the field manager) and the two
+//! body read the Kubernetes way (selectors over the kind's field labels, write and delete
+//! options, the field manager, JSON or protobuf bodies through `proto`) and the two
 //! response shapes every handler answers with, a JSON object or a `Status` failure.
 //! Sits between the router (`http`) and the handlers (`verbs`, `watch`).
 
 use super::auth::{Auth, User};
+use super::convert;
 use super::faults::FaultHandle;
+use super::field_selector::FieldSelector;
+use super::proto;
 use super::resources::ResourceDef;
 use super::status::ApiError;
-use super::store::{Store, WriteOpts};
+use super::store::{DeleteOpts, Propagation, Store, WriteOpts};
 use super::{RequestStats, StatKey};
-use crate::selector::{FieldSelector, Selector};
+use crate::selector::Selector;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +23,9 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The Kubernetes protobuf media type.
+const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
 
 /// Shared server state.
 #[derive(Clone)]
@@ -85,17 +92,32 @@ impl Ctx {
         self.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("as=Table"))
     }
 
-    /// `labelSelector` and `fieldSelector`.
-    pub fn selectors(&self) -> Result<(Selector, FieldSelector), ApiError> {
+    /// `labelSelector` and `fieldSelector` (over the field labels of `def`).
+    pub fn selectors(&self, def: &ResourceDef) -> Result<(Selector, FieldSelector), ApiError> {
         let labels =
             Selector::parse(self.q("labelSelector").unwrap_or("")).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let fields = FieldSelector::parse(self.q("fieldSelector").unwrap_or(""))
-            .map_err(|e| ApiError::bad_request(e.reason.to_string()))?;
+        let fields = FieldSelector::parse(def, self.q("fieldSelector").unwrap_or(""))?;
         Ok((labels, fields))
     }
 
+    /// The body of a create or update: Kubernetes protobuf (what kubectl sends for
+    /// built-in kinds) or JSON.
+    pub fn body_object(&self) -> Result<Value, ApiError> {
+        if self.body.starts_with(proto::MAGIC) || self.content_type() == PROTOBUF {
+            return proto::decode(&self.body).map_err(|e| match e {
+                proto::ProtoError::Unsupported { .. } => ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+                ),
+                other => ApiError::bad_request(other.to_string()),
+            });
+        }
+        self.body_json()
+    }
+
     /// The body as JSON.
-    pub fn body_json(&self) -> Result<Value, ApiError> {
+    fn body_json(&self) -> Result<Value, ApiError> {
         serde_json::from_slice(&self.body).map_err(|e| {
             ApiError::bad_request(format!(
                 "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: {e} ({})",
@@ -113,6 +135,48 @@ impl Ctx {
             dry_run: self.q("dryRun").is_some(),
             force: self.q("force") == Some("true"),
         }
+    }
+
+    /// `DeleteOptions`, from the body (JSON) and the query (`dryRun`).
+    pub fn delete_opts(&self) -> Result<DeleteOpts, ApiError> {
+        let body: Value = if self.body.iter().all(u8::is_ascii_whitespace) {
+            Value::Null
+        } else if self.body.starts_with(proto::MAGIC) {
+            self.body_object()?
+        } else {
+            serde_json::from_slice(&self.body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+        };
+        let s = |p: &str| body.pointer(p).and_then(Value::as_str).map(str::to_owned);
+        let dry_run_in_body = body.get("dryRun").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+        let policy = s("/propagationPolicy").or_else(|| self.q("propagationPolicy").map(str::to_owned));
+        let orphan = body
+            .get("orphanDependents")
+            .and_then(Value::as_bool)
+            .or_else(|| self.q("orphanDependents").map(|v| v == "true"));
+        let propagation = match (orphan, policy.as_deref()) {
+            (Some(true), _) => Some(Propagation::Orphan),
+            (Some(false), _) => Some(Propagation::Background),
+            (None, Some("Orphan")) => Some(Propagation::Orphan),
+            (None, Some("Background")) => Some(Propagation::Background),
+            (None, Some("Foreground")) => Some(Propagation::Foreground),
+            (None, None) => None,
+            (None, Some(other)) => {
+                return Err(ApiError::new(
+                    422,
+                    "Invalid",
+                    format!(
+                        "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{other}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+                    ),
+                ));
+            }
+        };
+        Ok(DeleteOpts {
+            uid: s("/preconditions/uid"),
+            resource_version: s("/preconditions/resourceVersion"),
+            dry_run: self.q("dryRun").is_some() || dry_run_in_body,
+            propagation,
+        })
     }
 
     /// The manager of non-apply writes without `fieldManager`: the User-Agent's program name.
@@ -140,11 +204,9 @@ impl Ctx {
     }
 }
 
-/// An object as served: stamped with the URL's apiVersion.
+/// An object as served: in the URL's version.
 pub fn output(def: &ResourceDef, obj: &Value) -> Value {
-    let mut o = obj.clone();
-    o["apiVersion"] = Value::String(def.api_version());
-    o
+    convert::served(def, obj).into_owned()
 }
 
 /// A JSON response.

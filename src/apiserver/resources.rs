@@ -1,5 +1,6 @@
 //! What the embedded API server serves: built-in kinds and the kinds CustomResourceDefinitions
-//! add, with their names, scope, subresources, schema and printer columns.
+//! add, with their names, scope, subresources, schema and printer columns, and the
+//! registry behaviours that differ by kind (unconditional updates, what a delete returns).
 
 use serde_json::Value;
 
@@ -57,9 +58,26 @@ impl ResourceDef {
         if self.group.is_empty() { self.kind.clone() } else { format!("{}.{}", self.kind, self.group) }
     }
 
-    /// The storage key shared by every version of the resource.
+    /// Whether a PUT may leave out `metadata.resourceVersion` (the registry strategy's
+    /// `AllowUnconditionalUpdate`): built-in kinds yes, custom resources and CRDs no.
+    pub fn allows_unconditional_update(&self) -> bool {
+        !(self.custom || self.kind == "CustomResourceDefinition")
+    }
+
+    /// Whether a delete that removes the object answers with the object (the registry's
+    /// `ReturnDeletedObject`, or a kind that is always deleted through finalizers);
+    /// otherwise it answers with a `Success` Status naming it.
+    pub fn returns_deleted_object(&self) -> bool {
+        matches!(self.kind.as_str(), "ServiceAccount" | "Namespace" | "CustomResourceDefinition")
+    }
+
+    /// The storage key shared by every version of the resource (and by the resources
+    /// served from another's storage: events.k8s.io Events are core Events).
     pub fn storage_key(&self) -> (String, String) {
-        (self.group.clone(), self.plural.clone())
+        match super::convert::storage_of(self) {
+            Some((group, _, plural)) => (group.to_owned(), plural.to_owned()),
+            None => (self.group.clone(), self.plural.clone()),
+        }
     }
 }
 
@@ -110,25 +128,6 @@ pub fn builtins() -> Vec<ResourceDef> {
         if d.plural == "customresourcedefinitions" {
             d.singular = "customresourcedefinition".into();
         }
-    }
-    let ev = |d: &mut ResourceDef| {
-        d.columns = vec![
-            Column { name: "Type".into(), kind: "string".into(), json_path: ".type".into() },
-            Column { name: "Reason".into(), kind: "string".into(), json_path: ".reason".into() },
-            Column { name: "Object".into(), kind: "string".into(), json_path: ".involvedObject.name".into() },
-            Column { name: "Message".into(), kind: "string".into(), json_path: ".message".into() },
-        ]
-    };
-    for d in out.iter_mut().filter(|d| d.kind == "Event" && d.group.is_empty()) {
-        ev(d);
-    }
-    for d in out.iter_mut().filter(|d| d.kind == "Event" && !d.group.is_empty()) {
-        d.columns = vec![
-            Column { name: "Type".into(), kind: "string".into(), json_path: ".type".into() },
-            Column { name: "Reason".into(), kind: "string".into(), json_path: ".reason".into() },
-            Column { name: "Object".into(), kind: "string".into(), json_path: ".regarding.name".into() },
-            Column { name: "Note".into(), kind: "string".into(), json_path: ".note".into() },
-        ];
     }
     out
 }

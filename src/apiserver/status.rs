@@ -34,6 +34,12 @@ impl ApiError {
     pub fn body(&self) -> Value {
         let mut v = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": self.message, "reason": self.reason, "code": self.code});
+        // An error with no reason (`StatusReasonUnknown`) is sent without the key.
+        if self.reason.is_empty()
+            && let Some(m) = v.as_object_mut()
+        {
+            m.remove("reason");
+        }
         if let Some(d) = &self.details {
             v["details"] = d.clone();
         }
@@ -63,6 +69,22 @@ impl ApiError {
             ),
         )
         .details(json!({"name": name, "group": def.group, "kind": def.plural}))
+    }
+
+    /// 409 Conflict of a delete precondition (`rest.BeforeDelete`): the resource named in
+    /// the message is the object's kind, qualified by its group.
+    pub fn precondition_failed(def: &ResourceDef, name: &str, why: &str) -> Self {
+        Self::new(
+            409,
+            "Conflict",
+            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", def.qualified_kind()),
+        )
+        .details(json!({"name": name, "group": def.group, "kind": def.kind}))
+    }
+
+    /// 500 with no reason: what kube-apiserver answers for an error of its storage layer.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "", message)
     }
 
     /// 400 BadRequest.

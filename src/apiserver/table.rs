@@ -1,49 +1,120 @@
-//! `meta.k8s.io/v1` Table responses for `kubectl get`: NAME, the resource's printer
-//! columns (a CRD's `additionalPrinterColumns`), and AGE.
+//! `meta.k8s.io/v1` Table responses for `kubectl get` (lists, single objects and watch
+//! events): NAME, the resource's printer columns, and AGE. As kube-apiserver does it,
+//! dates are sent as human-readable ages (`5m`); a custom resource's `date` columns (its
+//! implicit Age included, when the CRD declares no columns) keep the type `date`, a
+//! built-in kind's Age is a `string`.
 
 use super::resources::ResourceDef;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-/// A Table of `objects`.
-pub fn table(def: &ResourceDef, objects: &[Arc<Value>], rv: &str, cont: Option<&str>) -> Value {
+/// A Table of `objects` with the list metadata `meta`; `headers` false leaves out the
+/// column definitions (watch events after the first).
+pub fn table(def: &ResourceDef, objects: &[Arc<Value>], meta: Value, headers: bool) -> Value {
+    let event = def.kind == "Event";
+    let columns: Vec<Value> = match (headers, event) {
+        (false, _) => Vec::new(),
+        (true, true) => event_columns(),
+        (true, false) => column_definitions(def),
+    };
+    let rows: Vec<Value> = objects.iter().map(|o| if event { event_row(o) } else { row(def, o) }).collect();
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": columns, "rows": rows})
+}
+
+/// Whether the server adds an Age column after the resource's own columns.
+fn implicit_age(def: &ResourceDef) -> bool {
+    if def.custom { def.columns.is_empty() } else { !def.columns.iter().any(|c| c.kind == "date") }
+}
+
+fn column_definitions(def: &ResourceDef) -> Vec<Value> {
     let mut columns = vec![
         json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0}),
     ];
-    let has_age = def.columns.iter().any(|c| c.kind == "date");
     for c in &def.columns {
-        columns.push(json!({"name": c.name, "type": if c.kind == "date" { "string" } else { c.kind.as_str() }, "format": "", "description": "", "priority": 0}));
+        let kind = if c.kind == "date" && !def.custom { "string" } else { c.kind.as_str() };
+        columns.push(json!({"name": c.name, "type": kind, "format": "", "description": "", "priority": 0}));
     }
-    if !has_age {
-        columns.push(
-            json!({"name": "Age", "type": "string", "format": "", "description": "CreationTimestamp", "priority": 0}),
-        );
+    if implicit_age(def) {
+        let kind = if def.custom { "date" } else { "string" };
+        columns.push(json!({"name": "Age", "type": kind, "format": "", "description": "CreationTimestamp is a timestamp representing the server time when this object was created.", "priority": 0}));
     }
-    let rows: Vec<Value> = objects
-        .iter()
-        .map(|o| {
-            let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(Value::Null)];
-            for c in &def.columns {
-                let v = json_path(o, &c.json_path);
-                cells.push(match (c.kind.as_str(), v) {
-                    ("date", Some(Value::String(ts))) => Value::String(age(ts)),
-                    (_, Some(v)) => v.clone(),
-                    (_, None) => Value::Null,
-                });
-            }
-            if !has_age {
-                let ts = o.pointer("/metadata/creationTimestamp").and_then(Value::as_str).unwrap_or("");
-                cells.push(Value::String(age(ts)));
-            }
-            let meta = o.get("metadata").cloned().unwrap_or(json!({}));
-            json!({"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta}})
-        })
-        .collect();
-    let mut meta = json!({"resourceVersion": rv});
-    if let Some(c) = cont {
-        meta["continue"] = Value::String(c.to_owned());
+    columns
+}
+
+fn row(def: &ResourceDef, o: &Value) -> Value {
+    let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(Value::Null)];
+    for c in &def.columns {
+        cells.push(match (c.kind.as_str(), json_path(o, &c.json_path)) {
+            ("date", Some(Value::String(ts))) => Value::String(age(ts)),
+            (_, Some(v)) => v.clone(),
+            (_, None) => Value::Null,
+        });
     }
-    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": columns, "rows": rows})
+    if implicit_age(def) {
+        let created = o.pointer("/metadata/creationTimestamp").cloned().unwrap_or(Value::Null);
+        cells.push(match created {
+            Value::String(ts) => Value::String(age(&ts)),
+            other => other,
+        });
+    }
+    let meta = o.get("metadata").cloned().unwrap_or(json!({}));
+    json!({"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta}})
+}
+
+/// The columns kube-apiserver's Event printer sends (`kubectl get events`: LAST SEEN,
+/// TYPE, REASON, OBJECT, MESSAGE; the rest with `-o wide`).
+fn event_columns() -> Vec<Value> {
+    [
+        ("Last Seen", 0),
+        ("Type", 0),
+        ("Reason", 0),
+        ("Object", 0),
+        ("Subobject", 1),
+        ("Source", 1),
+        ("Message", 0),
+        ("First Seen", 1),
+        ("Count", 1),
+        ("Name", 1),
+    ]
+    .iter()
+    .map(|(name, priority)| json!({"name": name, "type": "string", "format": "", "description": "", "priority": priority}))
+    .collect()
+}
+
+/// One Event row, from either form of an Event (core v1 or events.k8s.io/v1).
+fn event_row(o: &Value) -> Value {
+    let field = |core: &str, events: &str| o.pointer(core).or_else(|| o.pointer(events)).filter(|v| !v.is_null());
+    let text = |core: &str, events: &str| field(core, events).and_then(Value::as_str).unwrap_or("").to_owned();
+    let since = |v: Option<&Value>| v.and_then(Value::as_str).map(age);
+    let first = since(field("/firstTimestamp", "/deprecatedFirstTimestamp")).or_else(|| since(o.get("eventTime")));
+    let last = since(o.pointer("/series/lastObservedTime"))
+        .or_else(|| since(field("/lastTimestamp", "/deprecatedLastTimestamp")))
+        .or_else(|| first.clone())
+        .unwrap_or_else(|| "<unknown>".into());
+    let object = format!(
+        "{}/{}",
+        text("/involvedObject/kind", "/regarding/kind").to_lowercase(),
+        text("/involvedObject/name", "/regarding/name")
+    );
+    let source = match text("/source/component", "/deprecatedSource/component") {
+        s if s.is_empty() => text("/reportingComponent", "/reportingController"),
+        s => s,
+    };
+    let count = field("/count", "/deprecatedCount").or_else(|| o.pointer("/series/count")).cloned().unwrap_or(json!(1));
+    let cells = json!([
+        last,
+        text("/type", "/type"),
+        text("/reason", "/reason"),
+        object,
+        text("/involvedObject/fieldPath", "/regarding/fieldPath"),
+        source,
+        text("/message", "/note"),
+        first.unwrap_or_else(|| "<unknown>".into()),
+        count.to_string(),
+        text("/metadata/name", "/metadata/name"),
+    ]);
+    let meta = o.get("metadata").cloned().unwrap_or(json!({}));
+    json!({"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta}})
 }
 
 /// Evaluates a simple JSONPath (`.spec.engine`, `.status.conditions[0].type`).
@@ -79,6 +150,25 @@ fn age(ts: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn custom_resource_age_is_a_date_and_built_in_age_a_string() {
+        let crd = crate::apiserver::resources::from_crd(&json!({"metadata": {"name": "things.x.io"}, "spec": {
+            "group": "x.io", "names": {"plural": "things", "kind": "Thing"},
+            "versions": [{"name": "v1", "served": true}]}}))
+        .expect("crd");
+        let thing = Arc::new(json!({"metadata": {"name": "a", "creationTimestamp": "2026-12-01T05:00:00Z"}}));
+        let t = table(&crd[0], std::slice::from_ref(&thing), json!({}), true);
+        assert_eq!(t["columnDefinitions"][1]["name"], "Age");
+        assert_eq!(t["columnDefinitions"][1]["type"], "date");
+        let age = t["rows"][0]["cells"][1].as_str().expect("an age");
+        assert!(!age.is_empty() && !age.contains('T'), "{age}");
+        let cm = crate::apiserver::resources::builtins().into_iter().find(|d| d.kind == "ConfigMap").expect("cm");
+        let t = table(&cm, &[thing], json!({}), false);
+        assert_eq!(t["columnDefinitions"], json!([]));
+        let age = t["rows"][0]["cells"][1].as_str().expect("a string");
+        assert!(!age.is_empty() && !age.contains('T'), "{age}");
+    }
 
     #[test]
     fn evaluates_simple_json_paths() {

@@ -1,6 +1,7 @@
 //! The non-streaming verbs on a resource URL: get, list (selectors, `limit`/`continue`
 //! pagination, Tables), create, update, patch (merge, JSON, strategic-merge served as
-//! merge, server-side apply), delete and deletecollection; and `SelfSubjectAccessReview`.
+//! merge, server-side apply), delete and deletecollection (answering a `Success` Status
+//! or the object, as the real registry does); and `SelfSubjectAccessReview`.
 //! In: an authorized request and its [`Target`]; out: the response. Handlers only decode
 //! the request and encode the answer: write semantics live in `store`, field and patch
 //! semantics in `fields`, permission decisions in `auth`.
@@ -8,6 +9,7 @@
 use super::fields::{self, Patch};
 use super::request::{Ctx, Target, error, json_response, object_key, output};
 use super::status::ApiError;
+use super::store::{DeleteOpts, Deleted};
 use super::table;
 use axum::response::Response;
 use serde_json::{Value, json};
@@ -21,7 +23,9 @@ pub fn get(cx: &Ctx, t: &Target) -> Response {
     let name = t.name.as_deref().unwrap_or_default();
     let store = cx.s.store.lock();
     match store.get(&t.def, t.namespace.as_deref(), name) {
-        Some(o) if cx.wants_table() => json_response(200, &table::table(&t.def, &[o], &store.rv().to_string(), None)),
+        Some(o) if cx.wants_table() => {
+            json_response(200, &table::table(&t.def, &[o], json!({"resourceVersion": store.rv().to_string()}), true))
+        }
         Some(o) => json_response(200, &output(&t.def, &o)),
         None => error(&ApiError::not_found(&t.def, name)),
     }
@@ -29,11 +33,13 @@ pub fn get(cx: &Ctx, t: &Target) -> Response {
 
 /// GET of a collection: selectors, pagination, Tables.
 pub fn list(cx: &Ctx, t: &Target) -> Response {
-    let (labels, fields) = match cx.selectors() {
+    let (labels, fields) = match cx.selectors(&t.def) {
         Ok(s) => s,
         Err(e) => return error(&e),
     };
-    let limit: usize = cx.q("limit").and_then(|l| l.parse().ok()).unwrap_or(0);
+    // resourceVersion=0 is served from the watch cache, which does not paginate.
+    let from_cache = cx.q("resourceVersion") == Some("0") && cx.q("continue").is_none();
+    let limit: usize = if from_cache { 0 } else { cx.q("limit").and_then(|l| l.parse().ok()).unwrap_or(0) };
     let store = cx.s.store.lock();
     let rv = store.rv();
     let mut start: Option<(String, String)> = None;
@@ -57,28 +63,32 @@ pub fn list(cx: &Ctx, t: &Target) -> Response {
     let mut items: Vec<Arc<Value>> = store
         .list(&t.def, t.namespace.as_deref())
         .into_iter()
-        .filter(|o| labels.matches_object(o) && fields.matches_object(o))
+        .filter(|o| labels.matches_object(o) && fields.matches(o))
         .filter(|o| match &start {
             Some(s) => object_key(o) > *s,
             None => true,
         })
         .collect();
     let mut cont = None;
+    let mut remaining = 0;
     if limit > 0 && items.len() > limit {
+        remaining = items.len() - limit;
         items.truncate(limit);
         if let Some(last) = items.last() {
             let (ns, name) = object_key(last);
             cont = Some(encode_continue(list_rv, &ns, &name));
         }
     }
-    let rv_s = list_rv.to_string();
-    if cx.wants_table() {
-        return json_response(200, &table::table(&t.def, &items, &rv_s, cont.as_deref()));
-    }
-    let mut meta = json!({"resourceVersion": rv_s});
+    let mut meta = json!({"resourceVersion": list_rv.to_string()});
     if let Some(c) = cont {
         meta["continue"] = Value::String(c);
-        meta["remainingItemCount"] = json!(0);
+        // etcd counts what is left only for lists without selectors.
+        if labels.is_empty() && fields.is_empty() {
+            meta["remainingItemCount"] = json!(remaining);
+        }
+    }
+    if cx.wants_table() {
+        return json_response(200, &table::table(&t.def, &items, meta, true));
     }
     let items: Vec<Value> = items.iter().map(|o| output(&t.def, o)).collect();
     json_response(
@@ -89,7 +99,7 @@ pub fn list(cx: &Ctx, t: &Target) -> Response {
 
 /// POST to a collection.
 pub fn create(cx: &Ctx, t: &Target) -> Response {
-    let body = match cx.body_json() {
+    let body = match cx.body_object() {
         Ok(b) => b,
         Err(e) => return error(&e),
     };
@@ -103,7 +113,7 @@ pub fn create(cx: &Ctx, t: &Target) -> Response {
 
 /// PUT of an object or its status.
 pub fn update(cx: &Ctx, t: &Target) -> Response {
-    let body = match cx.body_json() {
+    let body = match cx.body_object() {
         Ok(b) => b,
         Err(e) => return error(&e),
     };
@@ -183,42 +193,53 @@ fn decode_patch(content_type: &str, body: &[u8]) -> Result<Patch, ApiError> {
     }
 }
 
-/// DELETE of an object, with an optional resourceVersion precondition in the body.
+/// DELETE of an object, with the `DeleteOptions` of the body. An object removed now is
+/// answered with a `Success` Status naming it (or with the object, for the kinds whose
+/// registry returns it); a terminating one with its new state.
 pub fn delete(cx: &Ctx, t: &Target) -> Response {
     let name = t.name.as_deref().unwrap_or_default();
-    let precondition: Option<String> = serde_json::from_slice::<Value>(&cx.body)
-        .ok()
-        .and_then(|b| b.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_owned));
-    let result = cx.s.store.lock().delete(
-        &t.def,
-        t.namespace.as_deref(),
-        name,
-        precondition.as_deref(),
-        cx.q("dryRun").is_some(),
-    );
+    let opts = match cx.delete_opts() {
+        Ok(o) => o,
+        Err(e) => return error(&e),
+    };
+    let result = cx.s.store.lock().delete(&t.def, t.namespace.as_deref(), name, &opts);
     match result {
-        Ok(o) => json_response(200, &output(&t.def, &o)),
+        Ok(Deleted::Removed(o)) if !t.def.returns_deleted_object() => json_response(200, &deleted_status(t, &o)),
+        Ok(Deleted::Removed(o) | Deleted::Terminating(o)) => json_response(200, &output(&t.def, &o)),
         Err(e) => error(&e),
     }
 }
 
+/// The `Success` Status of an object removed by a delete.
+fn deleted_status(t: &Target, o: &Value) -> Value {
+    let (_, name) = object_key(o);
+    let uid = o.pointer("/metadata/uid").cloned().unwrap_or(Value::Null);
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+        "details": {"name": name, "group": t.def.group, "kind": t.def.plural, "uid": uid}})
+}
+
 /// DELETE of a collection: every object matching the selectors.
 pub fn delete_collection(cx: &Ctx, t: &Target) -> Response {
-    let (labels, fields) = match cx.selectors() {
+    let (labels, fields) = match cx.selectors(&t.def) {
         Ok(s) => s,
+        Err(e) => return error(&e),
+    };
+    // Preconditions name one object; a collection delete takes the rest of the options.
+    let opts = match cx.delete_opts() {
+        Ok(o) => DeleteOpts { uid: None, resource_version: None, ..o },
         Err(e) => return error(&e),
     };
     let mut store = cx.s.store.lock();
     let victims: Vec<Arc<Value>> = store
         .list(&t.def, t.namespace.as_deref())
         .into_iter()
-        .filter(|o| labels.matches_object(o) && fields.matches_object(o))
+        .filter(|o| labels.matches_object(o) && fields.matches(o))
         .collect();
     let mut deleted = Vec::new();
     for v in victims {
         let (ns, name) = object_key(&v);
         let ns = (!ns.is_empty()).then_some(ns);
-        if let Ok(o) = store.delete(&t.def, ns.as_deref(), &name, None, false) {
+        if let Ok(Deleted::Removed(o) | Deleted::Terminating(o)) = store.delete(&t.def, ns.as_deref(), &name, &opts) {
             deleted.push(output(&t.def, &o));
         }
     }
@@ -230,17 +251,9 @@ pub fn delete_collection(cx: &Ctx, t: &Target) -> Response {
 
 /// POST of a `SelfSubjectAccessReview` (JSON, or protobuf as kubectl sends it).
 pub fn access_review(cx: &Ctx) -> Response {
-    let body = if cx.body.starts_with(b"k8s\0") {
-        // kubectl sends built-in kinds as protobuf.
-        match super::proto::access_review(&cx.body) {
-            Some(b) => b,
-            None => return error(&ApiError::bad_request("cannot decode the SelfSubjectAccessReview")),
-        }
-    } else {
-        match cx.body_json() {
-            Ok(b) => b,
-            Err(e) => return error(&e),
-        }
+    let body = match cx.body_object() {
+        Ok(b) => b,
+        Err(e) => return error(&e),
     };
     let answer = cx.s.auth.access_review(&cx.s.store.lock(), &cx.user(), &body);
     json_response(201, &answer)

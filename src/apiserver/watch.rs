@@ -3,21 +3,25 @@
 //! out: the initial ADDED events (or the changes since the given resourceVersion, or a
 //! `410 Expired` ERROR event when it is older than the history), then live changes
 //! filtered by the selectors, periodic BOOKMARKs, until the timeout, a client hang-up or
-//! an injected close. Reads the store's history and change broadcast; asks `faults`
-//! whether to answer 410 or to close early.
+//! an injected close; as one-row Tables when kubectl asks for Tables. Reads the store's
+//! history and change broadcast; asks `faults` whether to answer 410 or to close early.
 
+use super::convert;
 use super::request::{Ctx, Target, error};
 use super::status::ApiError;
 use super::store::Change;
+use super::table;
 use axum::body::{Body, Bytes};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Answers a watch request.
 pub fn watch(cx: &Ctx, t: &Target) -> Response {
-    let (labels, fields) = match cx.selectors() {
+    let (labels, fields) = match cx.selectors(&t.def) {
         Ok(s) => s,
         Err(e) => return error(&e),
     };
@@ -32,17 +36,29 @@ pub fn watch(cx: &Ctx, t: &Target) -> Response {
     let rx = store.subscribe();
     let key = t.def.storage_key();
     let ns = t.namespace.clone();
+    // Changes carry stored objects; selectors apply to them as this resource serves them.
+    let def = t.def.clone();
     let matches = move |o: &Value| {
-        labels.matches_object(o)
-            && fields.matches_object(o)
+        let o = convert::served(&def, o);
+        labels.matches_object(&o)
+            && fields.matches(&o)
             && ns.as_deref().is_none_or(|n| o.pointer("/metadata/namespace").and_then(Value::as_str) == Some(n))
     };
     let mut initial: Vec<Value> = Vec::new();
     let def = t.def.clone();
+    // With kubectl's Table Accept header each event carries a one-row Table; the first
+    // one has the column definitions.
+    let tables = cx.wants_table();
+    let first = AtomicBool::new(true);
     let event = move |kind: &str, o: &Value| {
-        let mut o = o.clone();
-        o["apiVersion"] = Value::String(def.api_version());
-        json!({"type": kind, "object": o})
+        let served = convert::served(&def, o);
+        if !tables {
+            return json!({"type": kind, "object": served});
+        }
+        let rv = served.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
+        let headers = first.swap(false, Ordering::Relaxed);
+        let row = table::table(&def, &[Arc::new(served.into_owned())], json!({"resourceVersion": rv}), headers);
+        json!({"type": kind, "object": row})
     };
     let gone = cx.s.faults.take_gone();
     let from_rv: u64 = match rv_param.as_deref() {

@@ -56,6 +56,8 @@ impl InformerTask {
         });
         let mut relisting: Option<HashSet<(Option<String>, String)>> = None;
         let gvk_label = self.gvk.to_string();
+        // The watcher retries on its own: one WARN per failure episode, INFO when it heals.
+        let mut failing = crate::telemetry::RetryEpisode::default();
         loop {
             let tick = async {
                 match resync.as_mut() {
@@ -70,45 +72,56 @@ impl InformerTask {
                         if !self.send(EventKind::Resync, o, None).await { return; }
                     }
                 }
-                next = stream.next() => match next {
-                    None => {
-                        tracing::error!(gvk = %self.gvk, "watch stream ended unexpectedly; the informer stops");
-                        return;
+                next = stream.next() => {
+                    if let Some(Ok(_)) = &next
+                        && let Some(retries) = failing.succeeded()
+                    {
+                        tracing::info!(gvk = %self.gvk, retries, "watch recovered");
                     }
-                    Some(Err(e)) => {
-                        self.metrics.watch_errors.get_or_create(&crate::ops::GvkLabel { gvk: gvk_label.clone() }).inc();
-                        tracing::warn!(gvk = %self.gvk, error = %e, "watch failed; relisting with backoff");
-                    }
-                    Some(Ok(Event::Init)) => relisting = Some(HashSet::new()),
-                    Some(Ok(Event::InitApply(o))) => {
-                        if let Some(obj) = self.prune(o) {
-                            if let Some(seen) = relisting.as_mut() {
-                                seen.insert(obj.owned_key());
-                            }
-                            if !self.applied(obj).await { return; }
+                    match next {
+                        None => {
+                            tracing::error!(gvk = %self.gvk, "watch stream ended unexpectedly; the informer stops");
+                            return;
                         }
-                    }
-                    Some(Ok(Event::InitDone)) => {
-                        // Objects that vanished while we were not watching are deleted now.
-                        let seen = relisting.take().unwrap_or_default();
-                        for key in self.cache.keys(&self.gvk) {
-                            if !seen.contains(&key)
-                                && let Some(last) = self.cache.delete(&self.gvk, key.0.as_deref(), &key.1)
-                                && !self.send(EventKind::Deleted, last, None).await
-                            {
-                                return;
+                        Some(Err(e)) => {
+                            self.metrics.watch_errors.get_or_create(&crate::ops::GvkLabel { gvk: gvk_label.clone() }).inc();
+                            if failing.failed() {
+                                tracing::warn!(gvk = %self.gvk, error = %e, "watch failed; retrying with backoff");
+                            } else {
+                                tracing::debug!(gvk = %self.gvk, error = %e, retries = failing.failures(), "watch still failing");
                             }
                         }
-                        self.synced.send_replace(true);
-                        tracing::debug!(gvk = %self.gvk, objects = self.cache.len(&self.gvk), "informer synced");
-                    }
-                    Some(Ok(Event::Apply(o))) => {
-                        if let Some(obj) = self.prune(o) && !self.applied(obj).await { return; }
-                    }
-                    Some(Ok(Event::Delete(o))) => {
-                        if let Some(obj) = self.prune(o) {
-                            let old = self.cache.delete(&self.gvk, obj.namespace(), obj.name());
-                            if !self.send(EventKind::Deleted, obj, old).await { return; }
+                        Some(Ok(Event::Init)) => relisting = Some(HashSet::new()),
+                        Some(Ok(Event::InitApply(o))) => {
+                            if let Some(obj) = self.prune(o) {
+                                if let Some(seen) = relisting.as_mut() {
+                                    seen.insert(obj.owned_key());
+                                }
+                                if !self.applied(obj).await { return; }
+                            }
+                        }
+                        Some(Ok(Event::InitDone)) => {
+                            // Objects that vanished while we were not watching are deleted now.
+                            let seen = relisting.take().unwrap_or_default();
+                            for key in self.cache.keys(&self.gvk) {
+                                if !seen.contains(&key)
+                                    && let Some(last) = self.cache.delete(&self.gvk, key.0.as_deref(), &key.1)
+                                    && !self.send(EventKind::Deleted, last, None).await
+                                {
+                                    return;
+                                }
+                            }
+                            self.synced.send_replace(true);
+                            tracing::debug!(gvk = %self.gvk, objects = self.cache.len(&self.gvk), "informer synced");
+                        }
+                        Some(Ok(Event::Apply(o))) => {
+                            if let Some(obj) = self.prune(o) && !self.applied(obj).await { return; }
+                        }
+                        Some(Ok(Event::Delete(o))) => {
+                            if let Some(obj) = self.prune(o) {
+                                let old = self.cache.delete(&self.gvk, obj.namespace(), obj.name());
+                                if !self.send(EventKind::Deleted, obj, old).await { return; }
+                            }
                         }
                     }
                 }

@@ -5,10 +5,13 @@
 //! `crd`: CRDs that start and stop serving resources). In: decoded bodies and write
 //! options from the handlers; out: stored objects and the [`Change`]s watchers see.
 //! Field-level semantics (managed fields, apply merges, patches) come from `fields`.
+//! Reads of a view (events.k8s.io Events, stored as core Events) come back converted.
 
 mod crd;
+mod gc;
 mod write;
 
+use super::convert;
 use super::resources::{self, ResourceDef};
 use super::status::ApiError;
 use serde_json::{Value, json};
@@ -49,6 +52,44 @@ pub struct WriteOpts {
     pub force: bool,
 }
 
+/// Options of a delete (`DeleteOptions`).
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOpts {
+    /// `preconditions.uid`: delete only this incarnation of the object.
+    pub uid: Option<String>,
+    /// `preconditions.resourceVersion`: delete only this version of the object.
+    pub resource_version: Option<String>,
+    /// `dryRun=All`: check, don't delete.
+    pub dry_run: bool,
+    /// `propagationPolicy` (or the deprecated `orphanDependents`), if given.
+    pub propagation: Option<Propagation>,
+}
+
+/// What happens to an object's dependents when it is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    /// Dependents lose their owner reference (finalizer `orphan` until done).
+    Orphan,
+    /// The object goes now; the garbage collector deletes dependents afterwards.
+    Background,
+    /// Dependents are deleted first (finalizer `foregroundDeletion` until done).
+    Foreground,
+}
+
+/// The finalizer of an orphaning delete.
+pub const ORPHAN: &str = "orphan";
+/// The finalizer of a foreground delete.
+pub const FOREGROUND: &str = "foregroundDeletion";
+
+/// What a delete did.
+#[derive(Debug, Clone)]
+pub enum Deleted {
+    /// The object is gone; its last state.
+    Removed(Arc<Value>),
+    /// The object is terminating, held by finalizers; its new state.
+    Terminating(Arc<Value>),
+}
+
 /// The store.
 pub struct Store {
     rv: u64,
@@ -58,6 +99,11 @@ pub struct Store {
     window: usize,
     compacted: u64,
     tx: broadcast::Sender<Arc<Change>>,
+}
+
+/// A stored object as `def` serves it (a no-op but for views).
+fn served(def: &ResourceDef, o: Arc<Value>) -> Arc<Value> {
+    if convert::is_view(def) { Arc::new(convert::served(def, &o).into_owned()) } else { o }
 }
 
 fn now() -> String {
@@ -120,24 +166,32 @@ impl Store {
         Some(self.history.iter().filter(|c| c.rv > rv && &c.key == key).cloned().collect())
     }
 
-    /// One object.
+    /// One object, as `def` serves it.
     pub fn get(&self, def: &ResourceDef, ns: Option<&str>, name: &str) -> Option<Arc<Value>> {
-        self.objects.get(&def.storage_key())?.get(&(ns.unwrap_or("").to_owned(), name.to_owned())).cloned()
+        let o = self.objects.get(&def.storage_key())?.get(&(ns.unwrap_or("").to_owned(), name.to_owned()))?;
+        Some(served(def, o.clone()))
     }
 
-    /// Objects of a resource, in one namespace or all, in key order.
+    /// Objects of a resource, in one namespace or all, in key order, as `def` serves them.
     pub fn list(&self, def: &ResourceDef, ns: Option<&str>) -> Vec<Arc<Value>> {
         let Some(m) = self.objects.get(&def.storage_key()) else {
             return Vec::new();
         };
-        match ns {
+        let stored: Vec<Arc<Value>> = match ns {
             Some(ns) => m
                 .range((ns.to_owned(), String::new())..)
                 .take_while(|((n, _), _)| n == ns)
                 .map(|(_, v)| v.clone())
                 .collect(),
             None => m.values().cloned().collect(),
-        }
+        };
+        stored.into_iter().map(|o| served(def, o)).collect()
+    }
+
+    /// The resource a view (`def`) is stored as; writes to a view are writes to it.
+    fn storage_def(&self, def: &ResourceDef) -> Option<Arc<ResourceDef>> {
+        let (group, version, plural) = convert::storage_of(def)?;
+        self.find(group, version, plural)
     }
 
     /// Every object of a resource with its key (for state snapshots).
@@ -221,10 +275,17 @@ impl Store {
         }
     }
 
-    /// Loads objects saved by a snapshot (CRDs first, so their resources are served).
+    /// Loads objects saved by a snapshot (CRDs first, so their resources are served; objects
+    /// saved under a view's own key, as older snapshots did, move to its storage).
     pub fn restore(&mut self, rv: u64, objects: Vec<(StorageKey, Value)>) {
         let (crds, rest): (Vec<_>, Vec<_>) = objects.into_iter().partition(|(k, _)| k.1 == "customresourcedefinitions");
-        for (key, mut obj) in crds.into_iter().chain(rest) {
+        for (mut key, mut obj) in crds.into_iter().chain(rest) {
+            if let Some(def) = self.defs.iter().find(|d| (&d.group, &d.plural) == (&key.0, &key.1)).cloned()
+                && def.storage_key() != key
+            {
+                key = def.storage_key();
+                obj = convert::to_storage(&def, obj);
+            }
             if key.1 == "customresourcedefinitions"
                 && let Ok(defs) = resources::from_crd(&obj)
             {

@@ -1,11 +1,14 @@
 //! Writes to the store, as kube-apiserver does them: create (generateName, uid,
-//! generation 1, namespace checks), update (optimistic concurrency, status isolation,
+//! generation 1, namespace checks, no resourceVersion), update (optimistic concurrency,
+//! a required resourceVersion for custom resources, status isolation,
 //! system-owned metadata, generation on spec changes, no-op writes that change nothing),
-//! server-side apply (creating what is missing) and delete (finalizers mark an object
-//! terminating). Each write validates custom resources against their schema and records
-//! field ownership through `fields`.
+//! server-side apply (creating what is missing) and delete (uid and resourceVersion
+//! preconditions; finalizers mark an object terminating). Each write validates custom
+//! resources against their schema and records field ownership through `fields`. A write
+//! to a view (events.k8s.io Events) is converted (`convert`) and made to its storage.
 
-use super::{Store, WriteOpts, now};
+use super::{DeleteOpts, Deleted, FOREGROUND, ORPHAN, Propagation, Store, WriteOpts, now, served};
+use crate::apiserver::convert;
 use crate::apiserver::fields;
 use crate::apiserver::resources::ResourceDef;
 use crate::apiserver::schema;
@@ -64,12 +67,36 @@ impl Store {
         &mut self,
         def: &ResourceDef,
         ns: Option<&str>,
-        mut body: Value,
+        body: Value,
         opts: &WriteOpts,
     ) -> Result<Arc<Value>, ApiError> {
+        self.create_owned(def, ns, body, opts, Ownership::Update)
+    }
+
+    fn create_owned(
+        &mut self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+        mut body: Value,
+        opts: &WriteOpts,
+        ownership: Ownership,
+    ) -> Result<Arc<Value>, ApiError> {
+        if let Some(stored) = self.storage_def(def) {
+            let body = convert::to_storage(def, body);
+            return self.create_owned(&stored, ns, body, opts, ownership).map(|o| served(def, o));
+        }
         Self::check_kind(def, &body)?;
         if !body.is_object() {
             return Err(ApiError::bad_request("the body must be a JSON object"));
+        }
+        // etcd3's store refuses a create that names a version (a body copied from a read).
+        if body
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .and_then(|rv| rv.parse::<u64>().ok())
+            .is_some_and(|rv| rv != 0)
+        {
+            return Err(ApiError::internal("resourceVersion should not be set on objects to be created"));
         }
         let meta = body.as_object_mut().expect("checked above").entry("metadata").or_insert_with(|| json!({}));
         if !meta.is_object() {
@@ -147,11 +174,29 @@ impl Store {
         if def.kind == "Namespace" {
             body["status"] = json!({"phase": "Active"});
         }
+        default_fields(def, &mut body);
         Self::validate(def, &mut body, opts.strict)?;
         let new_defs = if def.kind == "CustomResourceDefinition" { Some(self.crd_defs(&body)?) } else { None };
-        let mut entries = Vec::new();
-        fields::record_update(&mut entries, &opts.manager, None, &def.api_version(), &fields::leaves(&body), &ts);
-        fields::write(&mut body, &entries);
+        match ownership {
+            Ownership::Update => {
+                let mut entries = Vec::new();
+                let owned = fields::leaves(&body, def.schema.as_ref());
+                fields::record_update(&mut entries, &opts.manager, None, &def.api_version(), &owned, &ts);
+                fields::write(&mut body, &entries);
+            }
+            // The applier owns what it created, as an Apply (of the object as stored).
+            Ownership::Applied => {
+                let apply = fields::Apply {
+                    manager: &opts.manager,
+                    sub: None,
+                    force: true,
+                    schema: def.schema.as_ref(),
+                    now: &ts,
+                };
+                let applied = fields::apply(&body, &body, &apply)?;
+                fields::write(&mut body, &fields::read(&applied));
+            }
+        }
         if opts.dry_run {
             return Ok(Arc::new(body));
         }
@@ -177,6 +222,25 @@ impl Store {
         sub: Option<&str>,
         opts: &WriteOpts,
     ) -> Result<Arc<Value>, ApiError> {
+        self.update_owned(def, ns, name, body, sub, opts, Ownership::Update)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn update_owned(
+        &mut self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+        body: Value,
+        sub: Option<&str>,
+        opts: &WriteOpts,
+        ownership: Ownership,
+    ) -> Result<Arc<Value>, ApiError> {
+        if let Some(stored) = self.storage_def(def) {
+            let body = convert::to_storage(def, body);
+            return self.update_owned(&stored, ns, name, body, sub, opts, ownership).map(|o| served(def, o));
+        }
+        let applied_fields = body.pointer("/metadata/managedFields").cloned();
         Self::check_kind(def, &body)?;
         let ns = if def.namespaced { ns } else { None };
         let old = self.get(def, ns, name).ok_or_else(|| ApiError::not_found(def, name))?;
@@ -186,11 +250,25 @@ impl Store {
                 "the name of the object ({body_name}) does not match the name on the URL ({name})"
             )));
         }
-        if let Some(rv) = body.pointer("/metadata/resourceVersion").and_then(Value::as_str)
-            && !rv.is_empty()
-            && Some(rv) != old.pointer("/metadata/resourceVersion").and_then(Value::as_str)
-        {
-            return Err(ApiError::conflict(def, name));
+        match body.pointer("/metadata/resourceVersion").and_then(Value::as_str).filter(|rv| !rv.is_empty()) {
+            Some(rv) if Some(rv) != old.pointer("/metadata/resourceVersion").and_then(Value::as_str) => {
+                return Err(ApiError::conflict(def, name));
+            }
+            Some(_) => {}
+            None if def.allows_unconditional_update() => {}
+            None => {
+                // The generic registry names the resource, not the kind, in this one.
+                return Err(ApiError::invalid(
+                    def,
+                    &def.plural,
+                    name,
+                    &[(
+                        "FieldValueInvalid".into(),
+                        "Invalid value: 0x0: must be specified for an update".into(),
+                        "metadata.resourceVersion".into(),
+                    )],
+                ));
+            }
         }
         let mut new = match sub {
             Some("status") => {
@@ -248,6 +326,7 @@ impl Store {
         if let Some(m) = new["metadata"].as_object_mut() {
             m.remove("resourceVersion");
         }
+        default_fields(def, &mut new);
         Self::validate(def, &mut new, opts.strict)?;
         let deleting = old.pointer("/metadata/deletionTimestamp").is_some();
         if deleting {
@@ -277,11 +356,22 @@ impl Store {
                 ));
             }
         }
+        if ownership == Ownership::Applied {
+            // The apply computed the ownership; an apply that changes only it is a write.
+            match applied_fields {
+                Some(f) => new["metadata"]["managedFields"] = f,
+                None => {
+                    if let Some(m) = new["metadata"].as_object_mut() {
+                        m.remove("managedFields");
+                    }
+                }
+            }
+        }
         let mut old_cmp = (*old).clone();
         strip_bookkeeping(&mut old_cmp);
         let mut new_cmp = new.clone();
         strip_bookkeeping(&mut new_cmp);
-        if old_cmp == new_cmp {
+        if old_cmp == new_cmp && (ownership == Ownership::Update || same_owners(&old, &new)) {
             // A no-op write changes nothing, not even the resourceVersion.
             return Ok(old);
         }
@@ -289,10 +379,13 @@ impl Store {
             let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
             new["metadata"]["generation"] = json!(g + 1);
         }
-        let ts = now();
-        let mut entries = fields::read(&old);
-        fields::record_update(&mut entries, &opts.manager, sub, &def.api_version(), &fields::changed(&old, &new), &ts);
-        fields::write(&mut new, &entries);
+        if ownership == Ownership::Update {
+            let ts = now();
+            let mut entries = fields::read(&old);
+            let changed = fields::changed(&old, &new, def.schema.as_ref());
+            fields::record_update(&mut entries, &opts.manager, sub, &def.api_version(), &changed, &ts);
+            fields::write(&mut new, &entries);
+        }
         let new_defs =
             if def.kind == "CustomResourceDefinition" && sub.is_none() { Some(self.crd_defs(&new)?) } else { None };
         if opts.dry_run {
@@ -317,78 +410,158 @@ impl Store {
         sub: Option<&str>,
         opts: &WriteOpts,
     ) -> Result<(Arc<Value>, bool), ApiError> {
+        if let Some(stored) = self.storage_def(def) {
+            let config = convert::to_storage(def, config.clone());
+            return self.apply(&stored, ns, name, &config, sub, opts).map(|(o, created)| (served(def, o), created));
+        }
         let ts = now();
         match self.get(def, ns, name) {
             None if sub.is_none() => {
                 let mut body = config.clone();
-                if body.get("metadata").is_none() {
+                if !body.get("metadata").is_some_and(Value::is_object) {
                     body["metadata"] = json!({});
                 }
                 body["metadata"]["name"] = Value::String(name.to_owned());
-                let created = self.create(def, ns, body, opts)?;
-                // Ownership belongs to the applier, as an Apply operation.
-                let mut owned = (*created).clone();
-                owned["metadata"]["managedFields"] = Value::Null;
-                if let Some(m) = owned["metadata"].as_object_mut() {
+                if let Some(m) = body["metadata"].as_object_mut() {
+                    m.remove("resourceVersion");
                     m.remove("managedFields");
                 }
-                let applied = fields::apply(&owned, config, &opts.manager, None, true, &ts)?;
-                let update = WriteOpts { manager: opts.manager.clone(), ..Default::default() };
-                Ok((self.update(def, ns, name, applied, None, &update)?, true))
+                Ok((self.create_owned(def, ns, body, opts, Ownership::Applied)?, true))
             }
             None => Err(ApiError::not_found(def, name)),
             Some(cur) => {
-                let mut merged = fields::apply(&cur, config, &opts.manager, sub, opts.force, &ts)?;
-                // The apply is of the current object, not a precondition.
-                if let Some(m) = merged.get_mut("metadata").and_then(Value::as_object_mut) {
-                    m.remove("resourceVersion");
-                }
-                Ok((self.update(def, ns, name, merged, sub, opts)?, false))
+                // The merge starts from the live object, so its resourceVersion is the
+                // current one unless the configuration names one as a precondition.
+                let apply = fields::Apply {
+                    manager: &opts.manager,
+                    sub,
+                    force: opts.force,
+                    schema: def.schema.as_ref(),
+                    now: &ts,
+                };
+                let merged = fields::apply(&cur, config, &apply)?;
+                Ok((self.update_owned(def, ns, name, merged, sub, opts, Ownership::Applied)?, false))
             }
         }
     }
 
-    /// Deletes an object: with finalizers it is marked terminating, otherwise removed.
+    /// Deletes an object after checking the preconditions (409 as `rest.BeforeDelete`
+    /// words it): with finalizers it is marked terminating, otherwise removed.
     pub fn delete(
         &mut self,
         def: &ResourceDef,
         ns: Option<&str>,
         name: &str,
-        precondition_rv: Option<&str>,
-        dry_run: bool,
-    ) -> Result<Arc<Value>, ApiError> {
+        opts: &DeleteOpts,
+    ) -> Result<Deleted, ApiError> {
+        if let Some(stored) = self.storage_def(def) {
+            return self.delete(&stored, ns, name, opts).map(|d| match d {
+                Deleted::Removed(o) => Deleted::Removed(served(def, o)),
+                Deleted::Terminating(o) => Deleted::Terminating(served(def, o)),
+            });
+        }
         let ns = if def.namespaced { ns } else { None };
         let old = self.get(def, ns, name).ok_or_else(|| ApiError::not_found(def, name))?;
-        if let Some(rv) = precondition_rv
-            && Some(rv) != old.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+        let meta = |k: &str| old.pointer(&format!("/metadata/{k}")).and_then(Value::as_str).unwrap_or("").to_owned();
+        if let Some(uid) = &opts.uid
+            && *uid != meta("uid")
         {
-            return Err(ApiError::conflict(def, name));
+            let why = format!(
+                "the UID in the precondition ({uid}) does not match the UID in record ({}). The object might have been deleted and then recreated",
+                meta("uid")
+            );
+            return Err(ApiError::precondition_failed(def, name, &why));
         }
-        if dry_run {
-            return Ok(old);
+        if let Some(rv) = &opts.resource_version
+            && *rv != meta("resourceVersion")
+        {
+            let why = format!(
+                "the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record ({}). The object might have been modified",
+                meta("resourceVersion")
+            );
+            return Err(ApiError::precondition_failed(def, name, &why));
         }
-        let has_finalizers =
-            old.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
-        if has_finalizers {
-            if old.pointer("/metadata/deletionTimestamp").is_some() {
-                return Ok(old);
+        let before: Vec<Value> =
+            old.pointer("/metadata/finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
+        let finalizers = gc_finalizers(&before, opts.propagation);
+        if opts.dry_run {
+            return Ok(if finalizers.is_empty() { Deleted::Removed(old) } else { Deleted::Terminating(old) });
+        }
+        if !finalizers.is_empty() {
+            let deleting = old.pointer("/metadata/deletionTimestamp").is_some();
+            if deleting && finalizers == before {
+                return Ok(Deleted::Terminating(old));
             }
             let mut new = (*old).clone();
+            new["metadata"]["finalizers"] = Value::Array(finalizers);
+            if deleting {
+                // Only the propagation finalizers change on a second delete.
+                return self.commit(def, ns, name, new, Some(old)).map(Deleted::Terminating);
+            }
             new["metadata"]["deletionTimestamp"] = Value::String(now());
             new["metadata"]["deletionGracePeriodSeconds"] = json!(0);
             if def.custom {
                 let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
                 new["metadata"]["generation"] = json!(g + 1);
             }
-            return self.commit(def, ns, name, new, Some(old));
+            return self.commit(def, ns, name, new, Some(old)).map(Deleted::Terminating);
         }
         let rv = self.next_rv();
         let mut last = (*old).clone();
         last["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let last = Arc::new(last);
         self.remove(def, &(ns.unwrap_or("").to_owned(), name.to_owned()), last.clone());
-        Ok(last)
+        Ok(Deleted::Removed(last))
     }
+}
+
+/// Defaults the API sets on built-in kinds (`SetDefaults_*`): a Secret's `type`.
+fn default_fields(def: &ResourceDef, obj: &mut Value) {
+    if def.group.is_empty() && def.kind == "Secret" && obj.get("type").and_then(Value::as_str).is_none_or(str::is_empty)
+    {
+        obj["type"] = Value::String("Opaque".into());
+    }
+}
+
+/// An object's finalizers once a delete with `propagation` asked for its dependents'
+/// fate (as the generic registry's `deletionFinalizersForGarbageCollection`): `orphan`
+/// or `foregroundDeletion` is added, and the other removed; Background removes both; no
+/// policy keeps what is there.
+fn gc_finalizers(current: &[Value], propagation: Option<Propagation>) -> Vec<Value> {
+    let wanted = match propagation {
+        None => return current.to_vec(),
+        Some(Propagation::Orphan) => Some(ORPHAN),
+        Some(Propagation::Foreground) => Some(FOREGROUND),
+        Some(Propagation::Background) => None,
+    };
+    let mut out: Vec<Value> =
+        current.iter().filter(|f| !matches!(f.as_str(), Some(ORPHAN | FOREGROUND))).cloned().collect();
+    if let Some(f) = wanted {
+        out.push(Value::String(f.to_owned()));
+    }
+    out
+}
+
+/// Who a write's fields belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ownership {
+    /// An `Update` by the write's manager, of the fields it changed.
+    Update,
+    /// A server-side apply: the body's `managedFields` were computed by `fields::apply`.
+    Applied,
+}
+
+/// Whether two versions of an object have the same owners of the same fields (the time
+/// of an entry alone is no change).
+fn same_owners(a: &Value, b: &Value) -> bool {
+    let untimed = |v: &Value| {
+        let mut entries = fields::read(v);
+        for e in &mut entries {
+            e.time.clear();
+        }
+        entries
+    };
+    untimed(a) == untimed(b)
 }
 
 fn strip_bookkeeping(v: &mut Value) {
