@@ -128,7 +128,8 @@ async fn dropped_in_replaced_broken_and_removed_plugins() {
     bump(&c, "live", "3Gi").await;
     eventually("v2 still handles changes", || async { report(&c, "live").await["seenGeneration"] == 3 }).await;
 
-    // A component of another world, and a duplicate name from another file: refused too.
+    // A component of another world, and a file not named after the plugin it holds (`twin.wasm`
+    // declaring `echo`): refused too.
     std::fs::copy(guest::wasm("fixture_other_world"), dir.path().join("echo.wasm")).expect("copy");
     install(dir.path(), "twin", "echo", "dup");
     eventually("both are refused", || async { reloads(&e, "error") >= errors_before + 3 }).await;
