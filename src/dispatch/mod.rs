@@ -74,8 +74,9 @@ pub struct DispatcherConfig {
     /// Events handed to one plugin per second, sustained, and in a burst (default 100/s,
     /// bursts of 200; `None`: no limit).
     pub plugin_rate: Option<Rate>,
-    /// The shortest requeue delay (default 1 s): a plugin asking for less gets this, and it
-    /// is counted in `kreflex_requeue_delays_raised_total`.
+    /// The shortest requeue delay (default 500 ms, what the example plugin asks for while a
+    /// database provisions): a plugin asking for less gets this, and it is counted in
+    /// `kreflex_requeue_delays_raised_total`.
     pub requeue_floor: Duration,
     /// How long a plugin whose call exhausted its CPU deadline is paused: 1 s, doubling
     /// with each such call in a row (a pause counts one), up to 5 min; a call that does not
@@ -104,7 +105,7 @@ impl Default for DispatcherConfig {
             backoff: crate::retry::Backoff { min: Duration::from_millis(50), ..Default::default() },
             plugin_workers: None,
             plugin_rate: Some(Rate { per_second: 100.0, burst: 200 }),
-            requeue_floor: Duration::from_secs(1),
+            requeue_floor: Duration::from_millis(500),
             deadline_penalty: Fairness::unlimited().penalty,
         }
     }
