@@ -7,8 +7,8 @@
 //! finalizer), and the worker carries that out.
 //!
 //! Plugins share the workers fairly (the queue's [`Fairness`], one tenant per plugin): each
-//! may hold at most its share of them, is handed at most so many events per second, and
-//! takes turns with the others; a requeue delay is never shorter than
+//! may hold at most its share of them, gets at most so many requeues and retries per
+//! second (changes of objects are never held back), and takes turns with the others; a requeue delay is never shorter than
 //! [`DispatcherConfig::requeue_floor`]; and a plugin whose calls keep exhausting their CPU
 //! deadline is paused, longer each time, while the others keep their latency.
 //!
@@ -71,8 +71,8 @@ pub struct DispatcherConfig {
     pub backoff: crate::retry::Backoff,
     /// Workers one plugin may hold at once (`None`: half of `workers`, at least 1).
     pub plugin_workers: Option<usize>,
-    /// Events handed to one plugin per second, sustained, and in a burst (default 100/s,
-    /// bursts of 200; `None`: no limit).
+    /// Requeues and retries of one plugin per second, sustained, and in a burst (default
+    /// 100/s, bursts of 200; `None`: no limit). Changes of objects are not counted.
     pub plugin_rate: Option<Rate>,
     /// The shortest requeue delay (default 500 ms, what the example plugin asks for while a
     /// database provisions): a plugin asking for less gets this, and it is counted in

@@ -1,8 +1,10 @@
 //! Fair share between the tenants of a [`super::WorkQueue`] (for the dispatcher: plugins),
 //! so that one tenant's behaviour costs the others nothing but their turn: a bound on its
-//! items in flight (its share of the workers), a token bucket on how many items it is
-//! handed per second (client-go's `BucketRateLimiter`, per tenant), and a pause that grows
-//! while it keeps being penalized (a plugin that keeps exhausting its CPU deadline).
+//! items in flight (its share of the workers), a token bucket on the re-deliveries it asks
+//! for (requeues and retries; client-go's `MaxOfRateLimiter` of the per-item backoff and a
+//! `BucketRateLimiter`, here per tenant — new items are never held back by it), and a
+//! pause that grows while it keeps being penalized (a plugin that keeps exhausting its CPU
+//! deadline).
 //!
 //! Pure bookkeeping on tokio's clock; the queue decides with it whose turn it is.
 
@@ -34,7 +36,7 @@ pub struct Rate {
 pub struct Fairness {
     /// Items of one tenant in flight at once (its share of the workers).
     pub max_in_flight: usize,
-    /// Items handed out per tenant (`None`: no limit).
+    /// Re-deliveries (requeues and retries) per tenant (`None`: no limit).
     pub rate: Option<Rate>,
     /// The pause of a penalized tenant, by penalties in a row (the ceiling, without jitter:
     /// `min · factorⁿ` up to `max`).
@@ -93,30 +95,34 @@ impl<K> TenantState<K> {
 
     /// Whether one more item may be handed out now; if not, when it may (`None`: when one
     /// of its items in flight is done).
-    pub(super) fn admits(&mut self, fairness: &Fairness, now: Instant) -> Result<(), Option<Instant>> {
-        self.refill(fairness, now);
+    pub(super) fn admits(&self, fairness: &Fairness, now: Instant) -> Result<(), Option<Instant>> {
         if self.in_flight >= fairness.max_in_flight.max(1) {
             return Err(None);
         }
-        if let Some(until) = self.paused_until.filter(|until| *until > now) {
-            return Err(Some(until));
+        match self.paused_until.filter(|until| *until > now) {
+            Some(until) => Err(Some(until)),
+            None => Ok(()),
         }
-        if let Some(rate) = fairness.rate {
-            let burst = f64::from(rate.burst.max(1));
-            if self.used + 1.0 > burst {
-                let wait = (self.used + 1.0 - burst) / rate.per_second.max(f64::MIN_POSITIVE);
-                return Err(Some(now + Duration::from_secs_f64(wait.min(3600.0))));
-            }
+    }
+
+    /// Takes a token for one re-delivery: how long it must wait for it (zero while the
+    /// bucket holds one; tokens taken ahead are owed, as with Go's `rate.Limiter.Reserve`).
+    pub(super) fn reserve(&mut self, fairness: &Fairness, now: Instant) -> Duration {
+        self.refill(fairness, now);
+        let Some(rate) = fairness.rate else {
+            return Duration::ZERO;
+        };
+        self.used += 1.0;
+        let over = self.used - f64::from(rate.burst.max(1));
+        if over <= 0.0 {
+            return Duration::ZERO;
         }
-        Ok(())
+        Duration::from_secs_f64((over / rate.per_second.max(f64::MIN_POSITIVE)).min(3600.0))
     }
 
     /// One of its items was handed out.
-    pub(super) fn started(&mut self, fairness: &Fairness) {
+    pub(super) fn started(&mut self) {
         self.in_flight += 1;
-        if fairness.rate.is_some() {
-            self.used += 1.0;
-        }
     }
 
     /// One of its items is done; one that did not fail ends a row of penalties.

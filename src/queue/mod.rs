@@ -6,9 +6,10 @@
 //! Keys belong to tenants (for the dispatcher: plugins), and tenants get a fair share (see
 //! [`Fairness`]): ready tenants take turns (one busy tenant's thousand ready keys do not
 //! queue ahead of another's one), each has a bound on its items in flight and a token
-//! bucket on how many it is handed per second — client-go's workqueue rate limiters, per
-//! item (the failure backoff) and per tenant (the bucket) — and a tenant can be paused with
-//! a growing penalty ([`WorkQueue::penalize`]) while the others carry on.
+//! bucket on its re-deliveries (requeues and retries wait for the later of their own delay
+//! and a token: client-go's workqueue rate limiters, per item and per tenant), and a tenant
+//! can be paused with a growing penalty ([`WorkQueue::penalize`]) while the others carry
+//! on.
 //!
 //! In the data path it sits between the router and the plugin calls, keyed by
 //! (plugin, object): ordering and coalescing per object and per plugin, parallelism across
@@ -311,7 +312,7 @@ where
                 if let Some(item) = e.pending.take() {
                     e.in_flight = true;
                     stats.delivered += 1;
-                    tenant.started(&self.fairness);
+                    tenant.started();
                     if tenant.ready.is_empty() {
                         tenant.in_turns = false;
                     } else {
@@ -346,8 +347,12 @@ where
         let backoff = self.backoff;
         let id = key.tenant();
         let fairness = self.fairness;
+        let mut token_wait = Duration::ZERO;
         if let Some(tenant) = s.tenants.get_mut(&id) {
             tenant.finished(matches!(outcome, Outcome::Retry(_)));
+            if !matches!(outcome, Outcome::Completed) {
+                token_wait = tenant.reserve(&fairness, now);
+            }
             if tenant.idle(&fairness, now) {
                 s.tenants.remove(&id);
             }
@@ -362,12 +367,12 @@ where
                 e.failures = 0;
                 if e.pending.is_none() {
                     e.pending = Some(item);
-                    e.not_before = Some(now + delay);
+                    e.not_before = Some(now + delay.max(token_wait));
                     e.requeue = true;
                 }
             }
             Outcome::Retry(item) => {
-                let delay = backoff.delay(e.failures);
+                let delay = backoff.delay(e.failures).max(token_wait);
                 e.failures = e.failures.saturating_add(1);
                 e.pending = Some(match e.pending.take() {
                     Some(newer) => item.coalesce(newer),

@@ -185,23 +185,27 @@ async fn a_tenant_holds_at_most_its_share_of_workers() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_tenant_is_handed_items_at_its_rate_after_a_burst() {
+async fn a_tenants_redeliveries_wait_for_its_bucket_and_its_new_items_do_not() {
     let rate = Rate { per_second: 10.0, burst: 3 };
     let q = fair_queue(Fairness { rate: Some(rate), ..Fairness::unlimited() });
-    for key in ["hog:1", "hog:2", "hog:3", "hog:4", "hog:5", "hog:6"] {
-        q.push(key, Item(vec![1])).await;
-    }
     let start = tokio::time::Instant::now();
+    let ms = || (start.elapsed().as_millis() as u64).div_ceil(10) * 10;
+    q.push("spinner:1", Item(vec![1])).await;
     let mut at = Vec::new();
     for _ in 0..6 {
-        let (key, _) = take(&q).await;
-        at.push((start.elapsed().as_millis() as u64).div_ceil(10) * 10);
-        q.done(&key, Outcome::Completed);
+        let (key, item) = take(&q).await;
+        at.push(ms());
+        q.done(&key, Outcome::RequeueAfter(Duration::ZERO, item));
     }
-    assert_eq!(at, [0, 0, 0, 100, 200, 300], "a burst of 3, then one every 100 ms");
-    q.push("meek:1", Item(vec![2])).await;
-    assert_eq!(take(&q).await.0, "meek:1");
-    assert_eq!(start.elapsed().as_millis().div_ceil(10) * 10, 300, "another tenant has its own bucket");
+    assert_eq!(at, [0, 0, 0, 0, 100, 200], "a burst of 3 requeues, then one every 100 ms");
+    q.push("spinner:2", Item(vec![2])).await;
+    let (key, item) = take(&q).await;
+    assert_eq!((key, ms()), ("spinner:2", 200), "a new item does not wait for a token");
+    q.done(&key, Outcome::Retry(item));
+    q.push("meek:1", Item(vec![3])).await;
+    assert_eq!((take(&q).await.0, ms()), ("meek:1", 200), "another tenant has its own bucket");
+    assert_eq!((take(&q).await.0, ms()), ("spinner:1", 300), "one token a tenth of a second");
+    assert_eq!((take(&q).await.0, ms()), ("spinner:2", 400), "a retry waits for the next token too");
 }
 
 #[tokio::test(start_paused = true)]
