@@ -224,7 +224,7 @@ async fn fault_suite_every_object_converges_with_nothing_lost_or_duplicated() {
     let c = s.client();
     let dir = plugin_dir(&[
         ("database_status", "database-status", None),
-        ("fixture_chaos", "chaos", Some(json!({"config": {"name": "creator", "generationChangedOnly": true}}))),
+        ("fixture_chaos", "creator", Some(json!({"config": {"name": "creator", "generationChangedOnly": true}}))),
     ]);
     let e = engine(&s, dir.path(), |c| c.dispatcher.workers = 32).await;
     let n = 500;
