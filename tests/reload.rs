@@ -152,7 +152,7 @@ async fn a_half_written_file_is_never_loaded() {
     let dir = tempfile::tempdir().expect("tempdir");
     let e = engine(&s, dir.path()).await;
     let bytes = guest::wasm_bytes("fixture_chaos");
-    let path = dir.path().join("slow.wasm");
+    let path = dir.path().join("chaos.wasm");
     std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("first half");
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(loaded(&e).is_empty(), "a half-written file was loaded");
