@@ -87,14 +87,14 @@ async fn activation(e: &Engine, c: &kube::Client, dir: &Path, bytes: &[u8]) -> (
     for round in 0..ROUNDS {
         let fresh = unique(bytes, round);
         for (i, out) in [&mut cold, &mut cached].into_iter().enumerate() {
-            let _ = std::fs::remove_file(dir.join("probe.wasm"));
+            let _ = std::fs::remove_file(dir.join("database-status.wasm"));
             eventually("unloaded", || async { e.registry.load().plugins.is_empty() }).await;
             api.patch_status("probe", &PatchParams::default(), &Patch::Merge(json!({"status": null})))
                 .await
                 .expect("clear status");
             let rv = api.get("probe").await.expect("probe").metadata.resource_version.expect("rv");
             let mut watch = api.watch(&WatchParams::default(), &rv).await.expect("watch").boxed();
-            let t0 = install(dir, "probe.wasm", &fresh);
+            let t0 = install(dir, "database-status.wasm", &fresh);
             out.push(until_status(&mut watch, "probe", t0).await);
             let from_cache = e.registry.load().get("database-status").is_some_and(|p| p.plugin.loaded_from_cache());
             assert_eq!(from_cache, i == 1, "round {round}: expected a {} load", ["cold", "cached"][i]);
@@ -216,7 +216,7 @@ async fn main() {
 
     // Event handling during reloads: the Rust plugin serves a stream of changes while a
     // second plugin file is recompiled from scratch over and over.
-    std::fs::remove_file(plugins.join("probe.wasm")).ok();
+    std::fs::remove_file(plugins.join("database-status.wasm")).ok();
     eventually("unloaded", || async { e.registry.load().plugins.is_empty() }).await;
     install(&plugins, "database-status.wasm", &rust);
     for i in 0..20 {
@@ -243,7 +243,7 @@ async fn main() {
         None => (guest::wasm_bytes("fixture_chaos"), "small Rust component".to_owned()),
     };
     // A different plugin name, so both stay loaded (the chaos fixture reads its name from its
-    // configuration; a large database-status is rejected as a duplicate after compiling, which
+    // configuration; a large database-status is refused as `other.wasm` after compiling, which
     // still puts the whole compile on the machine).
     std::fs::write(plugins.join("other.json"), json!({"config": {"name": "other"}}).to_string()).expect("config");
     let reloads = e.metrics.reloads.clone();

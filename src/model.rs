@@ -111,6 +111,18 @@ impl Permission {
 /// Verbs a permission may name.
 pub const VERBS: [&str; 8] = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"];
 
+/// The most subscriptions a plugin may declare: each one is a watched kind (a discovery
+/// lookup and an informer), so a plugin must not make kreflex watch the world.
+pub const MAX_SUBSCRIPTIONS: usize = 64;
+/// The most permissions a plugin may declare.
+pub const MAX_PERMISSIONS: usize = 64;
+/// The most namespaces one subscription or permission may list.
+pub const MAX_NAMESPACES: usize = 64;
+/// The longest version string, kind or API version a plugin may declare.
+pub const MAX_SHORT_TEXT: usize = 63;
+/// The longest label or field selector a subscription may carry.
+pub const MAX_SELECTOR: usize = 1024;
+
 /// Who a plugin is and what it needs (WIT `plugin-info`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PluginInfo {
@@ -136,29 +148,54 @@ pub struct InvalidInfo {
 
 impl PluginInfo {
     /// Checks what `describe()` declared: a valid name, at least one subscription, known
-    /// verbs, well-formed resources, groups and namespaces. Whether the operator lets the
-    /// plugin have what it declares is [`crate::rbac`]'s business.
+    /// verbs, well-formed resources, groups and namespaces, and that none of it is larger
+    /// than its bound ([`MAX_SUBSCRIPTIONS`], [`MAX_PERMISSIONS`], [`MAX_NAMESPACES`],
+    /// [`MAX_SHORT_TEXT`], [`MAX_SELECTOR`]). Whether the operator lets the plugin have what
+    /// it declares is [`crate::rbac`]'s business.
     pub fn validate(&self) -> Result<(), InvalidInfo> {
-        let err = |reason: String| InvalidInfo { plugin: self.name.clone(), reason };
+        let err = |reason: String| InvalidInfo { plugin: self.name.chars().take(MAX_SHORT_TEXT).collect(), reason };
         if self.name.is_empty() {
             return Err(err("the name is empty".into()));
         }
         names::check_plugin_name(&self.name).map_err(|e| err(e.to_string()))?;
+        if self.version.len() > MAX_SHORT_TEXT {
+            return Err(err(format!("the version is longer than {MAX_SHORT_TEXT} bytes")));
+        }
         if self.subscriptions.is_empty() {
             return Err(err("it subscribes to nothing".into()));
         }
-        let namespaces = |list: &[String]| match list.iter().find(|n| names::check_namespace(n).is_err()) {
-            Some(n) => Err(format!("{n:?} is not a valid namespace")),
-            None => Ok(()),
+        let counts = [
+            ("subscriptions", self.subscriptions.len(), MAX_SUBSCRIPTIONS),
+            ("permissions", self.permissions.len(), MAX_PERMISSIONS),
+        ];
+        if let Some((what, n, max)) = counts.into_iter().find(|(_, n, max)| n > max) {
+            return Err(err(format!("it declares {n} {what}; at most {max} are allowed")));
+        }
+        let namespaces = |list: &[String]| {
+            if list.len() > MAX_NAMESPACES {
+                return Err(format!("{} namespaces; at most {MAX_NAMESPACES} are allowed", list.len()));
+            }
+            match list.iter().find(|n| names::check_namespace(n).is_err()) {
+                Some(n) => Err(format!("{n:?} is not a valid namespace")),
+                None => Ok(()),
+            }
         };
         for s in &self.subscriptions {
-            if s.gvk.version.is_empty() || s.gvk.kind.is_empty() || !names::is_group(&s.gvk.group) {
+            let short = |t: &str| !t.is_empty() && t.len() <= MAX_SHORT_TEXT;
+            if !short(&s.gvk.version) || !short(&s.gvk.kind) || !names::is_group(&s.gvk.group) {
                 return Err(err(format!("subscription {} is not a valid group/version/kind", s.gvk)));
             }
             namespaces(&s.namespaces).map_err(|r| err(format!("subscription {}: {r}", s.gvk)))?;
+            let selectors = [&s.label_selector, &s.field_selector];
+            if selectors.iter().any(|sel| sel.as_ref().is_some_and(|sel| sel.len() > MAX_SELECTOR)) {
+                return Err(err(format!("subscription {}: a selector is longer than {MAX_SELECTOR} bytes", s.gvk)));
+            }
         }
         for (i, p) in self.permissions.iter().enumerate() {
             let at = |r: String| err(format!("permission #{i} ({}/{}): {r}", p.group, p.resource));
+            if p.verbs.len() > VERBS.len() {
+                return Err(at(format!("{} verbs; at most {} are allowed", p.verbs.len(), VERBS.len())));
+            }
             if !names::is_group(&p.group) {
                 return Err(at("invalid API group".into()));
             }
@@ -300,6 +337,67 @@ pub fn guess_plural(kind: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn info(subscriptions: usize) -> PluginInfo {
+        let sub = |i: usize| Subscription {
+            gvk: Gvk { group: "flood.example.com".into(), version: "v1".into(), kind: format!("Kind{i}") },
+            namespaces: Vec::new(),
+            label_selector: None,
+            field_selector: None,
+            generation_changed_only: false,
+            finalizer: false,
+        };
+        PluginInfo {
+            name: "greedy".into(),
+            version: "0.1.0".into(),
+            subscriptions: (0..subscriptions).map(sub).collect(),
+            permissions: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn describe_output_is_bounded() {
+        assert_eq!(info(MAX_SUBSCRIPTIONS).validate(), Ok(()));
+        let reason = |i: PluginInfo| i.validate().expect_err("over a bound").to_string();
+        assert_eq!(reason(info(20_000)), "plugin \"greedy\": it declares 20000 subscriptions; at most 64 are allowed");
+        let mut i = info(1);
+        i.permissions = vec![
+            Permission {
+                group: String::new(),
+                resource: "configmaps".into(),
+                verbs: vec!["get".into()],
+                namespaces: Vec::new()
+            };
+            MAX_PERMISSIONS + 1
+        ];
+        assert_eq!(reason(i), "plugin \"greedy\": it declares 65 permissions; at most 64 are allowed");
+        let mut i = info(1);
+        i.version = "9".repeat(1 << 20);
+        assert_eq!(reason(i), "plugin \"greedy\": the version is longer than 63 bytes");
+        let mut i = info(1);
+        i.subscriptions[0].gvk.kind = "K".repeat(64);
+        assert!(reason(i).contains("is not a valid group/version/kind"));
+        let mut i = info(1);
+        i.subscriptions[0].label_selector = Some(format!("a in ({})", "x,".repeat(1000)));
+        assert!(reason(i).ends_with("a selector is longer than 1024 bytes"));
+        let mut i = info(1);
+        i.subscriptions[0].namespaces = (0..65).map(|n| format!("ns{n}")).collect();
+        assert!(reason(i).ends_with("65 namespaces; at most 64 are allowed"));
+        let mut i = info(1);
+        i.permissions = vec![Permission {
+            group: String::new(),
+            resource: "pods".into(),
+            verbs: vec!["get".into(); 9],
+            namespaces: vec![],
+        }];
+        assert!(reason(i).ends_with("9 verbs; at most 8 are allowed"));
+        let mut i = info(1);
+        i.name = "x".repeat(1 << 20);
+        assert!(
+            i.validate().expect_err("long name").plugin.len() <= MAX_SHORT_TEXT,
+            "the error does not carry it whole"
+        );
+    }
 
     #[test]
     fn api_version_round_trips_core_and_named_groups() {

@@ -204,9 +204,10 @@ fn a_bad_plugin_file_is_reported_by_name() {
 #[test]
 fn plugins_lists_a_directory_with_the_error_of_each_bad_file() {
     let dir = tempfile::tempdir().expect("tempdir");
-    stage(dir.path(), &guest::wasm("database_status"), "a-good");
-    stage(dir.path(), &guest::wasm("database_status"), "b-twin");
-    std::fs::write(dir.path().join("c-bad.wasm"), b"not a component").expect("write");
+    stage(dir.path(), &guest::wasm("database_status"), "database-status");
+    // The same plugin under another file name: a file is named after its plugin.
+    stage(dir.path(), &guest::wasm("database_status"), "e-twin");
+    std::fs::write(dir.path().join("f-bad.wasm"), b"not a component").expect("write");
     let out = kreflex(&["plugins", "--json", "--dir", dir.path().to_str().expect("utf8")], None);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
@@ -219,8 +220,8 @@ fn plugins_lists_a_directory_with_the_error_of_each_bad_file() {
             (file, p["lastError"].as_str().map_or_else(|| p["name"].to_string(), str::to_owned))
         })
         .collect();
-    assert_eq!(rows[0], ("a-good.wasm".to_owned(), "\"database-status\"".to_owned()));
-    assert!(rows[1].1.contains("already used"), "{rows:?}");
+    assert_eq!(rows[0], ("database-status.wasm".to_owned(), "\"database-status\"".to_owned()));
+    assert!(rows[1].1.contains("e-twin.wasm: the plugin declares the name \"database-status\""), "{rows:?}");
     assert!(rows[2].1.contains("not a WebAssembly component"), "{rows:?}");
 
     let table = kreflex(&["plugins", "--dir", dir.path().to_str().expect("utf8")], None);

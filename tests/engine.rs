@@ -193,7 +193,7 @@ async fn fault_suite_every_object_converges_with_nothing_lost_or_duplicated() {
         (guest::wasm("database_status"), "database-status", None),
         (
             guest::wasm("fixture_chaos"),
-            "chaos",
+            "creator",
             Some(json!({"config": {"name": "creator", "generationChangedOnly": true}})),
         ),
     ]);

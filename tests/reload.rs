@@ -102,7 +102,8 @@ async fn dropped_in_replaced_broken_and_removed_plugins() {
     bump(&c, "live", "3Gi").await;
     eventually("v2 still handles changes", || async { report(&c, "live").await["seenGeneration"] == 3 }).await;
 
-    // A component of another world, and a duplicate name from another file: refused too.
+    // A component of another world, and a file not named after the plugin it holds (`twin.wasm`
+    // declaring `echo`): refused too.
     std::fs::copy(guest::wasm("fixture_other_world"), dir.path().join("echo.wasm")).expect("copy");
     install(dir.path(), "twin", "echo", "dup");
     eventually("both are refused", || async { reloads(&e, "error") >= errors_before + 3 }).await;
@@ -125,7 +126,7 @@ async fn a_half_written_file_is_never_loaded() {
     let dir = tempfile::tempdir().expect("tempdir");
     let e = engine(&s, dir.path()).await;
     let bytes = guest::wasm_bytes("fixture_chaos");
-    let path = dir.path().join("slow.wasm");
+    let path = dir.path().join("chaos.wasm");
     std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("first half");
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(loaded(&e).is_empty(), "a half-written file was loaded");

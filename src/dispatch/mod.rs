@@ -6,6 +6,12 @@
 //! (retry, re-run on the fresh object, requeue, give up with a Warning Event, release the
 //! finalizer), and the worker carries that out.
 //!
+//! Plugins share the workers fairly (the queue's [`Fairness`], one tenant per plugin): each
+//! may hold at most its share of them, gets at most so many requeues and retries per
+//! second (changes of objects are never held back), and takes turns with the others; a requeue delay is never shorter than
+//! [`DispatcherConfig::requeue_floor`]; and a plugin whose calls keep exhausting their CPU
+//! deadline is paused, longer each time, while the others keep their latency.
+//!
 //! In the data path: `watch` → here → `queue` → `wasm` → `actions` → `apply`.
 
 pub mod policy;
@@ -18,10 +24,10 @@ use crate::apply::{EventTarget, Finalizers};
 use crate::model::{EventKind, Gvk};
 use crate::ops::{Metrics, PluginLabel};
 use crate::plugins::{LoadedPlugin, SharedRegistry};
-use crate::queue::{Outcome, PendingEvent, WorkQueue};
+use crate::queue::{Fairness, Outcome, PendingEvent, Rate, Tenant, WorkQueue};
 use crate::route::{Delivery, Route, route};
 use crate::watch::{Cache, InformerEvent, Resources};
-use policy::{Next, PolicyContext, Then};
+use policy::{Conduct, Next, PolicyContext, Then};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -40,6 +46,15 @@ pub struct QueueKey {
     pub name: String,
 }
 
+impl Tenant for QueueKey {
+    type Id = Arc<str>;
+
+    /// Fair share is per plugin.
+    fn tenant(&self) -> Arc<str> {
+        self.plugin.clone()
+    }
+}
+
 /// Tunables of the dispatcher.
 #[derive(Debug, Clone)]
 pub struct DispatcherConfig {
@@ -54,6 +69,30 @@ pub struct DispatcherConfig {
     pub limits: Limits,
     /// Backoff of plugin re-runs after failures.
     pub backoff: crate::retry::Backoff,
+    /// Workers one plugin may hold at once (`None`: half of `workers`, at least 1).
+    pub plugin_workers: Option<usize>,
+    /// Requeues and retries of one plugin per second, sustained, and in a burst (default
+    /// 100/s, bursts of 200; `None`: no limit). Changes of objects are not counted.
+    pub plugin_rate: Option<Rate>,
+    /// The shortest requeue delay (default 500 ms, what the example plugin asks for while a
+    /// database provisions): a plugin asking for less gets this, and it is counted in
+    /// `kreflex_requeue_delays_raised_total`.
+    pub requeue_floor: Duration,
+    /// How long a plugin whose call exhausted its CPU deadline is paused: 1 s, doubling
+    /// with each such call in a row (a pause counts one), up to 5 min; a call that does not
+    /// fail ends the row.
+    pub deadline_penalty: crate::retry::Backoff,
+}
+
+impl DispatcherConfig {
+    /// The fair share of each plugin.
+    pub fn fairness(&self) -> Fairness {
+        Fairness {
+            max_in_flight: self.plugin_workers.unwrap_or(self.workers / 2).max(1),
+            rate: self.plugin_rate,
+            penalty: self.deadline_penalty,
+        }
+    }
 }
 
 impl Default for DispatcherConfig {
@@ -64,6 +103,10 @@ impl Default for DispatcherConfig {
             finalizer_timeout: Duration::from_secs(300),
             limits: Limits::default(),
             backoff: crate::retry::Backoff { min: Duration::from_millis(50), ..Default::default() },
+            plugin_workers: None,
+            plugin_rate: Some(Rate { per_second: 100.0, burst: 200 }),
+            requeue_floor: Duration::from_millis(500),
+            deadline_penalty: Fairness::unlimited().penalty,
         }
     }
 }
@@ -93,7 +136,7 @@ impl Dispatcher {
         config: DispatcherConfig,
     ) -> Self {
         Self {
-            queue: WorkQueue::new(config.queue_capacity, config.backoff),
+            queue: WorkQueue::with_fairness(config.queue_capacity, config.backoff, config.fairness()),
             registry,
             cache,
             finalizers: Finalizers::new(own_client.clone(), resources.clone()),
@@ -211,6 +254,7 @@ impl Dispatcher {
             },
             now: jiff::Timestamp::now(),
             finalizer_timeout: self.config.finalizer_timeout,
+            requeue_floor: self.config.requeue_floor,
         };
         let next = match &result {
             Ok(ok) => policy::requeue_policy(ok, &ctx),
@@ -224,7 +268,27 @@ impl Dispatcher {
                 next
             }
         };
+        self.conduct(key, &next.conduct);
         self.execute(&lp, &target, item, next).await
+    }
+
+    /// Counts what the plugin's conduct earned it, and pauses a plugin that exhausted its
+    /// deadline.
+    fn conduct(&self, key: &QueueKey, conduct: &Conduct) {
+        let label = || PluginLabel { plugin: key.plugin.to_string() };
+        match conduct {
+            Conduct::Ordinary => {}
+            Conduct::RequeueRaised { asked } => {
+                tracing::debug!(?asked, floor = ?self.config.requeue_floor, "requeue delay raised to the floor");
+                self.metrics.requeues_raised.get_or_create(&label()).inc();
+            }
+            Conduct::DeadlineExhausted => {
+                if let Some(pause) = self.queue.penalize(key) {
+                    tracing::warn!(?pause, "plugin exhausted its CPU deadline; its events wait");
+                    self.metrics.plugin_pauses.get_or_create(&label()).inc();
+                }
+            }
+        }
     }
 
     /// Carries out a policy decision: Warning Events, finalizer release, the queue outcome.

@@ -1,6 +1,7 @@
 //! What happens after one reconcile: a pure decision from its result (and the event, the
-//! object's deletion time, the clock and the finalizer timeout) to what the queue does
-//! next, which Warning Events are recorded and whether the plugin's finalizer is released.
+//! object's deletion time, the clock, the finalizer timeout and the requeue floor) to what
+//! the queue does next, which Warning Events are recorded, whether the plugin's finalizer
+//! is released and what the plugin's conduct means for its share ([`Conduct`]).
 //!
 //! No I/O: the dispatcher executes the [`Next`]. Like kube-runtime's `error_policy`, this
 //! is where retry, re-run on a fresh object (409), give-up and the finalizer timeout are
@@ -27,6 +28,8 @@ pub struct PolicyContext<'a> {
     pub now: jiff::Timestamp,
     /// How long a `finalizing` plugin may keep failing before its finalizer is removed.
     pub finalizer_timeout: Duration,
+    /// The shortest requeue delay: a plugin asking for less gets this.
+    pub requeue_floor: Duration,
 }
 
 /// What the queue does with the event.
@@ -52,6 +55,20 @@ pub struct Warning {
     pub message: String,
 }
 
+/// What the reconcile says about the plugin's use of its share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conduct {
+    /// Nothing to note.
+    Ordinary,
+    /// It asked to be called again after `asked`, less than the floor (counted).
+    RequeueRaised {
+        /// The delay it asked for.
+        asked: Duration,
+    },
+    /// The call exhausted its CPU deadline: the plugin is paused.
+    DeadlineExhausted,
+}
+
 /// The decision about one reconcile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Next {
@@ -62,21 +79,27 @@ pub struct Next {
     /// Remove the plugin's finalizer (the finalizer timeout has passed). If that fails,
     /// the event is retried instead.
     pub release_finalizer: bool,
+    /// What it means for the plugin's share.
+    pub conduct: Conduct,
 }
 
 impl Next {
     fn then(then: Then) -> Self {
-        Self { then, warnings: Vec::new(), release_finalizer: false }
+        Self { then, warnings: Vec::new(), release_finalizer: false, conduct: Conduct::Ordinary }
     }
 
     fn give_up(reason: &'static str, message: String) -> Self {
-        Self { then: Then::Completed, warnings: vec![Warning { reason, message }], release_finalizer: false }
+        Self { warnings: vec![Warning { reason, message }], ..Self::then(Then::Completed) }
     }
 }
 
-/// After a success: requeue if the plugin asked for it, unless the object is gone.
+/// After a success: requeue if the plugin asked for it, unless the object is gone; never
+/// sooner than the floor.
 pub fn requeue_policy(ok: &ReconcileOk, ctx: &PolicyContext<'_>) -> Next {
     match ok.requeue_after {
+        Some(asked) if ctx.event != EventKind::Deleted && asked < ctx.requeue_floor => {
+            Next { conduct: Conduct::RequeueRaised { asked }, ..Next::then(Then::RequeueAfter(ctx.requeue_floor)) }
+        }
         Some(d) if ctx.event != EventKind::Deleted => Next::then(Then::RequeueAfter(d)),
         _ => Next::then(Then::Completed),
     }
@@ -104,7 +127,11 @@ pub fn error_policy(err: &ReconcileError, ctx: &PolicyContext<'_>) -> Next {
         // Not the plugin's fault (shutdown, a failed blocking pool): no Warning.
         ReconcileError::Call(CallError::Unavailable { .. }) => Next::then(Then::Retry),
         ReconcileError::Call(e) => {
-            failed(ctx, vec![Warning { reason: "PluginFailed", message: e.to_string() }], &err.to_string())
+            let next = failed(ctx, vec![Warning { reason: "PluginFailed", message: e.to_string() }], &err.to_string());
+            match e {
+                CallError::Timeout { .. } => Next { conduct: Conduct::DeadlineExhausted, ..next },
+                _ => next,
+            }
         }
         ReconcileError::Plugin { retryable: true, .. } => failed(ctx, Vec::new(), &err.to_string()),
         ReconcileError::Plugin { retryable: false, .. } => Next::give_up("PluginError", err.to_string()),
@@ -129,9 +156,9 @@ fn failed(ctx: &PolicyContext<'_>, mut warnings: Vec<Warning>, last_error: &str)
             ctx.plugin, ctx.object, ctx.finalizer_timeout
         );
         warnings.push(Warning { reason: "FinalizerTimeout", message });
-        return Next { then: Then::Completed, warnings, release_finalizer: true };
+        return Next { warnings, release_finalizer: true, ..Next::then(Then::Completed) };
     }
-    Next { then: Then::Retry, warnings, release_finalizer: false }
+    Next { warnings, ..Next::then(Then::Retry) }
 }
 
 #[cfg(test)]

@@ -84,6 +84,10 @@ pub struct Metrics {
     pub reloads: Family<ReloadLabels, Counter>,
     /// Plugins currently loaded.
     pub plugins_loaded: Gauge,
+    /// Requeue delays a plugin asked for below the floor, raised to it.
+    pub requeues_raised: Family<PluginLabel, Counter>,
+    /// Pauses of a plugin whose call exhausted its CPU deadline.
+    pub plugin_pauses: Family<PluginLabel, Counter>,
     registry: Arc<Registry>,
 }
 
@@ -116,6 +120,8 @@ impl Metrics {
         let queue_depth = Gauge::default();
         let reloads = Family::default();
         let plugins_loaded = Gauge::default();
+        let requeues_raised = Family::default();
+        let plugin_pauses = Family::default();
         r.register("events", "Events received from informers", events.clone());
         r.register("watch_errors", "Watch failures, each followed by a relist with backoff", watch_errors.clone());
         r.register("events_dispatched", "Events queued for a plugin", dispatched.clone());
@@ -127,6 +133,16 @@ impl Metrics {
         r.register("queue_depth", "Objects waiting in the queues", queue_depth.clone());
         r.register("reloads", "Plugin loads and reloads by result", reloads.clone());
         r.register("plugins_loaded", "Plugins currently loaded", plugins_loaded.clone());
+        r.register(
+            "requeue_delays_raised",
+            "Requeue delays a plugin asked for below the floor, raised to it",
+            requeues_raised.clone(),
+        );
+        r.register(
+            "plugin_pauses",
+            "Pauses of a plugin whose call exhausted its CPU deadline (its events wait)",
+            plugin_pauses.clone(),
+        );
         Self {
             events,
             watch_errors,
@@ -139,6 +155,8 @@ impl Metrics {
             queue_depth,
             reloads,
             plugins_loaded,
+            requeues_raised,
+            plugin_pauses,
             registry: Arc::new(r),
         }
     }

@@ -113,13 +113,21 @@ fn read_file(path: &Path) -> io::Result<FileScan> {
     })
 }
 
-/// The content of `path`, `None` if there is no such file.
+/// The largest `NAME.json` accepted (64 KiB): it is configuration, not data.
+pub const MAX_PLUGIN_FILE_BYTES: usize = 64 << 10;
+
+/// The `NAME.json` at `path`, `None` if there is none. No more than one byte past
+/// [`MAX_PLUGIN_FILE_BYTES`] is read: enough to refuse it, and a hostile one is never read
+/// whole.
 pub(crate) fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    match std::fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut io::Read::take(file, MAX_PLUGIN_FILE_BYTES as u64 + 1), &mut bytes)?;
+    Ok(Some(bytes))
 }
 
 #[cfg(test)]

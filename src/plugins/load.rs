@@ -1,11 +1,14 @@
 //! One plugin file → a [`LoadedPlugin`]: reads `NAME.wasm` and its optional `NAME.json`,
-//! compiles and validates the component, and compiles its subscriptions' selectors.
+//! checks the plugin file's size and limit overrides against their bounds, compiles and
+//! validates the component, binds its identity to the file (`NAME.wasm` must declare
+//! `NAME`: the name decides the service account, field manager and finalizer, so a file
+//! cannot take another plugin's) and compiles its subscriptions' selectors.
 //!
 //! In: a path (or the bytes already read from it). Out: a [`LoadedPlugin`] without an
 //! applier (the installer gives it one), or a [`LoadError`] naming the file. Blocking: it
 //! compiles; the installer runs it off the async workers.
 
-use super::dir::{Fingerprint, read_optional};
+use super::dir::{Fingerprint, MAX_PLUGIN_FILE_BYTES, read_optional};
 use super::registry::LoadedPlugin;
 use crate::rbac::Allowed;
 use crate::route::Route;
@@ -15,6 +18,13 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+/// The largest memory limit a `NAME.json` may ask for, in MiB (the runtime's default
+/// memory ceiling).
+pub const MAX_MEMORY_LIMIT_MIB: usize = 512;
+/// The largest CPU deadline per call a `NAME.json` may ask for, in milliseconds (10 s): a
+/// longer one holds a worker that long.
+pub const MAX_CALL_TIMEOUT_MS: u64 = 10_000;
 
 /// `NAME.json` next to `NAME.wasm`: configuration handed to the plugin and per-plugin
 /// overrides of the sandbox limits.
@@ -54,6 +64,34 @@ pub enum LoadError {
         /// What is wrong with it.
         #[source]
         source: serde_json::Error,
+    },
+    /// `NAME.json` is larger than [`MAX_PLUGIN_FILE_BYTES`].
+    #[error("{}: the plugin file is larger than {max} bytes", file.display())]
+    TooLarge {
+        /// The `NAME.json`.
+        file: PathBuf,
+        /// The largest size accepted.
+        max: usize,
+    },
+    /// A limit override in `NAME.json` is outside its bounds.
+    #[error("{}: {field} is {value}; it must be between 1 and {max}", file.display())]
+    Limit {
+        /// The `NAME.json`.
+        file: PathBuf,
+        /// The field, as written in the file (`callTimeoutMs`).
+        field: &'static str,
+        /// Its value.
+        value: u64,
+        /// Its largest accepted value.
+        max: u64,
+    },
+    /// `NAME.wasm` declares a name other than `NAME`.
+    #[error("{}: the plugin declares the name {declared:?}; a plugin file must be named after its plugin ({declared}.wasm)", file.display())]
+    Identity {
+        /// The `NAME.wasm`.
+        file: PathBuf,
+        /// The name `describe()` declared.
+        declared: String,
     },
     /// The component did not load (its message names the file).
     #[error(transparent)]
@@ -103,7 +141,8 @@ pub struct PluginSource {
 }
 
 impl PluginSource {
-    /// Reads `path` and the `.json` next to it.
+    /// Reads `path` and the `.json` next to it (of which no more than one byte past
+    /// [`MAX_PLUGIN_FILE_BYTES`]: enough to refuse it).
     pub fn read(path: &Path) -> Result<Self, LoadError> {
         let wasm = std::fs::read(path).map_err(|source| LoadError::Read { file: path.to_path_buf(), source })?;
         let side = path.with_extension("json");
@@ -139,6 +178,7 @@ pub fn load(
         config: config.clone(),
     };
     let plugin = Plugin::load_with(runtime, &source.wasm, &path.display().to_string(), &opts)?;
+    check_identity(path, plugin.name())?;
     let allowed = allowed.with_file(plugin.name(), &file.allow_sensitive);
     crate::rbac::check_declared(plugin.info(), &allowed, &|g| crate::model::guess_plural(&g.kind))
         .map_err(|source| LoadError::Refused { file: path.to_path_buf(), source: Box::new(source) })?;
@@ -157,15 +197,36 @@ pub fn load(
     })
 }
 
-/// Parses the `NAME.json` of `path` (none: defaults).
+/// Parses the `NAME.json` of `path` (none: defaults) and checks its size and limit
+/// overrides against their bounds.
 fn plugin_file(path: &Path, json: Option<&[u8]>) -> Result<PluginFile, LoadError> {
-    json.map_or_else(
-        || Ok(PluginFile::default()),
-        |json| {
-            serde_json::from_slice(json)
-                .map_err(|source| LoadError::Config { file: path.with_extension("json"), source })
-        },
-    )
+    let Some(json) = json else {
+        return Ok(PluginFile::default());
+    };
+    let file = path.with_extension("json");
+    if json.len() > MAX_PLUGIN_FILE_BYTES {
+        return Err(LoadError::TooLarge { file, max: MAX_PLUGIN_FILE_BYTES });
+    }
+    let parsed: PluginFile =
+        serde_json::from_slice(json).map_err(|source| LoadError::Config { file: file.clone(), source })?;
+    let bounds = [
+        ("memoryLimitMib", parsed.memory_limit_mib.map(|m| m as u64), MAX_MEMORY_LIMIT_MIB as u64),
+        ("callTimeoutMs", parsed.call_timeout_ms, MAX_CALL_TIMEOUT_MS),
+    ];
+    for (field, value, max) in bounds {
+        if let Some(value) = value.filter(|v| !(1..=max).contains(v)) {
+            return Err(LoadError::Limit { file, field, value, max });
+        }
+    }
+    Ok(parsed)
+}
+
+/// A plugin's identity is its file: `NAME.wasm` must declare `NAME`.
+fn check_identity(path: &Path, declared: &str) -> Result<(), LoadError> {
+    if path.file_stem().is_some_and(|stem| stem == declared) {
+        return Ok(());
+    }
+    Err(LoadError::Identity { file: path.to_path_buf(), declared: declared.to_owned() })
 }
 
 #[cfg(test)]
@@ -194,5 +255,37 @@ mod tests {
         assert_eq!(ok.allow_sensitive, vec!["secrets".parse().expect("parses")]);
         assert!(plugin_file(&wasm, Some(b"{\"allowSensitive\": [\"a/b\"]}")).is_err());
         assert!(plugin_file(&wasm, None).expect("defaults").config.is_none());
+    }
+
+    #[test]
+    fn plugin_file_size_and_limit_overrides_are_bounded() {
+        let wasm = Path::new("/plugins/p.wasm");
+        let big = format!("{{\"config\": \"{}\"}}", "x".repeat(MAX_PLUGIN_FILE_BYTES));
+        let e = plugin_file(wasm, Some(big.as_bytes())).expect_err("too large");
+        assert_eq!(e.to_string(), "/plugins/p.json: the plugin file is larger than 65536 bytes");
+        let cases: [(&str, &str); 4] = [
+            ("{\"callTimeoutMs\": 3600000}", "callTimeoutMs is 3600000; it must be between 1 and 10000"),
+            ("{\"callTimeoutMs\": 0}", "callTimeoutMs is 0; it must be between 1 and 10000"),
+            ("{\"memoryLimitMib\": 65536}", "memoryLimitMib is 65536; it must be between 1 and 512"),
+            ("{\"memoryLimitMib\": 0}", "memoryLimitMib is 0; it must be between 1 and 512"),
+        ];
+        for (json, why) in cases {
+            let e = plugin_file(wasm, Some(json.as_bytes())).expect_err(json);
+            assert_eq!(e.to_string(), format!("/plugins/p.json: {why}"), "{json}");
+        }
+        let ok =
+            plugin_file(wasm, Some(b"{\"callTimeoutMs\": 10000, \"memoryLimitMib\": 512}")).expect("at the bounds");
+        assert_eq!((ok.call_timeout_ms, ok.memory_limit_mib), (Some(10_000), Some(512)));
+    }
+
+    #[test]
+    fn the_file_name_is_the_plugin_identity() {
+        assert!(check_identity(Path::new("/plugins/database-status.wasm"), "database-status").is_ok());
+        let e = check_identity(Path::new("/plugins/a-squat.wasm"), "database-status").expect_err("squatter");
+        assert_eq!(
+            e.to_string(),
+            "/plugins/a-squat.wasm: the plugin declares the name \"database-status\"; a plugin file must be named after its plugin (database-status.wasm)"
+        );
+        assert!(check_identity(Path::new("/plugins/database_status.wasm"), "database-status").is_err());
     }
 }

@@ -8,7 +8,10 @@
 //! pending: a debug log, nothing counted or reported, and a settled rescan follows. A file
 //! that does not load once the directory has been quiet for the debounce period is a
 //! failure, reported once per content. In every case the last good version keeps handling
-//! events until a new one is loaded; only a removed file unloads its plugin.
+//! events until a new one is loaded; only a removed file unloads its plugin. A file refused
+//! because another file serves its plugin name is judged again once that file no longer
+//! does (a file must be named after its plugin, so only a file system that makes two paths
+//! of one name, such as a case-insensitive one, can get there).
 //!
 //! In: the directory (from [`super::watcher`] or a direct rescan). Out: plugin sets and
 //! verdicts handed to the [`Installer`].
@@ -36,6 +39,8 @@ struct FileState {
     loaded: Option<Arc<LoadedPlugin>>,
     /// Why the current content is not in service, if it is not.
     error: Option<String>,
+    /// The file that served this content's plugin name when it was refused for that.
+    clashed_with: Option<(PathBuf, String)>,
 }
 
 /// Why a file's content is not put in service.
@@ -132,7 +137,10 @@ impl Reconciler {
                     continue;
                 }
             };
-            let judged = files.get(&path).map(|s| s.fingerprint.clone());
+            let clash_over = files.get(&path).and_then(|s| s.clashed_with.as_ref()).is_some_and(|(other, name)| {
+                files.get(other).and_then(|o| o.loaded.as_ref()).is_none_or(|lp| lp.name() != name)
+            });
+            let judged = files.get(&path).map(|s| s.fingerprint.clone()).filter(|_| !clash_over);
             if judged.as_ref() == Some(&fingerprint) {
                 continue;
             }
@@ -163,16 +171,23 @@ impl Reconciler {
                 }
                 Err(e) => {
                     let error = error_text(&e);
+                    let clashed_with = match e {
+                        Refusal::NameTaken { other, name, .. } => Some((other, name)),
+                        _ => None,
+                    };
                     let previous = files.remove(&path).and_then(|s| s.loaded);
                     self.installer.failed(&error, previous.as_deref());
                     outcome.errors.push(error.clone());
-                    files.insert(path, FileState { fingerprint, loaded: previous, error: Some(error) });
+                    files.insert(path, FileState { fingerprint, loaded: previous, error: Some(error), clashed_with });
                 }
                 Ok(lp) => {
                     let replaced = files.remove(&path).is_some_and(|s| s.loaded.is_some());
                     self.installer.loaded(&path, &lp, replaced);
                     outcome.loaded.push(lp.name().to_owned());
-                    files.insert(path, FileState { fingerprint, loaded: Some(Arc::new(lp)), error: None });
+                    files.insert(
+                        path,
+                        FileState { fingerprint, loaded: Some(Arc::new(lp)), error: None, clashed_with: None },
+                    );
                     changed = true;
                 }
             }

@@ -3,14 +3,26 @@
 //! per-key exponential backoff on failure, bounded size with backpressure, and graceful
 //! close.
 //!
+//! Keys belong to tenants (for the dispatcher: plugins), and tenants get a fair share (see
+//! [`Fairness`]): ready tenants take turns (one busy tenant's thousand ready keys do not
+//! queue ahead of another's one), each has a bound on its items in flight and a token
+//! bucket on its re-deliveries (requeues and retries wait for the later of their own delay
+//! and a token: client-go's workqueue rate limiters, per item and per tenant), and a tenant
+//! can be paused with a growing penalty ([`WorkQueue::penalize`]) while the others carry
+//! on.
+//!
 //! In the data path it sits between the router and the plugin calls, keyed by
 //! (plugin, object): ordering and coalescing per object and per plugin, parallelism across
 //! objects and plugins. The logic is synchronous and free of I/O; only waiting is async
 //! (tokio time, so tests run on a paused clock).
 
 mod coalesce;
+mod fairness;
 
 pub use coalesce::{Coalesce, PendingEvent};
+pub use fairness::{Fairness, Rate, Tenant};
+
+use fairness::TenantState;
 
 use crate::retry::Backoff;
 use parking_lot::Mutex;
@@ -46,6 +58,8 @@ pub struct Stats {
     pub delivered: u64,
     /// Retries scheduled.
     pub retries: u64,
+    /// Tenant pauses started by [`WorkQueue::penalize`].
+    pub penalties: u64,
 }
 
 struct Entry<T> {
@@ -66,25 +80,30 @@ impl<T> Entry<T> {
     }
 }
 
-struct State<K, T> {
+struct State<K: Tenant, T> {
     entries: HashMap<K, Entry<T>>,
-    ready: VecDeque<K>,
+    /// Per tenant: its ready keys, in order, and its share.
+    tenants: HashMap<K::Id, TenantState<K>>,
+    /// Tenants with ready keys, in turn order.
+    turns: VecDeque<K::Id>,
     delayed: BinaryHeap<Reverse<(Instant, u64, K)>>,
     seq: u64,
     closed: bool,
     stats: Stats,
 }
 
-/// A per-key ordered, coalescing work queue. Cheap to clone (shared).
-pub struct WorkQueue<K, T> {
+/// A per-key ordered, coalescing work queue with a fair share per tenant. Cheap to clone
+/// (shared).
+pub struct WorkQueue<K: Tenant, T> {
     state: Arc<Mutex<State<K, T>>>,
     changed: Arc<Notify>,
     space: Arc<Notify>,
     capacity: usize,
     backoff: Backoff,
+    fairness: Fairness,
 }
 
-impl<K, T> Clone for WorkQueue<K, T> {
+impl<K: Tenant, T> Clone for WorkQueue<K, T> {
     fn clone(&self) -> Self {
         Self {
             state: self.state.clone(),
@@ -92,21 +111,29 @@ impl<K, T> Clone for WorkQueue<K, T> {
             space: self.space.clone(),
             capacity: self.capacity,
             backoff: self.backoff,
+            fairness: self.fairness,
         }
     }
 }
 
 impl<K, T> WorkQueue<K, T>
 where
-    K: Hash + Eq + Clone + Ord,
+    K: Hash + Eq + Clone + Ord + Tenant,
     T: Coalesce,
 {
     /// A queue holding at most `capacity` keys with pending items; `backoff` paces retries.
+    /// Tenants take turns but are otherwise unlimited.
     pub fn new(capacity: usize, backoff: Backoff) -> Self {
+        Self::with_fairness(capacity, backoff, Fairness::unlimited())
+    }
+
+    /// [`WorkQueue::new`], with each tenant held to `fairness`.
+    pub fn with_fairness(capacity: usize, backoff: Backoff, fairness: Fairness) -> Self {
         Self {
             state: Arc::new(Mutex::new(State {
                 entries: HashMap::new(),
-                ready: VecDeque::new(),
+                tenants: HashMap::new(),
+                turns: VecDeque::new(),
                 delayed: BinaryHeap::new(),
                 seq: 0,
                 closed: false,
@@ -116,6 +143,7 @@ where
             space: Arc::new(Notify::new()),
             capacity: capacity.max(1),
             backoff,
+            fairness,
         }
     }
 
@@ -165,6 +193,17 @@ where
         Self::schedule(s, &key, now);
     }
 
+    /// Puts `key` on its tenant's ready list, and the tenant in the turns if it is not.
+    fn make_ready(s: &mut State<K, T>, key: K) {
+        let id = key.tenant();
+        let tenant = s.tenants.entry(id.clone()).or_default();
+        tenant.ready.push_back(key);
+        if !tenant.in_turns {
+            tenant.in_turns = true;
+            s.turns.push_back(id);
+        }
+    }
+
     /// Puts a key with a pending item on the ready list or the timer heap, once.
     fn schedule(s: &mut State<K, T>, key: &K, now: Instant) {
         let Some(entry) = s.entries.get_mut(key) else {
@@ -181,14 +220,14 @@ where
             _ => {
                 if !entry.scheduled {
                     entry.scheduled = true;
-                    s.ready.push_back(key.clone());
+                    Self::make_ready(s, key.clone());
                 }
             }
         }
     }
 
-    /// The next item whose key is not in flight, marking the key in flight. `None` once the
-    /// queue is closed.
+    /// The next item whose key is not in flight and whose tenant may have one more (tenants
+    /// in turn), marking the key in flight. `None` once the queue is closed.
     pub async fn next(&self) -> Option<(K, T)> {
         loop {
             let changed = self.changed.notified();
@@ -211,25 +250,19 @@ where
                         e.requeue = false;
                         if !e.scheduled && !e.in_flight && e.pending.is_some() {
                             e.scheduled = true;
-                            s.ready.push_back(key);
+                            Self::make_ready(&mut s, key);
                         }
                     }
                 }
-                while let Some(key) = s.ready.pop_front() {
-                    let Some(e) = s.entries.get_mut(&key) else {
-                        continue;
-                    };
-                    e.scheduled = false;
-                    if e.in_flight || e.not_before.is_some_and(|nb| nb > now) {
-                        continue;
-                    }
-                    if let Some(item) = e.pending.take() {
-                        e.in_flight = true;
-                        s.stats.delivered += 1;
-                        return Some((key, item));
-                    }
+                let (taken, tenant_wake) = self.take_ready(&mut s, now);
+                if let Some(taken) = taken {
+                    return Some(taken);
                 }
-                s.delayed.peek().map(|Reverse((at, _, _))| *at)
+                let timer = s.delayed.peek().map(|Reverse((at, _, _))| *at);
+                match (timer, tenant_wake) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
             };
             match wake_at {
                 Some(at) => {
@@ -243,11 +276,87 @@ where
         }
     }
 
+    /// Tenants in turn: the first whose share allows one more item hands out its first
+    /// deliverable key. Else: when a tenant held back by its bucket or its pause may go on
+    /// (one held back by its items in flight goes on when one is done).
+    fn take_ready(&self, s: &mut State<K, T>, now: Instant) -> (Option<(K, T)>, Option<Instant>) {
+        let State { entries, tenants, turns, stats, .. } = s;
+        let mut wake: Option<Instant> = None;
+        for _ in 0..turns.len() {
+            let Some(id) = turns.pop_front() else {
+                break;
+            };
+            let Some(tenant) = tenants.get_mut(&id) else {
+                continue;
+            };
+            if tenant.ready.is_empty() {
+                tenant.in_turns = false;
+                continue;
+            }
+            if let Err(until) = tenant.admits(&self.fairness, now) {
+                wake = match (wake, until) {
+                    (Some(w), Some(u)) => Some(w.min(u)),
+                    (w, u) => w.or(u),
+                };
+                turns.push_back(id);
+                continue;
+            }
+            while let Some(key) = tenant.ready.pop_front() {
+                let Some(e) = entries.get_mut(&key) else {
+                    continue;
+                };
+                e.scheduled = false;
+                if e.in_flight || e.not_before.is_some_and(|nb| nb > now) {
+                    continue;
+                }
+                if let Some(item) = e.pending.take() {
+                    e.in_flight = true;
+                    stats.delivered += 1;
+                    tenant.started();
+                    if tenant.ready.is_empty() {
+                        tenant.in_turns = false;
+                    } else {
+                        turns.push_back(id);
+                    }
+                    return (Some((key, item)), None);
+                }
+            }
+            tenant.in_turns = false;
+        }
+        (None, wake)
+    }
+
+    /// Pauses the tenant of `key` (a plugin that exhausted its deadline): none of its items
+    /// is handed out for the tenant's next penalty delay, growing with each penalty in a row
+    /// (see [`Fairness::penalty`]); a completed item of the tenant ends the row. A penalty
+    /// while the tenant is paused is not counted (its items in flight when the pause began
+    /// fail together). Returns the pause started, if one did.
+    pub fn penalize(&self, key: &K) -> Option<Duration> {
+        let mut s = self.state.lock();
+        let pause = s.tenants.entry(key.tenant()).or_default().penalize(&self.fairness, Instant::now());
+        if pause.is_some() {
+            s.stats.penalties += 1;
+        }
+        pause
+    }
+
     /// Ends the item taken for `key`.
     pub fn done(&self, key: &K, outcome: Outcome<T>) {
         let mut s = self.state.lock();
         let now = Instant::now();
         let backoff = self.backoff;
+        let id = key.tenant();
+        let fairness = self.fairness;
+        let mut token_wait = Duration::ZERO;
+        if let Some(tenant) = s.tenants.get_mut(&id) {
+            tenant.finished(matches!(outcome, Outcome::Retry(_)));
+            if !matches!(outcome, Outcome::Completed) {
+                token_wait = tenant.reserve(&fairness, now);
+            }
+            if tenant.idle(&fairness, now) {
+                s.tenants.remove(&id);
+            }
+        }
         let Some(e) = s.entries.get_mut(key) else {
             return;
         };
@@ -258,12 +367,12 @@ where
                 e.failures = 0;
                 if e.pending.is_none() {
                     e.pending = Some(item);
-                    e.not_before = Some(now + delay);
+                    e.not_before = Some(now + delay.max(token_wait));
                     e.requeue = true;
                 }
             }
             Outcome::Retry(item) => {
-                let delay = backoff.delay(e.failures);
+                let delay = backoff.delay(e.failures).max(token_wait);
                 e.failures = e.failures.saturating_add(1);
                 e.pending = Some(match e.pending.take() {
                     Some(newer) => item.coalesce(newer),

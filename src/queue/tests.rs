@@ -11,6 +11,14 @@ impl Coalesce for Item {
     }
 }
 
+/// Test keys are `tenant:object` (or just `tenant`).
+impl<'a> Tenant for &'a str {
+    type Id = &'a str;
+    fn tenant(&self) -> &'a str {
+        self.split_once(':').map_or(self, |(tenant, _)| tenant)
+    }
+}
+
 fn queue(capacity: usize) -> WorkQueue<&'static str, Item> {
     WorkQueue::new(
         capacity,
@@ -135,4 +143,95 @@ async fn close_stops_intake_and_hand_out() {
     assert!(q.next().await.is_none());
     q.done(&k, Outcome::Completed);
     assert_eq!(q.in_flight(), 0);
+}
+
+fn fair_queue(fairness: Fairness) -> WorkQueue<&'static str, Item> {
+    WorkQueue::with_fairness(
+        1000,
+        Backoff { min: Duration::from_millis(100), max: Duration::from_secs(10), factor: 2.0, attempts: 3 },
+        fairness,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn tenants_take_turns_however_many_keys_one_has_ready() {
+    let q = queue(1000);
+    for key in ["hog:1", "hog:2", "hog:3", "hog:4"] {
+        q.push(key, Item(vec![1])).await;
+    }
+    q.push("meek:1", Item(vec![2])).await;
+    q.push("hog:5", Item(vec![1])).await;
+    let mut taken = Vec::new();
+    for _ in 0..3 {
+        taken.push(take(&q).await.0);
+    }
+    assert_eq!(taken, ["hog:1", "meek:1", "hog:2"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tenant_holds_at_most_its_share_of_workers() {
+    let q = fair_queue(Fairness { max_in_flight: 2, ..Fairness::unlimited() });
+    for key in ["hog:1", "hog:2", "hog:3", "hog:4"] {
+        q.push(key, Item(vec![1])).await;
+    }
+    let (a, b) = (take(&q).await.0, take(&q).await.0);
+    assert_eq!((a, b), ("hog:1", "hog:2"));
+    assert!(nothing_ready(&q, Duration::from_secs(60)).await, "hog holds its two workers");
+    q.push("meek:1", Item(vec![2])).await;
+    assert_eq!(take(&q).await.0, "meek:1", "another tenant is not held back");
+    q.done(&"hog:1", Outcome::Completed);
+    assert_eq!(take(&q).await.0, "hog:3");
+    assert_eq!(q.in_flight(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tenants_redeliveries_wait_for_its_bucket_and_its_new_items_do_not() {
+    let rate = Rate { per_second: 10.0, burst: 3 };
+    let q = fair_queue(Fairness { rate: Some(rate), ..Fairness::unlimited() });
+    let start = tokio::time::Instant::now();
+    let ms = || (start.elapsed().as_millis() as u64).div_ceil(10) * 10;
+    q.push("spinner:1", Item(vec![1])).await;
+    let mut at = Vec::new();
+    for _ in 0..6 {
+        let (key, item) = take(&q).await;
+        at.push(ms());
+        q.done(&key, Outcome::RequeueAfter(Duration::ZERO, item));
+    }
+    assert_eq!(at, [0, 0, 0, 0, 100, 200], "a burst of 3 requeues, then one every 100 ms");
+    q.push("spinner:2", Item(vec![2])).await;
+    let (key, item) = take(&q).await;
+    assert_eq!((key, ms()), ("spinner:2", 200), "a new item does not wait for a token");
+    q.done(&key, Outcome::Retry(item));
+    q.push("meek:1", Item(vec![3])).await;
+    assert_eq!((take(&q).await.0, ms()), ("meek:1", 200), "another tenant has its own bucket");
+    assert_eq!((take(&q).await.0, ms()), ("spinner:1", 300), "one token a tenth of a second");
+    assert_eq!((take(&q).await.0, ms()), ("spinner:2", 400), "a retry waits for the next token too");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_penalized_tenant_pauses_longer_each_time_while_others_go_on() {
+    let q = fair_queue(Fairness::unlimited());
+    let start = tokio::time::Instant::now();
+    q.push("burner:1", Item(vec![1])).await;
+    q.push("burner:2", Item(vec![1])).await;
+    let (a, b) = (take(&q).await.0, take(&q).await.0);
+    assert_eq!(q.penalize(&a), Some(Duration::from_secs(1)));
+    assert_eq!(q.penalize(&b), None, "calls that failed together count once");
+    q.done(&a, Outcome::Retry(Item(vec![1])));
+    q.done(&b, Outcome::Retry(Item(vec![1])));
+    q.push("meek:1", Item(vec![2])).await;
+    assert_eq!(take(&q).await.0, "meek:1");
+    assert_eq!(start.elapsed(), Duration::ZERO, "the others go on at once");
+
+    let (key, _) = take(&q).await;
+    assert!(key.starts_with("burner"));
+    assert_eq!(start.elapsed(), Duration::from_secs(1), "the burner waits out its pause, not just its backoff");
+    assert_eq!(q.penalize(&key), Some(Duration::from_secs(2)), "a penalty in a row pauses longer");
+    q.done(&key, Outcome::Retry(Item(vec![1])));
+    let (key, _) = take(&q).await;
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+    q.done(&key, Outcome::Completed);
+    let (key, _) = take(&q).await;
+    assert_eq!(q.penalize(&key), Some(Duration::from_secs(1)), "a call that did not fail ends the row");
+    assert_eq!(q.stats().penalties, 3);
 }

@@ -8,6 +8,7 @@ use crate::rbac::{Denied, Request};
 use kube::core::Status;
 
 const TIMEOUT: Duration = Duration::from_secs(300);
+const FLOOR: Duration = Duration::from_secs(1);
 
 fn object() -> ObjectRef {
     ObjectRef {
@@ -32,6 +33,7 @@ fn ctx<'a>(object: &'a ObjectRef, event: EventKind, deleted_secs_ago: Option<i64
         deleting_since: deleted_secs_ago.map(|s| now() - jiff::SignedDuration::from_secs(s)),
         now: now(),
         finalizer_timeout: TIMEOUT,
+        requeue_floor: FLOOR,
     }
 }
 
@@ -188,6 +190,50 @@ fn requeue_after_only_while_the_object_exists() {
         (&ReconcileOk { requeue_after: None }, EventKind::Added, Then::Completed),
     ] {
         let n = requeue_policy(ok, &ctx(&o, event, None));
-        assert_eq!(n, Next { then, warnings: vec![], release_finalizer: false }, "{event}");
+        assert_eq!(n, Next { then, warnings: vec![], release_finalizer: false, conduct: Conduct::Ordinary }, "{event}");
+    }
+}
+
+#[test]
+fn a_requeue_below_the_floor_is_raised_to_it_and_noted() {
+    let o = object();
+    for (asked, then, conduct) in [
+        (
+            Duration::from_millis(1),
+            Then::RequeueAfter(FLOOR),
+            Conduct::RequeueRaised { asked: Duration::from_millis(1) },
+        ),
+        (Duration::ZERO, Then::RequeueAfter(FLOOR), Conduct::RequeueRaised { asked: Duration::ZERO }),
+        (FLOOR, Then::RequeueAfter(FLOOR), Conduct::Ordinary),
+        (Duration::from_secs(30), Then::RequeueAfter(Duration::from_secs(30)), Conduct::Ordinary),
+    ] {
+        let n = requeue_policy(&ReconcileOk { requeue_after: Some(asked) }, &ctx(&o, EventKind::Modified, None));
+        assert_eq!((n.then, n.conduct), (then, conduct), "{asked:?}");
+    }
+    let gone = requeue_policy(&ReconcileOk { requeue_after: Some(Duration::ZERO) }, &ctx(&o, EventKind::Deleted, None));
+    assert_eq!((gone.then, gone.conduct), (Then::Completed, Conduct::Ordinary));
+}
+
+#[test]
+fn an_exhausted_deadline_is_retried_and_pauses_the_plugin() {
+    let o = object();
+    let timeout = || {
+        ReconcileError::Call(CallError::Timeout {
+            plugin: "p".into(),
+            event: EventKind::Modified,
+            object: o.to_string(),
+            timeout: Duration::from_secs(1),
+        })
+    };
+    let n = error_policy(&timeout(), &ctx(&o, EventKind::Modified, None));
+    assert_eq!((n.then, n.conduct), (Then::Retry, Conduct::DeadlineExhausted));
+    assert_eq!(n.warnings.iter().map(|w| w.reason).collect::<Vec<_>>(), ["PluginFailed"]);
+    let released = error_policy(&timeout(), &ctx(&o, EventKind::Finalizing, Some(301)));
+    assert_eq!(
+        (released.then, released.conduct, released.release_finalizer),
+        (Then::Completed, Conduct::DeadlineExhausted, true)
+    );
+    for other in [trap(), unavailable(), plugin_error(true), apply(500, "InternalError")] {
+        assert_eq!(error_policy(&other, &ctx(&o, EventKind::Modified, None)).conduct, Conduct::Ordinary, "{other}");
     }
 }
