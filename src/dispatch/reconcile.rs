@@ -130,6 +130,10 @@ impl Dispatcher {
         let result = lp.plugin.call(raw, ctx).await;
         let label = PluginLabel { plugin: plugin.to_owned() };
         self.metrics.call_duration.get_or_create(&label).observe(started.elapsed().as_secs_f64());
+        let dropped = lp.log_dropped_since_counted();
+        if dropped > 0 {
+            self.metrics.log_dropped.get_or_create(&label).inc_by(dropped);
+        }
         let raw_actions = match result {
             Err(e) => {
                 self.metrics.plugin_error(plugin, e.label());

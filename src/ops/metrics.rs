@@ -88,6 +88,8 @@ pub struct Metrics {
     pub requeues_raised: Family<PluginLabel, Counter>,
     /// Pauses of a plugin whose call exhausted its CPU deadline.
     pub plugin_pauses: Family<PluginLabel, Counter>,
+    /// Bytes of plugin log and output dropped by the sandbox's caps.
+    pub log_dropped: Family<PluginLabel, Counter>,
     registry: Arc<Registry>,
 }
 
@@ -122,6 +124,7 @@ impl Metrics {
         let plugins_loaded = Gauge::default();
         let requeues_raised = Family::default();
         let plugin_pauses = Family::default();
+        let log_dropped = Family::default();
         r.register("events", "Events received from informers", events.clone());
         r.register("watch_errors", "Watch failures, each followed by a relist with backoff", watch_errors.clone());
         r.register("events_dispatched", "Events queued for a plugin", dispatched.clone());
@@ -140,8 +143,13 @@ impl Metrics {
         );
         r.register(
             "plugin_pauses",
-            "Pauses of a plugin whose call exhausted its CPU deadline (its events wait)",
+            "Pauses of a plugin whose call exhausted its deadline (its events wait)",
             plugin_pauses.clone(),
+        );
+        r.register(
+            "plugin_log_dropped_bytes",
+            "Bytes of plugin log and stdout/stderr dropped by the per-call and per-second caps",
+            log_dropped.clone(),
         );
         Self {
             events,
@@ -157,6 +165,7 @@ impl Metrics {
             plugins_loaded,
             requeues_raised,
             plugin_pauses,
+            log_dropped,
             registry: Arc::new(r),
         }
     }

@@ -193,6 +193,7 @@ pub fn load(
         source: path.to_path_buf(),
         loaded_at: SystemTime::now(),
         applier: None,
+        log_dropped_counted: Default::default(),
         plugin,
     })
 }

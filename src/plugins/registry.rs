@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 /// A plugin ready to receive events: the compiled plugin, its compiled routes, its
@@ -28,12 +29,21 @@ pub struct LoadedPlugin {
     pub loaded_at: SystemTime,
     /// Applies its actions with its scoped client (set by the engine).
     pub applier: Option<Applier>,
+    /// How much of [`Plugin::log_dropped_bytes`] is already counted in the metrics.
+    pub log_dropped_counted: AtomicU64,
 }
 
 impl LoadedPlugin {
     /// Plugin name.
     pub fn name(&self) -> &str {
         self.plugin.name()
+    }
+
+    /// Log bytes dropped since the last call of this method (for a counter). Calls that
+    /// race each count a disjoint part: the high-water mark only rises.
+    pub fn log_dropped_since_counted(&self) -> u64 {
+        let total = self.plugin.log_dropped_bytes();
+        total.saturating_sub(self.log_dropped_counted.fetch_max(total, Ordering::Relaxed))
     }
 }
 
