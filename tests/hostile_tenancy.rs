@@ -10,40 +10,24 @@ mod common;
 mod guest;
 
 use common::*;
-use kreflex::apiserver::ApiServer;
-use kreflex::engine::{Engine, EngineConfig};
+use kreflex::engine::Engine;
 use kreflex::wasm::{Runtime, WasmConfig};
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Puts `component` in `dir` as `file.wasm`, with `file.json` if given.
-fn stage(dir: &Path, component: &str, file: &str, plugin_file: Option<Value>) {
-    std::fs::copy(guest::wasm(component), dir.join(format!("{file}.wasm"))).expect("copy plugin");
+/// Puts the built `component` in `dir` as `file.wasm`, with `file.json` if given.
+fn stage_plugin(dir: &Path, component: &str, file: &str, plugin_file: Option<Value>) {
     if let Some(json) = plugin_file {
-        std::fs::write(dir.join(format!("{file}.json")), json.to_string()).expect("plugin file");
+        stage_config(dir, file, &json);
     }
+    stage(dir, &guest::wasm(component), file);
 }
 
 /// The well-behaved example plugin, as it is installed.
 fn stage_example(dir: &Path) {
-    stage(dir, "database_status", "database-status", None);
-}
-
-async fn engine(server: &ApiServer, dir: &Path, tweak: impl FnOnce(&mut EngineConfig)) -> Engine {
-    let mut config = EngineConfig {
-        plugins_dir: dir.to_path_buf(),
-        wasm: WasmConfig { cache_dir: Some(dir.join(".cache")), max_instances: 16, ..WasmConfig::default() },
-        resync: None,
-        ..EngineConfig::default()
-    };
-    config.dispatcher.backoff.min = Duration::from_millis(10);
-    config.dispatcher.backoff.max = Duration::from_secs(1);
-    tweak(&mut config);
-    let e = Engine::start(server.kube_config(server.admin_token()), config).await.expect("engine starts");
-    tokio::time::timeout(Duration::from_secs(60), e.wait_synced()).await.expect("informers sync");
-    e
+    stage_plugin(dir, "database_status", "database-status", None);
 }
 
 /// Why each file of `dir` is not in service (file name → error), as `kreflex plugins` says.
@@ -101,9 +85,9 @@ async fn a_file_cannot_take_another_plugins_name() {
     let c = s.client();
     let dir = tempfile::tempdir().expect("tempdir");
     // Sorted first, so it would be loaded first and take the name.
-    stage(dir.path(), "fixture_hostile_tenant", "a-squat", Some(json!({"config": {"name": "database-status"}})));
+    stage_plugin(dir.path(), "fixture_hostile_tenant", "a-squat", Some(json!({"config": {"name": "database-status"}})));
     stage_example(dir.path());
-    let e = engine(&s, dir.path(), |_| {}).await;
+    let e = start_engine(&s, dir.path(), |_| {}).await;
 
     assert_eq!(loaded(&e), ["database-status"]);
     let source = e.registry.load().get("database-status").map(|p| p.source.clone()).expect("loaded");
@@ -126,18 +110,33 @@ async fn oversized_declarations_and_plugin_files_are_refused() {
     let c = s.client();
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    stage(d, "fixture_hostile_tenant", "flood", Some(json!({"config": {"name": "flood", "subscriptions": 20000}})));
-    stage(
+    stage_plugin(
+        d,
+        "fixture_hostile_tenant",
+        "flood",
+        Some(json!({"config": {"name": "flood", "subscriptions": 20000}})),
+    );
+    stage_plugin(
         d,
         "fixture_hostile_tenant",
         "verbose",
         Some(json!({"config": {"name": "verbose", "versionLength": 100000}})),
     );
-    stage(d, "fixture_hostile_tenant", "hog", Some(json!({"config": {"name": "hog"}, "callTimeoutMs": 3_600_000})));
-    stage(d, "fixture_hostile_tenant", "fat", Some(json!({"config": {"name": "fat"}, "memoryLimitMib": 65536})));
-    stage(d, "fixture_hostile_tenant", "big", Some(json!({"config": {"name": "big", "pad": "x".repeat(100_000)}})));
+    stage_plugin(
+        d,
+        "fixture_hostile_tenant",
+        "hog",
+        Some(json!({"config": {"name": "hog"}, "callTimeoutMs": 3_600_000})),
+    );
+    stage_plugin(d, "fixture_hostile_tenant", "fat", Some(json!({"config": {"name": "fat"}, "memoryLimitMib": 65536})));
+    stage_plugin(
+        d,
+        "fixture_hostile_tenant",
+        "big",
+        Some(json!({"config": {"name": "big", "pad": "x".repeat(100_000)}})),
+    );
     stage_example(d);
-    let e = engine(&s, d, |_| {}).await;
+    let e = start_engine(&s, d, |_| {}).await;
 
     assert_eq!(loaded(&e), ["database-status"]);
     let refused = refusals(d);
@@ -161,14 +160,14 @@ async fn a_requeue_spinner_is_held_to_the_floor() {
     let s = server().await;
     let c = s.client();
     let dir = tempfile::tempdir().expect("tempdir");
-    stage(
+    stage_plugin(
         dir.path(),
         "fixture_hostile_tenant",
         "spinner",
         Some(json!({"config": {"name": "spinner", "mode": "spin"}})),
     );
     stage_example(dir.path());
-    let e = engine(&s, dir.path(), |_| {}).await;
+    let e = start_engine(&s, dir.path(), |_| {}).await;
     // The default floor (`DispatcherConfig::requeue_floor`).
     let floor = Duration::from_millis(500);
     let names = ["orders", "billing", "audit", "search"];
@@ -199,10 +198,10 @@ async fn a_deadline_burner_is_paused_while_others_keep_their_results() {
     let c = s.client();
     let dir = tempfile::tempdir().expect("tempdir");
     let burner = json!({"config": {"name": "burner", "mode": "burn"}, "callTimeoutMs": 100});
-    stage(dir.path(), "fixture_hostile_tenant", "burner", Some(burner));
+    stage_plugin(dir.path(), "fixture_hostile_tenant", "burner", Some(burner));
     stage_example(dir.path());
     let started = Instant::now();
-    let e = engine(&s, dir.path(), |c| c.dispatcher.workers = 4).await;
+    let e = start_engine(&s, dir.path(), |c| c.dispatcher.workers = 4).await;
     // A plugin's default share: half the workers.
     let share = 2.0;
 

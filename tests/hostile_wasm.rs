@@ -22,18 +22,18 @@ const STUCK: Duration = Duration::from_secs(60);
 
 const DEADLINE: Duration = Duration::from_millis(200);
 
+use guest::load;
+
+/// A runtime whose calls have [`DEADLINE`], changed by `f`.
 fn runtime_with(f: impl FnOnce(&mut WasmConfig)) -> Runtime {
-    let mut c = WasmConfig { cache_dir: None, max_instances: 8, call_timeout: DEADLINE, ..WasmConfig::default() };
-    f(&mut c);
-    Runtime::new(c).expect("runtime")
+    guest::runtime_with(|c| {
+        c.call_timeout = DEADLINE;
+        f(c)
+    })
 }
 
 fn runtime() -> Runtime {
     runtime_with(|_| {})
-}
-
-fn load(rt: &Runtime, name: &str) -> Plugin {
-    Plugin::load(rt, &guest::wasm_bytes(name), name).expect("plugin loads")
 }
 
 fn database(name: &str, what: &str) -> Value {

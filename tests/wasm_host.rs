@@ -6,23 +6,15 @@ mod guest;
 use kreflex::actions::{self, Action, EventContext, Limits};
 use kreflex::model::{EventKind, ObjectRef};
 use kreflex::offline::{self, DirObjects};
-use kreflex::wasm::{CallContext, CallError, Compiler, LoadError, NoObjects, Plugin, RawEvent, Runtime, WasmConfig};
+use kreflex::wasm::{CallContext, CallError, Compiler, LoadError, NoObjects, Plugin, RawEvent, Runtime};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn runtime_with(f: impl FnOnce(&mut WasmConfig)) -> Runtime {
-    let mut c = WasmConfig { cache_dir: None, max_instances: 8, ..WasmConfig::default() };
-    f(&mut c);
-    Runtime::new(c).expect("runtime")
-}
+use guest::{load, runtime_with};
 
 fn runtime() -> Runtime {
     runtime_with(|_| {})
-}
-
-fn load(rt: &Runtime, name: &str) -> Plugin {
-    Plugin::load(rt, &guest::wasm_bytes(name), name).expect("plugin loads")
 }
 
 fn database(name: &str, engine: &str, annotations: Value) -> Value {

@@ -31,3 +31,15 @@ pub fn wasm(name: &str) -> PathBuf {
 pub fn wasm_bytes(name: &str) -> Vec<u8> {
     std::fs::read(wasm(name)).expect("read component")
 }
+
+/// A runtime for loading the guests directly (no cache, 8 instance slots), changed by `f`.
+pub fn runtime_with(f: impl FnOnce(&mut kreflex::wasm::WasmConfig)) -> kreflex::wasm::Runtime {
+    let mut c = kreflex::wasm::WasmConfig { cache_dir: None, max_instances: 8, ..Default::default() };
+    f(&mut c);
+    kreflex::wasm::Runtime::new(c).expect("runtime")
+}
+
+/// A built guest loaded into `rt`.
+pub fn load(rt: &kreflex::wasm::Runtime, name: &str) -> kreflex::wasm::Plugin {
+    kreflex::wasm::Plugin::load(rt, &wasm_bytes(name), name).expect("plugin loads")
+}
