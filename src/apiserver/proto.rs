@@ -6,13 +6,16 @@
 //! JSON encoding of the same types: fields are camelCase and omitted when empty, `Time`
 //! is RFC 3339 to the second, `MicroTime` to the microsecond, byte fields (Secret data)
 //! are base64, `Quantity` is its string, `IntOrString` its int or string, and
-//! `RawExtension` / `FieldsV1` hold JSON that is inlined.
+//! `RawExtension` / `FieldsV1` hold JSON that is inlined. CustomResourceDefinitions keep
+//! their schema's `$ref`/`x-kubernetes-*` names, and booleans that Go's protobuf always
+//! carries but its JSON leaves out when false (`omitempty`) are left out here too.
 
 use k8s_pb::api::authorization::v1 as authz;
 use k8s_pb::api::coordination::v1 as coordination;
 use k8s_pb::api::core::v1 as core_v1;
 use k8s_pb::api::events::v1 as events;
 use k8s_pb::api::rbac::v1 as rbac;
+use k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
 use k8s_pb::apimachinery::pkg::api::resource::Quantity;
 use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_pb::apimachinery::pkg::runtime::{RawExtension, Unknown};
@@ -62,6 +65,7 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => object::<rbac::ClusterRole>(&raw)?,
         ("rbac.authorization.k8s.io/v1", "RoleBinding") => object::<rbac::RoleBinding>(&raw)?,
         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => object::<rbac::ClusterRoleBinding>(&raw)?,
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => object::<apiext::CustomResourceDefinition>(&raw)?,
         ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => object::<authz::SelfSubjectAccessReview>(&raw)?,
         // Client libraries send DeleteOptions under the version of the object's group.
         (_, "DeleteOptions") => object::<meta::DeleteOptions>(&raw)?,
@@ -104,6 +108,12 @@ impl Json for i32 {
 impl Json for i64 {
     fn json(&self) -> Option<Value> {
         Some(Value::from(*self))
+    }
+}
+
+impl Json for f64 {
+    fn json(&self) -> Option<Value> {
+        serde_json::Number::from_f64(*self).map(Value::Number)
     }
 }
 
@@ -286,6 +296,193 @@ messages! {
     authz::SubjectAccessReviewStatus { allowed, denied, reason, evaluation_error }
 }
 
+/// A Go `bool` field tagged `omitempty`: Go's protobuf encoding always carries it, its JSON
+/// encoding leaves it out when false.
+fn omit_false(b: Option<bool>) -> Option<Value> {
+    b.filter(|b| *b).map(Value::Bool)
+}
+
+/// `apiextensions.JSON`: the raw JSON value, inlined.
+impl Json for apiext::Json {
+    fn json(&self) -> Option<Value> {
+        raw_json(self.raw.as_deref())
+    }
+}
+
+/// `JSONSchemaProps` as its Go type encodes it: `$schema`/`$ref` and `x-kubernetes-*`
+/// names, and the `omitempty` booleans left out when false.
+impl Json for apiext::JsonSchemaProps {
+    fn json(&self) -> Option<Value> {
+        let mut m = Map::new();
+        let mut put = |k: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                m.insert(k.to_owned(), v);
+            }
+        };
+        put("id", self.id.json());
+        put("$schema", self.schema.json());
+        put("$ref", self.r#ref.json());
+        put("description", self.description.json());
+        put("type", self.r#type.json());
+        put("format", self.format.json());
+        put("title", self.title.json());
+        put("default", self.default.json());
+        put("maximum", self.maximum.json());
+        put("exclusiveMaximum", omit_false(self.exclusive_maximum));
+        put("minimum", self.minimum.json());
+        put("exclusiveMinimum", omit_false(self.exclusive_minimum));
+        put("maxLength", self.max_length.json());
+        put("minLength", self.min_length.json());
+        put("pattern", self.pattern.json());
+        put("maxItems", self.max_items.json());
+        put("minItems", self.min_items.json());
+        put("uniqueItems", omit_false(self.unique_items));
+        put("multipleOf", self.multiple_of.json());
+        put("enum", self.r#enum.json());
+        put("maxProperties", self.max_properties.json());
+        put("minProperties", self.min_properties.json());
+        put("required", self.required.json());
+        put("items", self.items.json());
+        put("allOf", self.all_of.json());
+        put("oneOf", self.one_of.json());
+        put("anyOf", self.any_of.json());
+        put("not", self.not.json());
+        put("properties", self.properties.json());
+        put("additionalProperties", self.additional_properties.json());
+        put("patternProperties", self.pattern_properties.json());
+        put("dependencies", self.dependencies.json());
+        put("additionalItems", self.additional_items.json());
+        put("definitions", self.definitions.json());
+        put("externalDocs", self.external_docs.json());
+        put("example", self.example.json());
+        put("nullable", omit_false(self.nullable));
+        put("x-kubernetes-preserve-unknown-fields", self.x_kubernetes_preserve_unknown_fields.json());
+        put("x-kubernetes-embedded-resource", omit_false(self.x_kubernetes_embedded_resource));
+        put("x-kubernetes-int-or-string", omit_false(self.x_kubernetes_int_or_string));
+        put("x-kubernetes-list-map-keys", self.x_kubernetes_list_map_keys.json());
+        put("x-kubernetes-list-type", self.x_kubernetes_list_type.json());
+        put("x-kubernetes-map-type", self.x_kubernetes_map_type.json());
+        put("x-kubernetes-validations", self.x_kubernetes_validations.json());
+        Some(Value::Object(m))
+    }
+}
+
+/// A schema, or a list of schemas (`items`).
+impl Json for apiext::JsonSchemaPropsOrArray {
+    fn json(&self) -> Option<Value> {
+        match &self.schema {
+            Some(schema) => schema.json(),
+            None => Some(self.j_son_schemas.json().unwrap_or_else(|| Value::Array(Vec::new()))),
+        }
+    }
+}
+
+/// A schema, or whether anything is allowed (`additionalProperties`, `additionalItems`).
+impl Json for apiext::JsonSchemaPropsOrBool {
+    fn json(&self) -> Option<Value> {
+        match &self.schema {
+            Some(schema) => schema.json(),
+            None => Some(Value::Bool(self.allows.unwrap_or(false))),
+        }
+    }
+}
+
+/// A list of property names, or a schema (`dependencies`).
+impl Json for apiext::JsonSchemaPropsOrStringArray {
+    fn json(&self) -> Option<Value> {
+        match (&self.property, &self.schema) {
+            (p, _) if !p.is_empty() => p.json(),
+            (_, Some(schema)) => schema.json(),
+            _ => Some(Value::Null),
+        }
+    }
+}
+
+/// `served` and `storage` are always encoded; `deprecated` only when true.
+impl Json for apiext::CustomResourceDefinitionVersion {
+    fn json(&self) -> Option<Value> {
+        let mut m = Map::new();
+        let mut put = |k: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                m.insert(k.to_owned(), v);
+            }
+        };
+        put("name", self.name.json());
+        put("served", Some(Value::Bool(self.served.unwrap_or(false))));
+        put("storage", Some(Value::Bool(self.storage.unwrap_or(false))));
+        put("deprecated", omit_false(self.deprecated));
+        put("deprecationWarning", self.deprecation_warning.json());
+        put("schema", self.schema.json());
+        put("subresources", self.subresources.json());
+        put("additionalPrinterColumns", self.additional_printer_columns.json());
+        put("selectableFields", self.selectable_fields.json());
+        Some(Value::Object(m))
+    }
+}
+
+/// `preserveUnknownFields` is `omitempty`.
+impl Json for apiext::CustomResourceDefinitionSpec {
+    fn json(&self) -> Option<Value> {
+        let mut m = Map::new();
+        let mut put = |k: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                m.insert(k.to_owned(), v);
+            }
+        };
+        put("group", self.group.json());
+        put("names", self.names.json());
+        put("scope", self.scope.json());
+        put("versions", self.versions.json());
+        put("conversion", self.conversion.json());
+        put("preserveUnknownFields", omit_false(self.preserve_unknown_fields));
+        Some(Value::Object(m))
+    }
+}
+
+/// `priority` is `omitempty`.
+impl Json for apiext::CustomResourceColumnDefinition {
+    fn json(&self) -> Option<Value> {
+        let mut m = Map::new();
+        let mut put = |k: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                m.insert(k.to_owned(), v);
+            }
+        };
+        put("name", self.name.json());
+        put("type", self.r#type.json());
+        put("format", self.format.json());
+        put("description", self.description.json());
+        put("priority", self.priority.filter(|p| *p != 0).json());
+        put("jsonPath", self.json_path.json());
+        Some(Value::Object(m))
+    }
+}
+
+/// An empty message that is present: `{}` (the `status` subresource).
+impl Json for apiext::CustomResourceSubresourceStatus {
+    fn json(&self) -> Option<Value> {
+        Some(Value::Object(Map::new()))
+    }
+}
+
+messages! {
+    apiext::CustomResourceDefinition { metadata, spec, status }
+    apiext::CustomResourceDefinitionNames { plural, singular, short_names, kind, list_kind, categories }
+    apiext::CustomResourceConversion { strategy, webhook }
+    apiext::WebhookConversion { client_config, conversion_review_versions }
+    apiext::WebhookClientConfig { url, service, ca_bundle }
+    apiext::ServiceReference { namespace, name, path, port }
+    apiext::CustomResourceValidation { open_apiv3_schema = "openAPIV3Schema" }
+    apiext::CustomResourceSubresources { status, scale }
+    apiext::CustomResourceSubresourceScale { spec_replicas_path, status_replicas_path, label_selector_path }
+    apiext::SelectableField { json_path }
+    apiext::ExternalDocumentation { description, url }
+    apiext::ValidationRule { rule, message, message_expression, reason, field_path, optional_old_self }
+    apiext::CustomResourceDefinitionStatus { conditions, accepted_names, stored_versions, observed_generation }
+    apiext::CustomResourceDefinitionCondition { r#type, status, last_transition_time, reason, message,
+        observed_generation }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,6 +563,108 @@ mod tests {
             Some(json!("http"))
         );
         assert_eq!(RawExtension { raw: Some(br#"{"a":1}"#.to_vec()) }.json(), Some(json!({"a": 1})));
+    }
+
+    #[test]
+    fn custom_resource_definitions_take_their_go_json_form() {
+        let prop = |t: &str| apiext::JsonSchemaProps {
+            r#type: Some(t.into()),
+            nullable: Some(false),
+            unique_items: Some(false),
+            ..Default::default()
+        };
+        let schema = apiext::JsonSchemaProps {
+            r#type: Some("object".into()),
+            properties: [
+                ("size".to_owned(), apiext::JsonSchemaProps { pattern: Some("^[0-9]+Gi$".into()), ..prop("string") }),
+                (
+                    "replicas".to_owned(),
+                    apiext::JsonSchemaProps {
+                        minimum: Some(1.0),
+                        default: Some(apiext::Json { raw: Some(b"1".to_vec()) }),
+                        ..prop("integer")
+                    },
+                ),
+                (
+                    "tags".to_owned(),
+                    apiext::JsonSchemaProps {
+                        items: Some(Box::new(apiext::JsonSchemaPropsOrArray {
+                            schema: Some(Box::new(prop("string"))),
+                            j_son_schemas: vec![],
+                        })),
+                        x_kubernetes_list_type: Some("set".into()),
+                        ..prop("array")
+                    },
+                ),
+                (
+                    "extra".to_owned(),
+                    apiext::JsonSchemaProps {
+                        x_kubernetes_preserve_unknown_fields: Some(true),
+                        additional_properties: Some(Box::new(apiext::JsonSchemaPropsOrBool {
+                            allows: Some(true),
+                            schema: None,
+                        })),
+                        ..prop("object")
+                    },
+                ),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        let crd = apiext::CustomResourceDefinition {
+            metadata: meta("databases.stable.example.com"),
+            spec: Some(apiext::CustomResourceDefinitionSpec {
+                group: Some("stable.example.com".into()),
+                names: Some(apiext::CustomResourceDefinitionNames {
+                    plural: Some("databases".into()),
+                    kind: Some("Database".into()),
+                    short_names: vec!["db".into()],
+                    ..Default::default()
+                }),
+                scope: Some("Namespaced".into()),
+                versions: vec![apiext::CustomResourceDefinitionVersion {
+                    name: Some("v1".into()),
+                    served: Some(true),
+                    storage: Some(false),
+                    deprecated: Some(false),
+                    schema: Some(apiext::CustomResourceValidation { open_apiv3_schema: Some(schema) }),
+                    subresources: Some(apiext::CustomResourceSubresources {
+                        status: Some(apiext::CustomResourceSubresourceStatus {}),
+                        scale: None,
+                    }),
+                    additional_printer_columns: vec![apiext::CustomResourceColumnDefinition {
+                        name: Some("Age".into()),
+                        r#type: Some("date".into()),
+                        json_path: Some(".metadata.creationTimestamp".into()),
+                        priority: Some(0),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                conversion: None,
+                preserve_unknown_fields: Some(false),
+            }),
+            status: None,
+        };
+        let v = decode(&envelope("apiextensions.k8s.io/v1", "CustomResourceDefinition", &crd)).expect("decodes");
+        assert_eq!(
+            v["spec"],
+            json!({"group": "stable.example.com", "scope": "Namespaced",
+            "names": {"plural": "databases", "kind": "Database", "shortNames": ["db"]},
+            "versions": [{"name": "v1", "served": true, "storage": false,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": [{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}],
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "size": {"type": "string", "pattern": "^[0-9]+Gi$"},
+                    "replicas": {"type": "integer", "minimum": 1.0, "default": 1},
+                    "tags": {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set"},
+                    "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true, "additionalProperties": true}
+                }}}}]})
+        );
+        assert_eq!(
+            (v["apiVersion"].as_str(), v["kind"].as_str()),
+            (Some("apiextensions.k8s.io/v1"), Some("CustomResourceDefinition"))
+        );
     }
 
     #[test]
