@@ -296,6 +296,11 @@ messages! {
     authz::SubjectAccessReviewStatus { allowed, denied, reason, evaluation_error }
 }
 
+/// An object of the fields that have a JSON form, in order.
+fn fields<const N: usize>(fields: [(&str, Option<Value>); N]) -> Option<Value> {
+    Some(Value::Object(fields.into_iter().filter_map(|(k, v)| Some((k.to_owned(), v?))).collect()))
+}
+
 /// A Go `bool` field tagged `omitempty`: Go's protobuf encoding always carries it, its JSON
 /// encoding leaves it out when false.
 fn omit_false(b: Option<bool>) -> Option<Value> {
@@ -313,57 +318,52 @@ impl Json for apiext::Json {
 /// names, and the `omitempty` booleans left out when false.
 impl Json for apiext::JsonSchemaProps {
     fn json(&self) -> Option<Value> {
-        let mut m = Map::new();
-        let mut put = |k: &str, v: Option<Value>| {
-            if let Some(v) = v {
-                m.insert(k.to_owned(), v);
-            }
-        };
-        put("id", self.id.json());
-        put("$schema", self.schema.json());
-        put("$ref", self.r#ref.json());
-        put("description", self.description.json());
-        put("type", self.r#type.json());
-        put("format", self.format.json());
-        put("title", self.title.json());
-        put("default", self.default.json());
-        put("maximum", self.maximum.json());
-        put("exclusiveMaximum", omit_false(self.exclusive_maximum));
-        put("minimum", self.minimum.json());
-        put("exclusiveMinimum", omit_false(self.exclusive_minimum));
-        put("maxLength", self.max_length.json());
-        put("minLength", self.min_length.json());
-        put("pattern", self.pattern.json());
-        put("maxItems", self.max_items.json());
-        put("minItems", self.min_items.json());
-        put("uniqueItems", omit_false(self.unique_items));
-        put("multipleOf", self.multiple_of.json());
-        put("enum", self.r#enum.json());
-        put("maxProperties", self.max_properties.json());
-        put("minProperties", self.min_properties.json());
-        put("required", self.required.json());
-        put("items", self.items.json());
-        put("allOf", self.all_of.json());
-        put("oneOf", self.one_of.json());
-        put("anyOf", self.any_of.json());
-        put("not", self.not.json());
-        put("properties", self.properties.json());
-        put("additionalProperties", self.additional_properties.json());
-        put("patternProperties", self.pattern_properties.json());
-        put("dependencies", self.dependencies.json());
-        put("additionalItems", self.additional_items.json());
-        put("definitions", self.definitions.json());
-        put("externalDocs", self.external_docs.json());
-        put("example", self.example.json());
-        put("nullable", omit_false(self.nullable));
-        put("x-kubernetes-preserve-unknown-fields", self.x_kubernetes_preserve_unknown_fields.json());
-        put("x-kubernetes-embedded-resource", omit_false(self.x_kubernetes_embedded_resource));
-        put("x-kubernetes-int-or-string", omit_false(self.x_kubernetes_int_or_string));
-        put("x-kubernetes-list-map-keys", self.x_kubernetes_list_map_keys.json());
-        put("x-kubernetes-list-type", self.x_kubernetes_list_type.json());
-        put("x-kubernetes-map-type", self.x_kubernetes_map_type.json());
-        put("x-kubernetes-validations", self.x_kubernetes_validations.json());
-        Some(Value::Object(m))
+        fields([
+            ("id", self.id.json()),
+            ("$schema", self.schema.json()),
+            ("$ref", self.r#ref.json()),
+            ("description", self.description.json()),
+            ("type", self.r#type.json()),
+            ("format", self.format.json()),
+            ("title", self.title.json()),
+            ("default", self.default.json()),
+            ("maximum", self.maximum.json()),
+            ("exclusiveMaximum", omit_false(self.exclusive_maximum)),
+            ("minimum", self.minimum.json()),
+            ("exclusiveMinimum", omit_false(self.exclusive_minimum)),
+            ("maxLength", self.max_length.json()),
+            ("minLength", self.min_length.json()),
+            ("pattern", self.pattern.json()),
+            ("maxItems", self.max_items.json()),
+            ("minItems", self.min_items.json()),
+            ("uniqueItems", omit_false(self.unique_items)),
+            ("multipleOf", self.multiple_of.json()),
+            ("enum", self.r#enum.json()),
+            ("maxProperties", self.max_properties.json()),
+            ("minProperties", self.min_properties.json()),
+            ("required", self.required.json()),
+            ("items", self.items.json()),
+            ("allOf", self.all_of.json()),
+            ("oneOf", self.one_of.json()),
+            ("anyOf", self.any_of.json()),
+            ("not", self.not.json()),
+            ("properties", self.properties.json()),
+            ("additionalProperties", self.additional_properties.json()),
+            ("patternProperties", self.pattern_properties.json()),
+            ("dependencies", self.dependencies.json()),
+            ("additionalItems", self.additional_items.json()),
+            ("definitions", self.definitions.json()),
+            ("externalDocs", self.external_docs.json()),
+            ("example", self.example.json()),
+            ("nullable", omit_false(self.nullable)),
+            ("x-kubernetes-preserve-unknown-fields", self.x_kubernetes_preserve_unknown_fields.json()),
+            ("x-kubernetes-embedded-resource", omit_false(self.x_kubernetes_embedded_resource)),
+            ("x-kubernetes-int-or-string", omit_false(self.x_kubernetes_int_or_string)),
+            ("x-kubernetes-list-map-keys", self.x_kubernetes_list_map_keys.json()),
+            ("x-kubernetes-list-type", self.x_kubernetes_list_type.json()),
+            ("x-kubernetes-map-type", self.x_kubernetes_map_type.json()),
+            ("x-kubernetes-validations", self.x_kubernetes_validations.json()),
+        ])
     }
 }
 
@@ -401,60 +401,45 @@ impl Json for apiext::JsonSchemaPropsOrStringArray {
 /// `served` and `storage` are always encoded; `deprecated` only when true.
 impl Json for apiext::CustomResourceDefinitionVersion {
     fn json(&self) -> Option<Value> {
-        let mut m = Map::new();
-        let mut put = |k: &str, v: Option<Value>| {
-            if let Some(v) = v {
-                m.insert(k.to_owned(), v);
-            }
-        };
-        put("name", self.name.json());
-        put("served", Some(Value::Bool(self.served.unwrap_or(false))));
-        put("storage", Some(Value::Bool(self.storage.unwrap_or(false))));
-        put("deprecated", omit_false(self.deprecated));
-        put("deprecationWarning", self.deprecation_warning.json());
-        put("schema", self.schema.json());
-        put("subresources", self.subresources.json());
-        put("additionalPrinterColumns", self.additional_printer_columns.json());
-        put("selectableFields", self.selectable_fields.json());
-        Some(Value::Object(m))
+        fields([
+            ("name", self.name.json()),
+            ("served", Some(Value::Bool(self.served.unwrap_or(false)))),
+            ("storage", Some(Value::Bool(self.storage.unwrap_or(false)))),
+            ("deprecated", omit_false(self.deprecated)),
+            ("deprecationWarning", self.deprecation_warning.json()),
+            ("schema", self.schema.json()),
+            ("subresources", self.subresources.json()),
+            ("additionalPrinterColumns", self.additional_printer_columns.json()),
+            ("selectableFields", self.selectable_fields.json()),
+        ])
     }
 }
 
 /// `preserveUnknownFields` is `omitempty`.
 impl Json for apiext::CustomResourceDefinitionSpec {
     fn json(&self) -> Option<Value> {
-        let mut m = Map::new();
-        let mut put = |k: &str, v: Option<Value>| {
-            if let Some(v) = v {
-                m.insert(k.to_owned(), v);
-            }
-        };
-        put("group", self.group.json());
-        put("names", self.names.json());
-        put("scope", self.scope.json());
-        put("versions", self.versions.json());
-        put("conversion", self.conversion.json());
-        put("preserveUnknownFields", omit_false(self.preserve_unknown_fields));
-        Some(Value::Object(m))
+        fields([
+            ("group", self.group.json()),
+            ("names", self.names.json()),
+            ("scope", self.scope.json()),
+            ("versions", self.versions.json()),
+            ("conversion", self.conversion.json()),
+            ("preserveUnknownFields", omit_false(self.preserve_unknown_fields)),
+        ])
     }
 }
 
 /// `priority` is `omitempty`.
 impl Json for apiext::CustomResourceColumnDefinition {
     fn json(&self) -> Option<Value> {
-        let mut m = Map::new();
-        let mut put = |k: &str, v: Option<Value>| {
-            if let Some(v) = v {
-                m.insert(k.to_owned(), v);
-            }
-        };
-        put("name", self.name.json());
-        put("type", self.r#type.json());
-        put("format", self.format.json());
-        put("description", self.description.json());
-        put("priority", self.priority.filter(|p| *p != 0).json());
-        put("jsonPath", self.json_path.json());
-        Some(Value::Object(m))
+        fields([
+            ("name", self.name.json()),
+            ("type", self.r#type.json()),
+            ("format", self.format.json()),
+            ("description", self.description.json()),
+            ("priority", self.priority.filter(|p| *p != 0).json()),
+            ("jsonPath", self.json_path.json()),
+        ])
     }
 }
 
