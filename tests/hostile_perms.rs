@@ -145,17 +145,22 @@ fn rbac_grants_subscription_reads_and_notes_the_selector() {
 
 /// Item 6: a plugin declaring `create clusterrolebindings` is refused at load, and cannot
 /// bind itself to cluster-admin even where the cluster would let its account do so.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_sensitive_plugin_is_refused_at_load_and_binds_nothing() {
-    let s = server().await;
-    let c = s.client();
-    apply(&c, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SA_NAMESPACE}})).await;
+/// The service accounts' namespace and a `cluster-admin` ClusterRole, as a cluster has them.
+async fn namespace_and_cluster_admin(c: &kube::Client) {
+    apply(c, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SA_NAMESPACE}})).await;
     apply(
-        &c,
+        c,
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "cluster-admin"},
             "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}),
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sensitive_plugin_is_refused_at_load_and_binds_nothing() {
+    let s = server().await;
+    let c = s.client();
+    namespace_and_cluster_admin(&c).await;
     // What `kreflex rbac` used to grant both plugins (and kreflex's own reads).
     apply(
         &c,
@@ -192,13 +197,7 @@ async fn a_sensitive_plugin_is_refused_at_load_and_binds_nothing() {
 async fn an_allowed_plugin_still_cannot_escalate_through_the_api_server() {
     let s = server().await;
     let c = s.client();
-    apply(&c, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SA_NAMESPACE}})).await;
-    apply(
-        &c,
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "cluster-admin"},
-            "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}),
-    )
-    .await;
+    namespace_and_cluster_admin(&c).await;
     let out = kreflex(
         &[
             "rbac",
