@@ -31,6 +31,19 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
         .expect("kubectl runs")
 }
 
+/// A kubeconfig for `server` in a temporary folder (kept while the folder lives).
+fn kubeconfig_for(server: &kreflex::apiserver::ApiServer) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kc).expect("kubeconfig");
+    (dir, kc)
+}
+
+/// `kubectl ARGS` off the async workers.
+async fn run_kubectl(kubeconfig: std::path::PathBuf, args: &'static [&'static str]) -> Output {
+    tokio::task::spawn_blocking(move || kubectl(&kubeconfig, args)).await.expect("join")
+}
+
 fn ok(out: &Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "kubectl failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
@@ -43,13 +56,8 @@ async fn kubectl_works_against_the_embedded_server() {
         return;
     }
     let s = server_with(Default::default()).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kc = dir.path().join("kubeconfig");
-    s.write_kubeconfig(&kc).expect("kubeconfig");
-    let run = |args: &'static [&'static str]| {
-        let kc = kc.clone();
-        async move { tokio::task::spawn_blocking(move || kubectl(&kc, args)).await.expect("join") }
-    };
+    let (_dir, kc) = kubeconfig_for(&s);
+    let run = |args: &'static [&'static str]| run_kubectl(kc.clone(), args);
 
     let resources = ok(&run(&["api-resources"]).await);
     assert!(resources.contains("customresourcedefinitions") && resources.contains("leases"), "{resources}");
@@ -114,13 +122,8 @@ async fn kubectl_get_events_and_describe_show_plugin_warnings() {
         "regarding": {"apiVersion": "stable.example.com/v1", "kind": "Database", "name": "legacy", "namespace": "default",
             "uid": legacy.metadata.uid.clone().expect("uid")}});
     kreflex::dev::apply_object(&c, warning).await.expect("event");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kc = dir.path().join("kubeconfig");
-    s.write_kubeconfig(&kc).expect("kubeconfig");
-    let run = |args: &'static [&'static str]| {
-        let kc = kc.clone();
-        async move { tokio::task::spawn_blocking(move || kubectl(&kc, args)).await.expect("join") }
-    };
+    let (_dir, kc) = kubeconfig_for(&s);
+    let run = |args: &'static [&'static str]| run_kubectl(kc.clone(), args);
     let events = ok(&run(&["get", "events"]).await);
     assert!(events.contains("EngineRetired") && events.contains("mysql 5.7 is out of support"), "{events}");
     let header: Vec<&str> = events.lines().next().unwrap_or_default().split_whitespace().collect();
@@ -137,13 +140,8 @@ async fn kubectl_create_namespace_and_other_built_in_kinds_works() {
         return;
     }
     let s = server_with(Default::default()).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kc = dir.path().join("kubeconfig");
-    s.write_kubeconfig(&kc).expect("kubeconfig");
-    let run = |args: &'static [&'static str]| {
-        let kc = kc.clone();
-        async move { tokio::task::spawn_blocking(move || kubectl(&kc, args)).await.expect("join") }
-    };
+    let (_dir, kc) = kubeconfig_for(&s);
+    let run = |args: &'static [&'static str]| run_kubectl(kc.clone(), args);
     // kubectl sends each of these as application/vnd.kubernetes.protobuf.
     assert!(ok(&run(&["create", "namespace", "team-a"]).await).contains("namespace/team-a created"));
     ok(&run(&["create", "configmap", "cfg", "-n", "team-a", "--from-literal=size=1Gi"]).await);
@@ -176,19 +174,12 @@ async fn kubectl_get_watch_prints_table_rows_with_ages() {
     }
     let s = server().await;
     create_database(&s.client(), database("orders", "postgres")).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kc = dir.path().join("kubeconfig");
-    s.write_kubeconfig(&kc).expect("kubeconfig");
-    let table = {
-        let kc = kc.clone();
-        tokio::task::spawn_blocking(move || kubectl(&kc, &["get", "databases"])).await.expect("join")
-    };
-    let table = ok(&table);
+    let (_dir, kc) = kubeconfig_for(&s);
+    let table = ok(&run_kubectl(kc.clone(), &["get", "databases"]).await);
     let row: Vec<&str> = table.lines().nth(1).unwrap_or_default().split_whitespace().collect();
     // The Age column is a date the server sends as a timestamp and kubectl shows as an age.
     assert!(row.last().is_some_and(|age| age.ends_with('s') && !age.contains('T')), "{table}");
-    let kc2 = kc.clone();
-    let watch = tokio::task::spawn_blocking(move || kubectl(&kc2, &["get", "db", "-w", "--request-timeout=4s"]));
+    let watch = tokio::spawn(run_kubectl(kc, &["get", "db", "-w", "--request-timeout=4s"]));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     create_database(&s.client(), database("legacy", "mysql")).await;
     let out = watch.await.expect("join");
