@@ -13,8 +13,6 @@ use util::{pct, rss_bytes};
 
 use common::*;
 use futures::StreamExt;
-use kreflex::engine::{Engine, EngineConfig};
-use kreflex::wasm::WasmConfig;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
@@ -181,16 +179,8 @@ async fn main() {
     let s = server().await;
     let c = s.client();
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(guest::wasm("database_status"), dir.path().join("database-status.wasm")).expect("plugin");
-    let config = EngineConfig {
-        plugins_dir: dir.path().to_path_buf(),
-        wasm: WasmConfig { cache_dir: Some(dir.path().join(".cache")), ..WasmConfig::default() },
-        resync: None,
-        reload: None,
-        ..EngineConfig::default()
-    };
-    let engine = Engine::start(s.kube_config(s.admin_token()), config).await.expect("engine");
-    engine.wait_synced().await;
+    stage(dir.path(), &guest::wasm("database_status"), "database-status");
+    let engine = util::start_engine(&s, dir.path()).await;
     let (k_rate, k_lat) = measure(&c, "kreflex").await;
     engine.shutdown().await;
 

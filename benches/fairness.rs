@@ -12,8 +12,6 @@ mod util;
 
 use common::*;
 use futures::StreamExt;
-use kreflex::engine::{Engine, EngineConfig};
-use kreflex::wasm::WasmConfig;
 use kube::api::{Patch, PatchParams, WatchEvent, WatchParams};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -43,15 +41,7 @@ async fn latencies(hostile: &[(&str, Value)]) -> Vec<Duration> {
     for (file, plugin_file) in hostile {
         stage(dir.path(), "fixture_hostile_tenant", file, Some(plugin_file.clone()));
     }
-    let config = EngineConfig {
-        plugins_dir: dir.path().to_path_buf(),
-        wasm: WasmConfig { cache_dir: Some(dir.path().join(".cache")), ..WasmConfig::default() },
-        resync: None,
-        reload: None,
-        ..EngineConfig::default()
-    };
-    let engine = Engine::start(s.kube_config(s.admin_token()), config).await.expect("engine");
-    engine.wait_synced().await;
+    let engine = util::start_engine(&s, dir.path()).await;
     for i in 0..BACKGROUND {
         create_database(&c, database(&format!("bg-{i:03}"), "postgres")).await;
     }

@@ -5,6 +5,22 @@
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
+/// An engine as `kreflex run` starts it (default limits, workers and retries) on the
+/// plugins in `dir`, with no resync and no directory watch, synced.
+pub async fn start_engine(server: &kreflex::apiserver::ApiServer, dir: &std::path::Path) -> kreflex::engine::Engine {
+    let config = kreflex::engine::EngineConfig {
+        plugins_dir: dir.to_path_buf(),
+        wasm: kreflex::wasm::WasmConfig { cache_dir: Some(dir.join(".cache")), ..Default::default() },
+        resync: None,
+        reload: None,
+        ..Default::default()
+    };
+    let engine =
+        kreflex::engine::Engine::start(server.kube_config(server.admin_token()), config).await.expect("engine");
+    engine.wait_synced().await;
+    engine
+}
+
 /// Runs `f` `n` times after a warm-up of `n / 10`; returns the durations, sorted.
 pub fn measure(n: usize, mut f: impl FnMut()) -> Vec<Duration> {
     for _ in 0..n / 10 {
