@@ -247,8 +247,74 @@ pub struct EngineArgs {
     /// `POD_NAMESPACE` and `POD_NAME` environment variables (downward API).
     #[arg(long, env = "KREFLEX_REPORT_OBJECT", value_parser = clap::value_parser!(crate::model::ObjectRef))]
     pub report_object: Option<crate::model::ObjectRef>,
+    /// Leader election and sharding.
+    #[command(flatten)]
+    pub lease: LeaseArgs,
     #[command(flatten)]
     sandbox: SandboxArgs,
+}
+
+/// Leader election and sharding between replicas (`coordination.k8s.io/v1` Leases).
+#[derive(Debug, Args, Clone)]
+pub struct LeaseArgs {
+    /// Elect one leader among the replicas through a Lease: only the leader applies actions
+    /// and manages finalizers; standbys keep their caches synced and plugins compiled, and
+    /// take over (replaying their cached objects) when the leader stops renewing.
+    #[arg(long, env = "KREFLEX_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Split the objects into this many shards, each with its own Lease, spread between the
+    /// replicas (implies leader election per shard).
+    #[arg(long, env = "KREFLEX_SHARDS", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub shards: Option<u32>,
+    /// What an object's shard is computed from: `name` (namespace/name) or `namespace`
+    /// (a tenant's objects stay together).
+    #[arg(long, value_enum, default_value = "name", env = "KREFLEX_SHARD_BY")]
+    pub shard_by: crate::lease::ShardBy,
+    /// The Lease (leader election) or the prefix of the shard and membership Leases.
+    #[arg(long, default_value = "kreflex", env = "KREFLEX_LEASE_NAME")]
+    pub lease_name: String,
+    /// Namespace of the Leases (default: `POD_NAMESPACE`, else `--namespace`).
+    #[arg(long, env = "KREFLEX_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// This replica's identity in the Leases (default: `POD_NAME`, else the host name with a
+    /// random suffix).
+    #[arg(long, env = "KREFLEX_LEASE_IDENTITY")]
+    pub lease_identity: Option<String>,
+    /// How long a Lease is valid after its last renewal (client-go's LeaseDuration).
+    #[arg(long, default_value_t = 15, env = "KREFLEX_LEASE_DURATION_SECONDS")]
+    pub lease_duration_seconds: u64,
+    /// A holder that has not renewed for this long stops acting (client-go's RenewDeadline);
+    /// less than the lease duration.
+    #[arg(long, default_value_t = 10, env = "KREFLEX_RENEW_DEADLINE_SECONDS")]
+    pub renew_deadline_seconds: u64,
+    /// How often the holder renews and standbys look for free Leases (client-go's RetryPeriod).
+    #[arg(long, default_value_t = 2, env = "KREFLEX_RETRY_PERIOD_SECONDS")]
+    pub retry_period_seconds: u64,
+}
+
+impl LeaseArgs {
+    /// The election these flags ask for (`None`: neither `--leader-elect` nor `--shards`).
+    pub fn lease_config(&self, own_namespace: &str) -> Option<crate::lease::LeaseConfig> {
+        if !self.leader_elect && self.shards.is_none() {
+            return None;
+        }
+        Some(crate::lease::LeaseConfig {
+            name: self.lease_name.clone(),
+            namespace: self
+                .lease_namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()))
+                .unwrap_or_else(|| own_namespace.to_owned()),
+            identity: self.lease_identity.clone().unwrap_or_else(crate::lease::default_identity),
+            shards: self.shards.unwrap_or(1),
+            shard_by: self.shard_by,
+            timings: crate::lease::Timings {
+                lease_duration: Duration::from_secs(self.lease_duration_seconds),
+                renew_deadline: Duration::from_secs(self.renew_deadline_seconds),
+                retry_period: Duration::from_secs(self.retry_period_seconds),
+            },
+        })
+    }
 }
 
 impl EngineArgs {
@@ -270,6 +336,7 @@ impl EngineArgs {
                 ..Default::default()
             }),
             allow_sensitive: self.sandbox.allowed(),
+            leadership: self.lease.lease_config(&self.namespace),
             report_object: self.report_object.clone().or_else(|| {
                 let (ns, name) = (std::env::var("POD_NAMESPACE").ok()?, std::env::var("POD_NAME").ok()?);
                 Some(crate::model::ObjectRef {
@@ -508,19 +575,27 @@ fn judge(plugin: &Plugin, path: &Path, sandbox: &SandboxArgs) -> anyhow::Result<
 }
 
 fn plugins(args: PluginsArgs) -> anyhow::Result<ExitCode> {
-    let list = match &args.dir {
+    let (list, readiness) = match &args.dir {
         Some(dir) => {
             let runtime = Runtime::new(args.sandbox.one_shot_config()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-            crate::plugins::directory_status(&runtime, dir, &args.sandbox.allowed())?
+            (crate::plugins::directory_status(&runtime, dir, &args.sandbox.allowed())?, None)
         }
         None => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            rt.block_on(crate::plugins::status::fetch(&args.admin))?
+            rt.block_on(async {
+                let list = crate::plugins::status::fetch(&args.admin).await?;
+                let readiness = crate::plugins::status::fetch_readiness(&args.admin).await?;
+                anyhow::Ok((list, Some(readiness)))
+            })?
         }
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
+        // Ready or why not, and the role: leader, standby, shards held.
+        if let Some(r) = readiness {
+            println!("kreflex at {}: {r}\n", args.admin);
+        }
         print!("{}", crate::plugins::status::table(&list));
     }
     Ok(if crate::plugins::status::any_failed(&list) { ExitCode::from(1) } else { ExitCode::SUCCESS })

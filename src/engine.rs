@@ -4,6 +4,7 @@
 
 use crate::apply::ScopedClients;
 use crate::dispatch::{Dispatcher, DispatcherConfig};
+use crate::lease::{Gained, Leadership, LeaseConfig, Ownership};
 use crate::model::EventKind;
 use crate::ops::{Health, Metrics};
 use crate::plugins::{Installer, LoadedPlugin, Reconciler, Registry, ReloadConfig, Replay, SharedRegistry};
@@ -44,6 +45,9 @@ pub struct EngineConfig {
     /// Sensitive permissions the operator allows plugins by name (`--allow-sensitive`);
     /// a plugin's `NAME.json` may add its own.
     pub allow_sensitive: crate::rbac::Allowed,
+    /// Leader election or sharding between replicas (`None`: this process acts on every
+    /// object).
+    pub leadership: Option<LeaseConfig>,
 }
 
 impl Default for EngineConfig {
@@ -59,6 +63,7 @@ impl Default for EngineConfig {
             reload: Some(ReloadConfig::default()),
             report_object: None,
             allow_sensitive: crate::rbac::Allowed::default(),
+            leadership: None,
         }
     }
 }
@@ -72,6 +77,9 @@ pub enum EngineError {
     /// No client can be built from the Kubernetes configuration.
     #[error("cannot build a Kubernetes client: {0}")]
     Client(#[from] kube::Error),
+    /// The leader election settings are unusable.
+    #[error("leader election: {0}")]
+    Lease(#[from] crate::lease::LeaseConfigError),
     /// The admin endpoint cannot be served.
     #[error("cannot serve the admin endpoint on {addr}: {source}")]
     Admin {
@@ -94,6 +102,9 @@ pub struct Engine {
     pub cache: Cache,
     /// The bound admin address, if served.
     pub admin_addr: Option<SocketAddr>,
+    /// What this replica acts on (leader election, shards).
+    pub ownership: Ownership,
+    leadership: Option<Leadership>,
     reconciler: Reconciler,
     informers: Arc<Mutex<Informers>>,
     dispatcher: Dispatcher,
@@ -132,6 +143,18 @@ impl Engine {
             metrics.clone(),
         );
         let registry: SharedRegistry = Arc::new(ArcSwap::from_pointee(Registry::default()));
+        let (leadership, ownership, gained) = match &config.leadership {
+            Some(lease) => {
+                lease.validate()?;
+                let (l, o, g) = Leadership::start(own_client.clone(), lease.clone(), metrics.clone());
+                (Some(l), o, Some(g))
+            }
+            None => {
+                metrics.leader.set(1);
+                metrics.shards_held.set(1);
+                (None, Ownership::everything(), None)
+            }
+        };
         let dispatcher = Dispatcher::new(
             registry.clone(),
             cache.clone(),
@@ -139,7 +162,8 @@ impl Engine {
             own_client.clone(),
             metrics.clone(),
             config.dispatcher.clone(),
-        );
+        )
+        .with_ownership(ownership.clone());
         let admin_addr = match config.admin_addr {
             Some(addr) => Some(
                 crate::ops::serve(addr, health.clone(), metrics.clone(), cancel.child_token())
@@ -168,6 +192,8 @@ impl Engine {
             registry,
             cache,
             admin_addr,
+            ownership,
+            leadership,
             reconciler,
             informers,
             dispatcher: dispatcher.clone(),
@@ -180,6 +206,9 @@ impl Engine {
             let d = dispatcher.clone();
             async move { d.route_events(rx, router_cancel).await }
         }));
+        if let Some(gained) = gained {
+            engine.tasks.push(tokio::spawn(replay_gained(gained, engine.registry.clone(), dispatcher.clone())));
+        }
         engine.tasks.push(tokio::spawn(async move { dispatcher.run_workers().await }));
 
         let dir = engine.config.plugins_dir.clone();
@@ -209,6 +238,7 @@ impl Engine {
         let informers = self.informers.clone();
         let health = self.health.clone();
         let cancel = self.cancel.clone();
+        let ownership = self.ownership.clone();
         self.tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(200));
             loop {
@@ -222,6 +252,7 @@ impl Engine {
                     tracing::error!(?dead, "informers died; kreflex is not live");
                     health.set_live(false);
                 }
+                health.set_role(ownership.describe());
                 if inf.all_synced() {
                     health.set_ready(true, "");
                 } else {
@@ -241,6 +272,10 @@ impl Engine {
         if tokio::time::timeout(self.config.drain_timeout, drain).await.is_err() {
             tracing::warn!(timeout = ?self.config.drain_timeout, "in-flight work did not finish in time");
         }
+        // Only now, with nothing in flight: a standby takes over within a retry period.
+        if let Some(l) = self.leadership {
+            l.release().await;
+        }
         tracing::info!("stopped");
     }
 
@@ -256,6 +291,25 @@ impl Engine {
 impl Replay for Dispatcher {
     async fn replay(&self, plugin: &Arc<LoadedPlugin>, route: &Route) {
         Dispatcher::replay(self, plugin, route, EventKind::Resync).await;
+    }
+}
+
+/// Replays the cached objects of shards this replica has just gained (or of everything,
+/// when it has just become the leader) to every plugin as `resync` events: what changed
+/// while another replica held them, or between its last action and the handover, is seen.
+async fn replay_gained(
+    mut gained: tokio::sync::mpsc::UnboundedReceiver<Gained>,
+    registry: SharedRegistry,
+    dispatcher: Dispatcher,
+) {
+    while let Some(g) = gained.recv().await {
+        let registry = registry.load();
+        for lp in registry.plugins.values() {
+            for route in &lp.routes {
+                dispatcher.replay_where(lp, route, EventKind::Resync, |o| g.contains(o.namespace(), o.name())).await;
+            }
+        }
+        tracing::info!(shards = ?g.shards, of = g.of, "replayed the cached objects of gained shards");
     }
 }
 

@@ -21,6 +21,7 @@ pub use reconcile::{ReconcileError, ReconcileOk};
 
 use crate::actions::{Limits, Severity};
 use crate::apply::{EventTarget, Finalizers};
+use crate::lease::Ownership;
 use crate::model::{EventKind, Gvk};
 use crate::ops::{Metrics, PluginLabel};
 use crate::plugins::{LoadedPlugin, SharedRegistry};
@@ -122,6 +123,7 @@ pub struct Dispatcher {
     finalizers: Finalizers,
     metrics: Metrics,
     config: Arc<DispatcherConfig>,
+    ownership: Ownership,
 }
 
 impl Dispatcher {
@@ -144,7 +146,15 @@ impl Dispatcher {
             own_client,
             metrics,
             config: Arc::new(config),
+            ownership: Ownership::everything(),
         }
+    }
+
+    /// Acts only on the objects `ownership` says are this replica's (leader election,
+    /// shards): others are neither queued, called nor applied.
+    pub fn with_ownership(mut self, ownership: Ownership) -> Self {
+        self.ownership = ownership;
+        self
     }
 
     /// The queue (for tests and metrics).
@@ -159,6 +169,10 @@ impl Dispatcher {
                 _ = cancel.cancelled() => break,
                 ev = events.recv() => match ev { Some(ev) => ev, None => break },
             };
+            // Another replica's object (leader election, shards): it acts on it.
+            if !self.ownership.owns(ev.object.namespace(), ev.object.name()) {
+                continue;
+            }
             let registry = self.registry.load();
             for lp in registry.plugins.values() {
                 for r in &lp.routes {
@@ -190,17 +204,33 @@ impl Dispatcher {
     /// Queues an event of `kind` for every cached object `route` selects, for one plugin:
     /// how a plugin loaded into a running engine gets to see what already exists.
     pub async fn replay(&self, lp: &LoadedPlugin, route: &Route, kind: EventKind) {
+        self.replay_where(lp, route, kind, |_| true).await;
+    }
+
+    /// [`Dispatcher::replay`] of the cached objects `which` accepts (and this replica owns).
+    pub async fn replay_where(
+        &self,
+        lp: &LoadedPlugin,
+        route: &Route,
+        kind: EventKind,
+        which: impl Fn(&crate::watch::CachedObject) -> bool,
+    ) {
+        let gvk = Arc::new(route.gvk.clone());
         for object in self.cache.all(&route.gvk) {
-            if !route.selects(&object) {
+            if !which(&object) || !self.ownership.owns(object.namespace(), object.name()) {
                 continue;
             }
+            // Routed like a live event: out-of-scope objects skipped, a deleting object
+            // with the plugin's finalizer delivered as `finalizing`.
+            let ev = InformerEvent { gvk: gvk.clone(), kind, object, old: None };
+            let Delivery::Deliver(kind) = crate::route::route(route, &ev, &lp.finalizer) else { continue };
             let key = QueueKey {
                 plugin: Arc::from(lp.name()),
-                gvk: Arc::new(route.gvk.clone()),
-                namespace: object.namespace().map(str::to_owned),
-                name: object.name().to_owned(),
+                gvk: gvk.clone(),
+                namespace: ev.object.namespace().map(str::to_owned),
+                name: ev.object.name().to_owned(),
             };
-            if !self.queue.push(key, PendingEvent { kind, object, old: None }).await {
+            if !self.queue.push(key, PendingEvent { kind, object: ev.object, old: None }).await {
                 return;
             }
         }
@@ -226,8 +256,10 @@ impl Dispatcher {
         while let Some((key, item)) = self.queue.next().await {
             let registry = self.registry.load();
             let outcome = match registry.get(&key.plugin) {
-                // The plugin was unloaded while the event waited.
+                // The plugin was unloaded while the event waited, or the object became
+                // another replica's (it replays it).
                 None => Outcome::Completed,
+                Some(_) if !self.ownership.owns(key.namespace.as_deref(), &key.name) => Outcome::Completed,
                 Some(lp) => {
                     let span = tracing::info_span!("event", plugin = %key.plugin, gvk = %key.gvk, ns = key.namespace.as_deref().unwrap_or(""), name = %key.name, kind = %item.kind, rv = item.object.resource_version().unwrap_or(""));
                     tracing::Instrument::instrument(self.handle(lp.clone(), &key, item), span).await
@@ -258,6 +290,10 @@ impl Dispatcher {
         };
         let next = match &result {
             Ok(ok) => policy::requeue_policy(ok, &ctx),
+            Err(e @ ReconcileError::NotOwner { .. }) => {
+                tracing::debug!(error = %e, "event dropped");
+                policy::error_policy(e, &ctx)
+            }
             Err(e) => {
                 let next = policy::error_policy(e, &ctx);
                 if next.then == Then::Completed {

@@ -137,7 +137,7 @@ pub fn error_policy(err: &ReconcileError, ctx: &PolicyContext<'_>) -> Next {
         ReconcileError::Plugin { retryable: false, .. } => Next::give_up("PluginError", err.to_string()),
         ReconcileError::InvalidAction(e) => Next::give_up("InvalidAction", e.to_string()),
         ReconcileError::Denied(d) => Next::give_up("ActionDenied", d.to_string()),
-        ReconcileError::NoApplier { .. } => Next::then(Then::Completed),
+        ReconcileError::NoApplier { .. } | ReconcileError::NotOwner { .. } => Next::then(Then::Completed),
         ReconcileError::Apply(e) => match &e.decision {
             Decision::Conflict => Next::then(Then::RetryOnFreshObject),
             Decision::Retry { .. } => Next::then(Then::Retry),

@@ -83,6 +83,15 @@ pub enum ReconcileError {
     /// An action failed at the API server; the ones before it were applied.
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// This replica stopped owning the object (leadership or its shard moved to another
+    /// replica, which replays it); nothing more was written.
+    #[error("plugin {plugin}: {object} is no longer this replica's (leadership or shard moved); left to its new owner")]
+    NotOwner {
+        /// Plugin name.
+        plugin: String,
+        /// The event's object.
+        object: ObjectRef,
+    },
 }
 
 impl Dispatcher {
@@ -103,6 +112,7 @@ impl Dispatcher {
             item.object = latest;
         }
         let target = target_of(&key.gvk, item);
+        self.still_owned(plugin, key, &target)?;
         let manages_finalizer = lp.routes.iter().find(|r| r.gvk == *key.gvk).is_some_and(|r| r.finalizer);
         if manages_finalizer
             && matches!(item.kind, EventKind::Added | EventKind::Modified | EventKind::Resync)
@@ -174,6 +184,8 @@ impl Dispatcher {
         let Some(applier) = &lp.applier else {
             return Err(ReconcileError::NoApplier { plugin: plugin.to_owned() });
         };
+        // The call took time: the object may have moved to another replica meanwhile.
+        self.still_owned(plugin, key, &target)?;
         let mut requeue_after = None;
         for a in &actions {
             match applier.apply(a, &target).await {
@@ -196,6 +208,15 @@ impl Dispatcher {
             return Err(ReconcileError::RemoveFinalizer { plugin: plugin.to_owned(), object: target.object, source });
         }
         Ok(ReconcileOk { requeue_after })
+    }
+
+    /// Whether this replica still owns the object (leader election and shards).
+    fn still_owned(&self, plugin: &str, key: &QueueKey, target: &EventTarget) -> Result<(), ReconcileError> {
+        if self.ownership.owns(key.namespace.as_deref(), &key.name) {
+            Ok(())
+        } else {
+            Err(ReconcileError::NotOwner { plugin: plugin.to_owned(), object: target.object.clone() })
+        }
     }
 }
 

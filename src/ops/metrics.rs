@@ -90,6 +90,11 @@ pub struct Metrics {
     pub plugin_pauses: Family<PluginLabel, Counter>,
     /// Bytes of plugin log and output dropped by the sandbox's caps.
     pub log_dropped: Family<PluginLabel, Counter>,
+    /// 1 while this replica acts on objects (it is the leader, holds a shard, or no leader
+    /// election runs).
+    pub leader: Gauge,
+    /// Shards this replica holds (leader election: 1 or 0; none configured: 1).
+    pub shards_held: Gauge,
     registry: Arc<Registry>,
 }
 
@@ -125,6 +130,8 @@ impl Metrics {
         let requeues_raised = Family::default();
         let plugin_pauses = Family::default();
         let log_dropped = Family::default();
+        let leader = Gauge::default();
+        let shards_held = Gauge::default();
         r.register("events", "Events received from informers", events.clone());
         r.register("watch_errors", "Watch failures, each followed by a relist with backoff", watch_errors.clone());
         r.register("events_dispatched", "Events queued for a plugin", dispatched.clone());
@@ -151,6 +158,12 @@ impl Metrics {
             "Bytes of plugin log and stdout/stderr dropped by the per-call and per-second caps",
             log_dropped.clone(),
         );
+        r.register(
+            "leader",
+            "1 while this replica acts on objects (leader, shard holder, or no leader election)",
+            leader.clone(),
+        );
+        r.register("shards_held", "Shards this replica holds", shards_held.clone());
         Self {
             events,
             watch_errors,
@@ -166,6 +179,8 @@ impl Metrics {
             requeues_raised,
             plugin_pauses,
             log_dropped,
+            leader,
+            shards_held,
             registry: Arc::new(r),
         }
     }

@@ -23,6 +23,8 @@ struct HealthState {
     live: bool,
     ready: bool,
     reason: String,
+    /// What this replica acts on (leader, standby, shards), shown by `/readyz`.
+    role: String,
     /// The `/plugins` JSON (`None` until the engine has scanned its directory once).
     plugins: Option<bytes::Bytes>,
 }
@@ -38,6 +40,11 @@ impl Health {
         let mut s = self.inner.write();
         s.ready = ready;
         s.reason = reason.into();
+    }
+
+    /// Sets what this replica acts on, shown by `/readyz` (a standby is ready too).
+    pub fn set_role(&self, role: String) {
+        self.inner.write().role = role;
     }
 
     /// Whether ready.
@@ -90,10 +97,11 @@ async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
 
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     let h = s.health.inner.read();
+    let role = if h.role.is_empty() { String::new() } else { format!(" ({})", h.role) };
     if h.ready {
-        (StatusCode::OK, "ok\n".to_owned())
+        (StatusCode::OK, format!("ok{role}\n"))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", h.reason))
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}{role}\n", h.reason))
     }
 }
 

@@ -142,8 +142,25 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `GET http://ADDR/plugins` of a running kreflex.
 pub async fn fetch(addr: &str) -> Result<Vec<PluginStatus>, FetchError> {
+    let (url, status, body) = get(addr, "/plugins").await?;
+    if !status.is_success() {
+        return Err(FetchError::Status(url, status));
+    }
+    // `null` until the engine has scanned its directory once.
+    let list: Option<Vec<PluginStatus>> = serde_json::from_slice(&body).map_err(|e| FetchError::NotJson(url, e))?;
+    Ok(list.unwrap_or_default())
+}
+
+/// The `/readyz` line of a running kreflex: ready or why not, and its role (leader,
+/// standby, shards held).
+pub async fn fetch_readiness(addr: &str) -> Result<String, FetchError> {
+    let (_, _, body) = get(addr, "/readyz").await?;
+    Ok(String::from_utf8_lossy(&body).trim().to_owned())
+}
+
+async fn get(addr: &str, path: &str) -> Result<(String, hyper::StatusCode, bytes::Bytes), FetchError> {
     use http_body_util::BodyExt;
-    let url = if addr.contains("://") { format!("{addr}/plugins") } else { format!("http://{addr}/plugins") };
+    let url = if addr.contains("://") { format!("{addr}{path}") } else { format!("http://{addr}{path}") };
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Empty<bytes::Bytes>>();
     let uri: hyper::Uri = url.parse().map_err(|e| FetchError::Address(addr.to_owned(), e))?;
@@ -153,12 +170,7 @@ pub async fn fetch(addr: &str) -> Result<Vec<PluginStatus>, FetchError> {
         .map_err(|e| FetchError::Unreachable(url.clone(), e))?;
     let status = resp.status();
     let body = resp.into_body().collect().await.map_err(|e| FetchError::Read(url.clone(), e))?.to_bytes();
-    if !status.is_success() {
-        return Err(FetchError::Status(url, status));
-    }
-    // `null` until the engine has scanned its directory once.
-    let list: Option<Vec<PluginStatus>> = serde_json::from_slice(&body).map_err(|e| FetchError::NotJson(url, e))?;
-    Ok(list.unwrap_or_default())
+    Ok((url, status, body))
 }
 
 /// One line per plugin file: name, version, short hash, load time and source,
