@@ -184,10 +184,9 @@ impl Dispatcher {
         let Some(applier) = &lp.applier else {
             return Err(ReconcileError::NoApplier { plugin: plugin.to_owned() });
         };
-        // The call took time: the object may have moved to another replica meanwhile.
-        self.still_owned(plugin, key, &target)?;
         let mut requeue_after = None;
         for a in &actions {
+            self.still_owned(plugin, key, &target)?;
             match applier.apply(a, &target).await {
                 Ok(Applied::Requeue(d)) => requeue_after = Some(d),
                 Ok(applied) => {

@@ -337,33 +337,42 @@ impl Runner {
                 }
             }
         }
-        let effective: BTreeSet<u32> =
-            until.iter().enumerate().filter(|(_, u)| u.is_some()).map(|(i, _)| i as u32).collect();
-        self.ownership.set(until);
 
+        let mut plan = plan::Plan::default();
         if self.observer.synced() && (c.shards == 1 || self.member_ready(&leases)) {
             let contending: BTreeSet<u32> = self.holds.keys().copied().filter(|s| !mine.contains(s)).collect();
             let view = plan::View { me, members, holders, mine, contending };
-            let plan = view.plan();
+            plan = view.plan();
             if plan != plan::Plan::default() {
                 tracing::debug!(?plan, floor = view.floor(), ceiling = view.ceiling(), "shard plan");
             }
-            for s in plan.release.iter().chain(&plan.abandon) {
-                if let Some(h) = self.holds.remove(s) {
-                    if plan.release.contains(s) {
-                        tracing::info!(shard = s, "giving a shard away to balance the replicas");
-                    }
-                    tokio::spawn(h.release(c.timings.retry_period));
-                }
-            }
-            for s in plan.contend {
-                let name = c.shard_lease(s);
-                self.holds.insert(
-                    s,
-                    Hold::start(self.client.clone(), &c.namespace, &name, me, c.timings, self.observer.changed.clone()),
-                );
+        }
+        // A shard given away stops being acted on now; its Lease is released a retry period
+        // later, once what was in flight for it has landed (each action checks the gate).
+        for s in &plan.release {
+            until[*s as usize] = None;
+            if let Some(h) = self.holds.remove(s) {
+                tracing::info!(shard = s, "giving a shard away to balance the replicas");
+                let wait = c.timings.retry_period;
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    h.release(wait).await;
+                });
             }
         }
+        for s in &plan.abandon {
+            if let Some(h) = self.holds.remove(s) {
+                tokio::spawn(h.release(c.timings.retry_period));
+            }
+        }
+        for s in plan.contend {
+            let name = c.shard_lease(s);
+            let hold = Hold::start(self.client.clone(), &c.namespace, &name, me, c.timings, self.observer.changed.clone());
+            self.holds.insert(s, hold);
+        }
+        let effective: BTreeSet<u32> =
+            until.iter().enumerate().filter(|(_, u)| u.is_some()).map(|(i, _)| i as u32).collect();
+        self.ownership.set(until);
         self.publish(&effective);
     }
 
