@@ -372,14 +372,18 @@ pub fn write(obj: &mut Value, entries: &[Managed]) {
     }
 }
 
-/// Records an `Update` by `manager`: it takes ownership of every field it changed, and other
-/// managers lose those fields.
+/// Records an `Update` by `manager` that turned the object into `new`: it takes ownership
+/// of every field it changed that `new` still has, and other managers lose every changed
+/// field — a field the update removed is nobody's any more (as kube-apiserver does: a
+/// Lease's holder cleared by a patch does not stay owned by its last applier, so the next
+/// holder's apply does not conflict).
 pub fn record_update(
     entries: &mut Vec<Managed>,
     manager: &str,
     sub: Option<&str>,
     api_version: &str,
     changed: &BTreeSet<Path>,
+    new: &Value,
     now: &str,
 ) {
     if changed.is_empty() {
@@ -406,7 +410,7 @@ pub fn record_update(
             &mut entries[last]
         }
     };
-    entry.fields.extend(changed.iter().cloned());
+    entry.fields.extend(changed.iter().filter(|p| get(new, p).is_some()).cloned());
     entry.time = now.into();
     entries.retain(|e| !e.fields.is_empty());
 }
@@ -606,6 +610,23 @@ mod tests {
         let ops: json_patch::Patch =
             serde_json::from_value(json!([{"op": "test", "path": "/spec/size", "value": "9Gi"}])).expect("ops");
         assert_eq!(patch(&cur, &Patch::Json(ops)).expect_err("failed test op").code, 422);
+    }
+
+    #[test]
+    fn a_field_an_update_removes_is_owned_by_nobody() {
+        // alice applies spec.size; bob's patch clears it (a Lease release); carol's apply of
+        // a new value then conflicts with nobody.
+        let live = apply(&json!({}), &db("1Gi"), &by("alice")).expect("applied");
+        let mut cleared = live.clone();
+        cleared["spec"].as_object_mut().expect("spec").remove("size");
+        let mut entries = read(&live);
+        let changed = changed(&live, &cleared, None);
+        record_update(&mut entries, "bob", None, "stable.example.com/v1", &changed, &cleared, "t");
+        write(&mut cleared, &entries);
+        let owners = read(&cleared);
+        assert!(!owners.iter().any(|e| e.fields.iter().any(|p| p.last().is_some_and(|l| l == "size"))), "{owners:?}");
+        let taken = apply(&cleared, &db("3Gi"), &by("carol")).expect("no conflict with a removed field");
+        assert_eq!(taken["spec"]["size"], "3Gi");
     }
 
     #[test]

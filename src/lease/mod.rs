@@ -367,7 +367,8 @@ impl Runner {
         }
         for s in plan.contend {
             let name = c.shard_lease(s);
-            let hold = Hold::start(self.client.clone(), &c.namespace, &name, me, c.timings, self.observer.changed.clone());
+            let hold =
+                Hold::start(self.client.clone(), &c.namespace, &name, me, c.timings, self.observer.changed.clone());
             self.holds.insert(s, hold);
         }
         let effective: BTreeSet<u32> =

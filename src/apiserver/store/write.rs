@@ -181,7 +181,7 @@ impl Store {
             Ownership::Update => {
                 let mut entries = Vec::new();
                 let owned = fields::leaves(&body, def.schema.as_ref());
-                fields::record_update(&mut entries, &opts.manager, None, &def.api_version(), &owned, &ts);
+                fields::record_update(&mut entries, &opts.manager, None, &def.api_version(), &owned, &body, &ts);
                 fields::write(&mut body, &entries);
             }
             // The applier owns what it created, as an Apply (of the object as stored).
@@ -383,7 +383,7 @@ impl Store {
             let ts = now();
             let mut entries = fields::read(&old);
             let changed = fields::changed(&old, &new, def.schema.as_ref());
-            fields::record_update(&mut entries, &opts.manager, sub, &def.api_version(), &changed, &ts);
+            fields::record_update(&mut entries, &opts.manager, sub, &def.api_version(), &changed, &new, &ts);
             fields::write(&mut new, &entries);
         }
         let new_defs =
