@@ -57,7 +57,7 @@ impl Replica {
             .args(extra)
             .env_remove("POD_NAME")
             .env_remove("POD_NAMESPACE")
-            .env("KREFLEX_LOG_LEVEL", "info,kreflex::lease=debug")
+            .env("KREFLEX_LOG_LEVEL", "info,kreflex::lease=debug,kube_lease_manager=info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
