@@ -269,12 +269,33 @@ fn merge_applied(target: &mut Value, config: &Value, schema: Schema, path: &mut 
     }
 }
 
-/// Owned paths whose values differ between two objects (either side), excluding identity
-/// and bookkeeping metadata.
-pub fn changed(old: &Value, new: &Value, schema: Schema) -> BTreeSet<Path> {
+/// What a write did to the owned fields of an object (identity and bookkeeping metadata
+/// excluded).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changes {
+    /// Fields the write added or gave another value.
+    pub set: BTreeSet<Path>,
+    /// Fields the write removed.
+    pub removed: BTreeSet<Path>,
+}
+
+impl Changes {
+    /// Every field of `obj`, as its creation sets them.
+    pub fn created(obj: &Value, schema: Schema) -> Self {
+        Self { set: leaves(obj, schema), removed: BTreeSet::new() }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.removed.is_empty()
+    }
+}
+
+/// The owned fields a write from `old` to `new` set and removed.
+pub fn changed(old: &Value, new: &Value, schema: Schema) -> Changes {
     let a = leaves(old, schema);
     let b = leaves(new, schema);
-    a.union(&b).filter(|p| !agree(old, new, p, schema)).cloned().collect()
+    let (set, removed) = a.union(&b).filter(|p| !agree(old, new, p, schema)).cloned().partition(|p| b.contains(p));
+    Changes { set, removed }
 }
 
 /// Reads `metadata.managedFields`.
@@ -372,42 +393,45 @@ pub fn write(obj: &mut Value, entries: &[Managed]) {
     }
 }
 
-/// Records an `Update` by `manager`: it takes ownership of every field it changed, and other
-/// managers lose those fields.
+/// Records an `Update` by `manager`, as structured-merge-diff's updater does: it takes
+/// ownership of every field it set, other managers lose those fields, and a removed field
+/// is owned by nobody any more (so that a manager applying it later does not conflict with
+/// the stale ownership of one that applied it before).
 pub fn record_update(
     entries: &mut Vec<Managed>,
     manager: &str,
     sub: Option<&str>,
     api_version: &str,
-    changed: &BTreeSet<Path>,
+    changes: &Changes,
     now: &str,
 ) {
-    if changed.is_empty() {
+    if changes.is_empty() {
         return;
     }
     for e in entries.iter_mut() {
-        e.fields.retain(|p| !changed.contains(p));
+        e.fields.retain(|p| !changes.set.contains(p) && !changes.removed.contains(p));
     }
-    let entry = match entries
-        .iter_mut()
-        .position(|e| e.manager == manager && e.operation == "Update" && e.subresource.as_deref() == sub)
-    {
-        Some(i) => &mut entries[i],
-        None => {
-            entries.push(Managed {
-                manager: manager.into(),
-                operation: "Update".into(),
-                subresource: sub.map(str::to_owned),
-                api_version: api_version.into(),
-                fields: BTreeSet::new(),
-                time: now.into(),
-            });
-            let last = entries.len() - 1;
-            &mut entries[last]
-        }
-    };
-    entry.fields.extend(changed.iter().cloned());
-    entry.time = now.into();
+    if !changes.set.is_empty() {
+        let i = match entries
+            .iter()
+            .position(|e| e.manager == manager && e.operation == "Update" && e.subresource.as_deref() == sub)
+        {
+            Some(i) => i,
+            None => {
+                entries.push(Managed {
+                    manager: manager.into(),
+                    operation: "Update".into(),
+                    subresource: sub.map(str::to_owned),
+                    api_version: api_version.into(),
+                    fields: BTreeSet::new(),
+                    time: now.into(),
+                });
+                entries.len() - 1
+            }
+        };
+        entries[i].fields.extend(changes.set.iter().cloned());
+        entries[i].time = now.into();
+    }
     entries.retain(|e| !e.fields.is_empty());
 }
 
@@ -613,6 +637,27 @@ mod tests {
         let live = apply(&json!({"metadata": {"name": "a"}}), &db("1Gi"), &by("alice")).expect("apply");
         assert_eq!(live["metadata"]["managedFields"][0]["fieldsV1"], json!({"f:spec": {"f:engine": {}, "f:size": {}}}));
         assert_eq!(read(&live)[0].fields.len(), 2);
+    }
+
+    #[test]
+    fn a_removed_field_is_owned_by_nobody() {
+        let lease = |holder: &str| {
+            json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "l"},
+                "spec": {"holderIdentity": holder, "leaseDurationSeconds": 2}})
+        };
+        let held = apply(&json!({"metadata": {"name": "l"}}), &lease("a"), &by("a")).expect("a acquires");
+        let mut released = held.clone();
+        released["spec"] = json!({"leaseTransitions": 1});
+        let changes = changed(&held, &released, None);
+        assert_eq!(changes.removed.len(), 2, "{changes:?}");
+        let mut entries = read(&held);
+        record_update(&mut entries, "b", None, "coordination.k8s.io/v1", &changes, "t");
+        assert_eq!(entries.len(), 1, "a's apply lost what was removed; b owns what it set: {entries:?}");
+        assert_eq!(entries[0].manager, "b");
+        assert_eq!(entries[0].fields, BTreeSet::from([vec!["spec".to_owned(), "leaseTransitions".to_owned()]]));
+        write(&mut released, &entries);
+        let next = apply(&released, &lease("c"), &by("c")).expect("no stale ownership to conflict with");
+        assert_eq!(next["spec"]["holderIdentity"], "c");
     }
 
     fn with_finalizer(f: &str) -> Value {

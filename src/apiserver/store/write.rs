@@ -180,7 +180,7 @@ impl Store {
         match ownership {
             Ownership::Update => {
                 let mut entries = Vec::new();
-                let owned = fields::leaves(&body, def.schema.as_ref());
+                let owned = fields::Changes::created(&body, def.schema.as_ref());
                 fields::record_update(&mut entries, &opts.manager, None, &def.api_version(), &owned, &ts);
                 fields::write(&mut body, &entries);
             }
