@@ -5,7 +5,8 @@
 //! JSON patches. Lists follow their list type: `set` and `map` lists
 //! (`metadata.finalizers`, `metadata.ownerReferences`, and a CRD schema's
 //! `x-kubernetes-list-type`) are merged and owned element by element, other lists are
-//! atomic. The store calls it on every write; the HTTP layer only decodes bodies.
+//! atomic. The store calls it on every write; the HTTP layer only decodes bodies. Strategic
+//! merge patches are applied by `strategic`.
 
 use super::status::ApiError;
 use serde_json::{Map, Value, json};
@@ -438,8 +439,10 @@ pub fn record_update(
 /// A decoded PATCH body.
 #[derive(Debug, Clone)]
 pub enum Patch {
-    /// JSON merge patch (RFC 7386); also what a strategic merge patch is served as.
+    /// JSON merge patch (RFC 7386).
     Merge(Value),
+    /// Strategic merge patch (built-in kinds only), applied by `strategic`.
+    Strategic(Value),
     /// JSON patch (RFC 6902).
     Json(json_patch::Patch),
 }
@@ -452,6 +455,10 @@ pub fn patch(current: &Value, patch: &Patch) -> Result<Value, ApiError> {
     let precondition = match patch {
         Patch::Merge(p) => {
             json_patch::merge(&mut doc, p);
+            p.pointer("/metadata/resourceVersion").cloned()
+        }
+        Patch::Strategic(p) => {
+            doc = super::strategic::apply(current, p).map_err(|e| ApiError::new(422, "Invalid", e.to_string()))?;
             p.pointer("/metadata/resourceVersion").cloned()
         }
         Patch::Json(ops) => {

@@ -28,6 +28,7 @@ mod resources;
 mod schema;
 mod status;
 mod store;
+mod strategic;
 mod table;
 mod tls;
 mod verbs;

@@ -1,6 +1,6 @@
 //! The non-streaming verbs on a resource URL: get, list (selectors, `limit`/`continue`
-//! pagination, Tables), create, update, patch (merge, JSON, strategic-merge served as
-//! merge, server-side apply), delete and deletecollection (answering a `Success` Status
+//! pagination, Tables), create, update, patch (merge, JSON, strategic merge on built-in
+//! kinds, server-side apply), delete and deletecollection (answering a `Success` Status
 //! or the object, as the real registry does); and `SelfSubjectAccessReview`.
 //! In: an authorized request and its [`Target`]; out: the response. Handlers only decode
 //! the request and encode the answer: write semantics live in `store`, field and patch
@@ -182,14 +182,14 @@ pub fn patch(cx: &Ctx, t: &Target) -> Response {
     }
 }
 
-/// A merge or JSON patch body.
+/// A merge, strategic merge or JSON patch body.
 fn decode_patch(content_type: &str, body: &[u8]) -> Result<Patch, ApiError> {
     let bad = |e: serde_json::Error| ApiError::bad_request(format!("error decoding patch: {e}"));
     let patch: Value = serde_json::from_slice(body).map_err(bad)?;
-    if content_type == "application/json-patch+json" {
-        Ok(Patch::Json(serde_json::from_value(patch).map_err(bad)?))
-    } else {
-        Ok(Patch::Merge(patch))
+    match content_type {
+        "application/json-patch+json" => Ok(Patch::Json(serde_json::from_value(patch).map_err(bad)?)),
+        "application/strategic-merge-patch+json" => Ok(Patch::Strategic(patch)),
+        _ => Ok(Patch::Merge(patch)),
     }
 }
 
