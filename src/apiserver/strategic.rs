@@ -6,7 +6,8 @@
 //!
 //! Lists with a patch merge key (a Deployment's `containers` by `name`, a container's
 //! `ports` by `containerPort`, `env` by `name`, a Service's `ports` by `port`, ...) are merged
-//! element by element; `metadata.finalizers` is merged as a set; other lists are replaced.
+//! element by element; `metadata.finalizers` is merged as a set; other lists are replaced,
+//! and so is a PodDisruptionBudget's `spec.selector` (`patchStrategy:"replace"`).
 //! The directives kubectl sends are honoured: `$patch` (`merge`, `replace`, `delete`, in a
 //! map or as a list element), `$retainKeys`, `$setElementOrder/<list>` and
 //! `$deleteFromPrimitiveList/<list>`; `null` removes a field. Where the order of elements
@@ -64,6 +65,12 @@ fn list_strategy(kind: &str, path: &[&str]) -> ListStrategy {
         },
         _ => Replace,
     }
+}
+
+/// Whether the object at `path` is replaced whole rather than merged
+/// (`patchStrategy:"replace"`: a PodDisruptionBudget's selector).
+fn replaced_whole(kind: &str, path: &[&str]) -> bool {
+    kind == "PodDisruptionBudget" && path == ["spec", "selector"]
 }
 
 /// Why a strategic merge patch could not be applied (kube-apiserver answers 422 or 400).
@@ -135,7 +142,7 @@ fn merge_map<'a>(
             }
             Value::Object(child) => {
                 let mut base = match target.remove(key) {
-                    Some(Value::Object(m)) => m,
+                    Some(Value::Object(m)) if !replaced_whole(kind, path) => m,
                     _ => Map::new(),
                 };
                 if merge_map(kind, path, &mut base, child)? {
@@ -316,6 +323,9 @@ mod tests {
         assert_eq!(out["spec"]["ports"], json!([{"port": 80, "targetPort": 8080}, {"port": 443}]));
         assert_eq!(out["spec"]["ipFamilies"], json!(["IPv6"]));
         assert!(out["spec"].get("selector").is_none());
+        let pdb = json!({"kind": "PodDisruptionBudget", "spec": {"selector": {"matchLabels": {"a": "1", "b": "2"}}}});
+        let narrowed = apply(&pdb, &json!({"spec": {"selector": {"matchLabels": {"a": "1"}}}})).expect("selector");
+        assert_eq!(narrowed["spec"]["selector"], json!({"matchLabels": {"a": "1"}}));
         let lease = json!({"kind": "Lease", "spec": {"holderIdentity": "a", "leaseTransitions": 1}});
         let released = apply(&lease, &json!({"spec": {"holderIdentity": null}})).expect("release");
         assert_eq!(released, json!({"kind": "Lease", "spec": {"leaseTransitions": 1}}));

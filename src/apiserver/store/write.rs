@@ -159,7 +159,7 @@ impl Store {
             {
                 meta.remove(k);
             }
-            if def.custom || def.kind == "CustomResourceDefinition" {
+            if def.tracks_generation() {
                 meta.insert("generation".into(), json!(1));
             }
         }
@@ -375,7 +375,11 @@ impl Store {
             // A no-op write changes nothing, not even the resourceVersion.
             return Ok(old);
         }
-        if (def.custom || def.kind == "CustomResourceDefinition") && sub.is_none() && spec_changed(&old, &new) {
+        let annotations_changed = || old.pointer("/metadata/annotations") != new.pointer("/metadata/annotations");
+        if def.tracks_generation()
+            && sub.is_none()
+            && (spec_changed(&old, &new) || (def.annotations_move_generation() && annotations_changed()))
+        {
             let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
             new["metadata"]["generation"] = json!(g + 1);
         }
@@ -500,7 +504,7 @@ impl Store {
             }
             new["metadata"]["deletionTimestamp"] = Value::String(now());
             new["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-            if def.custom {
+            if def.tracks_generation() {
                 let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
                 new["metadata"]["generation"] = json!(g + 1);
             }
