@@ -405,3 +405,29 @@ async fn a_second_apply_patches_deployments_by_merge_key() {
     let ready = w.ok(&["get", "deploy", "kreflex", "-n", "kreflex-system", "--no-headers"]).await;
     assert!(ready.split_whitespace().collect::<Vec<_>>().starts_with(&["kreflex", "2/2", "2", "2"]), "{ready}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_create_sends_workload_kinds_as_protobuf_and_they_are_stored() {
+    if !have_kubectl() {
+        return;
+    }
+    let s = server_with(Default::default()).await;
+    let w = Workdir::new(&s);
+    // kubectl sends each of these as application/vnd.kubernetes.protobuf.
+    w.ok(&["create", "deployment", "web", "--image=nginx:1.27", "--replicas=0", "--port=80"]).await;
+    w.ok(&["create", "service", "clusterip", "web", "--tcp=80:8080"]).await;
+    w.ok(&["create", "pdb", "web", "--selector=app=web", "--min-available=50%"]).await;
+    let get = |args: &'static [&'static str]| w.ok(args);
+    assert_eq!(get(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]).await, "0", "an explicit zero stays");
+    assert_eq!(get(&["get", "deploy", "web", "-o", "jsonpath={.spec.selector.matchLabels.app}"]).await, "web");
+    assert_eq!(
+        get(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]).await,
+        "nginx:1.27"
+    );
+    let template = get(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0]}"]).await;
+    assert!(!template.contains("stdin") && !template.contains("tty"), "zero Go fields are left out: {template}");
+    assert_eq!(get(&["get", "svc", "web", "-o", "jsonpath={.spec.ports[0].targetPort}"]).await, "8080");
+    assert_eq!(get(&["get", "pdb", "web", "-o", "jsonpath={.spec.minAvailable}"]).await, "50%");
+    let table = get(&["get", "pdb", "web", "--no-headers"]).await;
+    assert!(table.split_whitespace().collect::<Vec<_>>().starts_with(&["web", "50%", "N/A", "0"]), "{table}");
+}
