@@ -428,6 +428,12 @@ async fn kubectl_create_sends_workload_kinds_as_protobuf_and_they_are_stored() {
     assert!(!template.contains("stdin") && !template.contains("tty"), "zero Go fields are left out: {template}");
     assert_eq!(get(&["get", "svc", "web", "-o", "jsonpath={.spec.ports[0].targetPort}"]).await, "8080");
     assert_eq!(get(&["get", "pdb", "web", "-o", "jsonpath={.spec.minAvailable}"]).await, "50%");
+    // `kubectl scale` writes the Deployment's Scale, with its replica count as precondition.
+    w.ok(&["scale", "deploy", "web", "--replicas=3"]).await;
+    assert_eq!(get(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]).await, "3");
+    let stale = w.kubectl(&["scale", "deploy", "web", "--replicas=5", "--current-replicas=2"]).await;
+    assert!(!stale.status.success());
+    assert_eq!(get(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]).await, "3");
     let table = get(&["get", "pdb", "web", "--no-headers"]).await;
     assert!(table.split_whitespace().collect::<Vec<_>>().starts_with(&["web", "50%", "N/A", "0"]), "{table}");
 }

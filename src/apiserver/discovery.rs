@@ -72,6 +72,11 @@ pub fn resource_list(store: &Store, group: &str, version: &str) -> Value {
                 .push(json!({"name": format!("{}/status", d.plural), "singularName": "", "namespaced": d.namespaced,
                 "kind": d.kind, "verbs": ["get", "patch", "update"]}));
         }
+        if d.scale() {
+            resources
+                .push(json!({"name": format!("{}/scale", d.plural), "singularName": "", "namespaced": d.namespaced,
+                "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
+        }
     }
     let gv = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})

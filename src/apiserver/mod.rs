@@ -28,6 +28,7 @@ mod printers;
 mod proto;
 mod request;
 mod resources;
+mod scale;
 mod schema;
 mod status;
 mod store;

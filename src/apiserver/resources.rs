@@ -84,6 +84,11 @@ impl ResourceDef {
             )
     }
 
+    /// Whether the resource serves a `scale` subresource (`autoscaling/v1` Scale).
+    pub fn scale(&self) -> bool {
+        self.kind == "Deployment" && self.group == "apps"
+    }
+
     /// Whether a change of annotations also moves the generation (a Deployment copies its
     /// annotations to its ReplicaSets).
     pub fn annotations_move_generation(&self) -> bool {
