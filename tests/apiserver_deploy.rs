@@ -437,3 +437,37 @@ async fn kubectl_create_sends_workload_kinds_as_protobuf_and_they_are_stored() {
     let table = get(&["get", "pdb", "web", "--no-headers"]).await;
     assert!(table.split_whitespace().collect::<Vec<_>>().starts_with(&["web", "50%", "N/A", "0"]), "{table}");
 }
+
+#[tokio::test]
+async fn server_side_apply_owns_a_deployments_containers_by_name() {
+    let s = server_with(Default::default()).await;
+    let api: kube::Api<Deployment> = kube::Api::namespaced(s.client(), "default");
+    let config = |container: &str, image: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"template": {"spec": {"containers": [{"name": container, "image": image}]}}}})
+    };
+    let apply = |manager: &'static str, body: Value| {
+        let api = api.clone();
+        async move { api.patch("web", &kube::api::PatchParams::apply(manager), &kube::api::Patch::Apply(body)).await }
+    };
+    apply("app", config("app", "app:1")).await.expect("the app's manager creates");
+    apply("mesh", config("proxy", "proxy:1")).await.expect("another manager adds its container");
+    apply("app", config("app", "app:2")).await.expect("each manager changes its own container");
+    let d = serde_json::to_value(api.get("web").await.expect("get")).expect("json");
+    let containers = &d["spec"]["template"]["spec"]["containers"];
+    assert_eq!(
+        containers,
+        &json!([{"name": "app", "image": "app:2"}, {"name": "proxy", "image": "proxy:1"}]),
+        "containers merge by name"
+    );
+    let err = match apply("mesh", config("app", "app:3")).await {
+        Err(kube::Error::Api(e)) => e,
+        other => panic!("expected a conflict, got {other:?}"),
+    };
+    assert_eq!(err.code, 409);
+    assert!(
+        err.message.contains(r#"conflict with "app": .spec.template.spec.containers[name="app"].image"#),
+        "{}",
+        err.message
+    );
+}

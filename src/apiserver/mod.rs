@@ -33,6 +33,7 @@ mod schema;
 mod status;
 mod store;
 mod strategic;
+mod structure;
 mod table;
 mod tls;
 mod verbs;

@@ -84,6 +84,12 @@ impl ResourceDef {
             )
     }
 
+    /// What declares how the object's lists and maps merge (server-side apply and strategic
+    /// merge): a custom resource's schema, a built-in kind's `structure`.
+    pub fn structure(&self) -> Option<&Value> {
+        if self.custom { self.schema.as_ref() } else { super::structure::of(&self.group, &self.kind) }
+    }
+
     /// Whether the resource serves a `scale` subresource (`autoscaling/v1` Scale).
     pub fn scale(&self) -> bool {
         self.kind == "Deployment" && self.group == "apps"

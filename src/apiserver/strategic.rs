@@ -4,15 +4,16 @@
 //! `kube-lease-manager` work unchanged. In: the stored object and the patch; out: the
 //! patched object (a pure function, called by `fields::patch`).
 //!
-//! Lists with a patch merge key (a Deployment's `containers` by `name`, a container's
-//! `ports` by `containerPort`, `env` by `name`, a Service's `ports` by `port`, ...) are merged
+//! Lists with a patch merge key in the kind's `structure` (a Deployment's `containers` by
+//! `name`, a container's `env` by `name`, a Service's `ports` by `port`, ...) are merged
 //! element by element; `metadata.finalizers` is merged as a set; other lists are replaced,
-//! and so is a PodDisruptionBudget's `spec.selector` (`patchStrategy:"replace"`).
+//! and so is a map declared `replace` (a PodDisruptionBudget's `spec.selector`).
 //! The directives kubectl sends are honoured: `$patch` (`merge`, `replace`, `delete`, in a
 //! map or as a list element), `$retainKeys`, `$setElementOrder/<list>` and
 //! `$deleteFromPrimitiveList/<list>`; `null` removes a field. Where the order of elements
 //! that only the server knows is unspecified by the patch, they follow the ordered ones.
 
+use super::structure;
 use serde_json::{Map, Value};
 
 /// How a list field merges.
@@ -26,51 +27,37 @@ enum ListStrategy {
     Key(&'static str),
 }
 
-/// The pod template's spec in each kind that has one.
-fn pod_spec_prefix(kind: &str) -> Option<&'static [&'static str]> {
-    match kind {
-        "Deployment" => Some(&["spec", "template", "spec"]),
-        _ => None,
-    }
-}
-
 /// The patch strategy of the list at `path` (field names from the object's root; list
-/// elements add no segment) in an object of `kind`, from the Go types' struct tags.
-fn list_strategy(kind: &str, path: &[&str]) -> ListStrategy {
-    use ListStrategy::{Key, Primitives, Replace};
+/// elements add no segment): `metadata`'s lists as `ObjectMeta` declares them, others from
+/// the kind's `structure`.
+fn list_strategy(schema: Option<&'static Value>, path: &[&str]) -> ListStrategy {
     match path {
-        ["metadata", "finalizers"] => return Primitives,
-        ["metadata", "ownerReferences"] => return Key("uid"),
-        ["status", "conditions"] if matches!(kind, "Deployment" | "PodDisruptionBudget" | "Service") => {
-            return Key("type");
-        }
-        ["spec", "ports"] if kind == "Service" => return Key("port"),
-        ["secrets"] if kind == "ServiceAccount" => return Key("name"),
+        ["metadata", "finalizers"] => return ListStrategy::Primitives,
+        ["metadata", "ownerReferences"] => return ListStrategy::Key("uid"),
         _ => {}
     }
-    let Some(pod) = pod_spec_prefix(kind).and_then(|prefix| path.strip_prefix(prefix)) else {
-        return Replace;
+    let Some(node) = schema.and_then(|s| structure::at(s, path)) else {
+        return ListStrategy::Replace;
     };
-    match pod {
-        ["volumes" | "containers" | "initContainers" | "ephemeralContainers" | "imagePullSecrets"]
-        | ["schedulingGates" | "resourceClaims"] => Key("name"),
-        ["hostAliases"] => Key("ip"),
-        ["topologySpreadConstraints"] => Key("topologyKey"),
-        ["containers" | "initContainers" | "ephemeralContainers", field] => match *field {
-            "ports" => Key("containerPort"),
-            "env" => Key("name"),
-            "volumeMounts" => Key("mountPath"),
-            "volumeDevices" => Key("devicePath"),
-            _ => Replace,
-        },
-        _ => Replace,
+    let merges = node
+        .get("x-kubernetes-patch-strategy")
+        .and_then(Value::as_str)
+        .is_some_and(|s| s.split(',').any(|p| p == "merge"));
+    match node.get("x-kubernetes-patch-merge-key").and_then(Value::as_str) {
+        Some(key) if merges => ListStrategy::Key(key),
+        None if merges => ListStrategy::Primitives,
+        _ => ListStrategy::Replace,
     }
 }
 
 /// Whether the object at `path` is replaced whole rather than merged
 /// (`patchStrategy:"replace"`: a PodDisruptionBudget's selector).
-fn replaced_whole(kind: &str, path: &[&str]) -> bool {
-    kind == "PodDisruptionBudget" && path == ["spec", "selector"]
+fn replaced_whole(schema: Option<&Value>, path: &[&str]) -> bool {
+    schema
+        .and_then(|s| structure::at(s, path))
+        .and_then(|n| n.get("x-kubernetes-patch-strategy"))
+        .and_then(Value::as_str)
+        == Some("replace")
 }
 
 /// Why a strategic merge patch could not be applied (kube-apiserver answers 422 or 400).
@@ -92,18 +79,18 @@ pub enum StrategicError {
     UnknownDirective(String),
 }
 
-/// `original` with the strategic merge patch `patch` applied. The object's `kind` selects
-/// the list strategies.
+/// `original` with the strategic merge patch `patch` applied. The object's `apiVersion`
+/// and `kind` select the list strategies (`structure`).
 pub fn apply(original: &Value, patch: &Value) -> Result<Value, StrategicError> {
     let Value::Object(p) = patch else {
         return Err(StrategicError::NotAnObject);
     };
-    let kind = original.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let schema = structure::of_object(original);
     let mut out = match original {
         Value::Object(o) => o.clone(),
         _ => Map::new(),
     };
-    match merge_map(&kind, &mut Vec::new(), &mut out, p)? {
+    match merge_map(schema, &mut Vec::new(), &mut out, p)? {
         true => Ok(Value::Object(out)),
         false => Ok(Value::Object(Map::new())),
     }
@@ -114,7 +101,7 @@ const DELETE_FROM: &str = "$deleteFromPrimitiveList/";
 
 /// Merges `patch` into `target`; false when the patch deletes the whole map.
 fn merge_map<'a>(
-    kind: &str,
+    schema: Option<&'static Value>,
     path: &mut Vec<&'a str>,
     target: &mut Map<String, Value>,
     patch: &'a Map<String, Value>,
@@ -142,10 +129,10 @@ fn merge_map<'a>(
             }
             Value::Object(child) => {
                 let mut base = match target.remove(key) {
-                    Some(Value::Object(m)) if !replaced_whole(kind, path) => m,
+                    Some(Value::Object(m)) if !replaced_whole(schema, path) => m,
                     _ => Map::new(),
                 };
-                if merge_map(kind, path, &mut base, child)? {
+                if merge_map(schema, path, &mut base, child)? {
                     target.insert(key.clone(), Value::Object(base));
                 }
             }
@@ -154,7 +141,7 @@ fn merge_map<'a>(
                     Some(Value::Array(a)) => a,
                     _ => Vec::new(),
                 };
-                target.insert(key.clone(), Value::Array(merge_list(kind, path, base, items)?));
+                target.insert(key.clone(), Value::Array(merge_list(schema, path, base, items)?));
             }
             scalar => {
                 target.insert(key.clone(), scalar.clone());
@@ -174,7 +161,7 @@ fn merge_map<'a>(
             && let Some(Value::Array(list)) = target.get_mut(field)
         {
             path.push(field);
-            let strategy = list_strategy(kind, path);
+            let strategy = list_strategy(schema, path);
             path.pop();
             reorder(list, order, strategy);
         }
@@ -188,12 +175,12 @@ fn clone_entry((k, v): (&String, &Value)) -> (String, Value) {
 
 /// Merges a patch list into a list by the list's strategy.
 fn merge_list<'a>(
-    kind: &str,
+    schema: Option<&'static Value>,
     path: &mut Vec<&'a str>,
     mut base: Vec<Value>,
     items: &'a [Value],
 ) -> Result<Vec<Value>, StrategicError> {
-    match list_strategy(kind, path) {
+    match list_strategy(schema, path) {
         ListStrategy::Replace => Ok(items.to_vec()),
         ListStrategy::Primitives => {
             for item in items {
@@ -226,7 +213,7 @@ fn merge_list<'a>(
                     Some(Value::Object(m)) => m,
                     _ => Map::new(),
                 };
-                let kept = merge_map(kind, path, &mut merged, element)?;
+                let kept = merge_map(schema, path, &mut merged, element)?;
                 match (at, kept) {
                     (Some(i), true) => base.insert(i, Value::Object(merged)),
                     (None, true) => base.push(Value::Object(merged)),
@@ -323,7 +310,7 @@ mod tests {
         assert_eq!(out["spec"]["ports"], json!([{"port": 80, "targetPort": 8080}, {"port": 443}]));
         assert_eq!(out["spec"]["ipFamilies"], json!(["IPv6"]));
         assert!(out["spec"].get("selector").is_none());
-        let pdb = json!({"kind": "PodDisruptionBudget", "spec": {"selector": {"matchLabels": {"a": "1", "b": "2"}}}});
+        let pdb = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "spec": {"selector": {"matchLabels": {"a": "1", "b": "2"}}}});
         let narrowed = apply(&pdb, &json!({"spec": {"selector": {"matchLabels": {"a": "1"}}}})).expect("selector");
         assert_eq!(narrowed["spec"]["selector"], json!({"matchLabels": {"a": "1"}}));
         let lease = json!({"kind": "Lease", "spec": {"holderIdentity": "a", "leaseTransitions": 1}});

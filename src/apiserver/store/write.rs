@@ -180,19 +180,14 @@ impl Store {
         match ownership {
             Ownership::Update => {
                 let mut entries = Vec::new();
-                let owned = fields::Changes::created(&body, def.schema.as_ref());
+                let owned = fields::Changes::created(&body, def.structure());
                 fields::record_update(&mut entries, &opts.manager, None, &def.api_version(), &owned, &ts);
                 fields::write(&mut body, &entries);
             }
             // The applier owns what it created, as an Apply (of the object as stored).
             Ownership::Applied => {
-                let apply = fields::Apply {
-                    manager: &opts.manager,
-                    sub: None,
-                    force: true,
-                    schema: def.schema.as_ref(),
-                    now: &ts,
-                };
+                let apply =
+                    fields::Apply { manager: &opts.manager, sub: None, force: true, schema: def.structure(), now: &ts };
                 let applied = fields::apply(&body, &body, &apply)?;
                 fields::write(&mut body, &fields::read(&applied));
             }
@@ -386,7 +381,7 @@ impl Store {
         if ownership == Ownership::Update {
             let ts = now();
             let mut entries = fields::read(&old);
-            let changed = fields::changed(&old, &new, def.schema.as_ref());
+            let changed = fields::changed(&old, &new, def.structure());
             fields::record_update(&mut entries, &opts.manager, sub, &def.api_version(), &changed, &ts);
             fields::write(&mut new, &entries);
         }
@@ -436,13 +431,8 @@ impl Store {
             Some(cur) => {
                 // The merge starts from the live object, so its resourceVersion is the
                 // current one unless the configuration names one as a precondition.
-                let apply = fields::Apply {
-                    manager: &opts.manager,
-                    sub,
-                    force: opts.force,
-                    schema: def.schema.as_ref(),
-                    now: &ts,
-                };
+                let apply =
+                    fields::Apply { manager: &opts.manager, sub, force: opts.force, schema: def.structure(), now: &ts };
                 let merged = fields::apply(&cur, config, &apply)?;
                 Ok((self.update_owned(def, ns, name, merged, sub, opts, Ownership::Applied)?, false))
             }
