@@ -373,6 +373,19 @@ async fn a_second_apply_patches_deployments_by_merge_key() {
     // Server-side apply takes over from client-side apply without conflicts (same values).
     let ssa = w.ok(&["apply", "--server-side", "-f", path(&second)]).await;
     assert_eq!(ssa.matches("serverside-applied").count(), 11, "{ssa}");
+    // kubectl then moves the client-side apply's ownership to itself by writing managedFields.
+    let owners: Vec<String> = deploys
+        .get("kreflex")
+        .await
+        .expect("deployment")
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert!(owners.contains(&"kubectl".to_owned()), "{owners:?}");
+    assert!(!owners.contains(&"kubectl-client-side-apply".to_owned()), "{owners:?}");
 
     let tables = w.ok(&["get", "deploy,svc,pdb,netpol", "-n", "kreflex-system"]).await;
     for header in [
@@ -454,12 +467,13 @@ async fn server_side_apply_owns_a_deployments_containers_by_name() {
     apply("mesh", config("proxy", "proxy:1")).await.expect("another manager adds its container");
     apply("app", config("app", "app:2")).await.expect("each manager changes its own container");
     let d = serde_json::to_value(api.get("web").await.expect("get")).expect("json");
-    let containers = &d["spec"]["template"]["spec"]["containers"];
-    assert_eq!(
-        containers,
-        &json!([{"name": "app", "image": "app:2"}, {"name": "proxy", "image": "proxy:1"}]),
-        "containers merge by name"
-    );
+    let containers: Vec<(&str, &str)> = d["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| Some((c["name"].as_str()?, c["image"].as_str()?)))
+        .collect();
+    assert_eq!(containers, [("app", "app:2"), ("proxy", "proxy:1")], "containers merge by name");
     let err = match apply("mesh", config("app", "app:3")).await {
         Err(kube::Error::Api(e)) => e,
         other => panic!("expected a conflict, got {other:?}"),

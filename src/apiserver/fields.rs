@@ -301,7 +301,21 @@ pub fn changed(old: &Value, new: &Value, schema: Schema) -> Changes {
 
 /// Reads `metadata.managedFields`.
 pub fn read(obj: &Value) -> Vec<Managed> {
-    obj.pointer("/metadata/managedFields")
+    entries(obj.pointer("/metadata/managedFields"))
+}
+
+/// The ownership a write asks for with its `metadata.managedFields`, as the field manager
+/// of kube-apiserver decodes it: `[{}]` resets it to nobody; entries that own fields
+/// replace it; anything else (none, or entries owning nothing) leaves the stored ownership.
+pub fn requested(managed_fields: Option<&Value>) -> Option<Vec<Managed>> {
+    match managed_fields?.as_array()?.as_slice() {
+        [Value::Object(only)] if only.is_empty() => Some(Vec::new()),
+        _ => Some(entries(managed_fields)).filter(|e| e.iter().any(|m| !m.fields.is_empty())),
+    }
+}
+
+fn entries(managed_fields: Option<&Value>) -> Vec<Managed> {
+    managed_fields
         .and_then(Value::as_array)
         .map(|entries| {
             entries
@@ -501,6 +515,18 @@ fn display(path: &[String]) -> String {
     out
 }
 
+/// The fields of the configuration `kubectl apply` (client-side) recorded on `live`, when
+/// `manager` is kubectl's server-side apply: kube-apiserver forces an apply whose conflicts
+/// all lie there (its `lastAppliedManager`), so `kubectl apply --server-side` takes over
+/// objects from `kubectl apply` although the stored values carry defaults.
+fn last_applied(live: &Value, manager: &str, schema: Schema) -> Option<BTreeSet<Path>> {
+    if manager != "kubectl" {
+        return None;
+    }
+    let text = live.pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration")?.as_str()?;
+    Some(leaves(&serde_json::from_str(text).ok()?, schema))
+}
+
 /// Options of one server-side apply.
 #[derive(Debug, Clone, Copy)]
 pub struct Apply<'a> {
@@ -526,14 +552,17 @@ pub fn apply(live: &Value, config: &Value, a: &Apply) -> Result<Value, ApiError>
     let mut entries = read(live);
     let wanted = leaves(config, schema);
     let mut conflicts: Vec<(String, String)> = Vec::new();
+    let mut conflicting: BTreeSet<&Path> = BTreeSet::new();
     for e in entries.iter().filter(|e| e.manager != manager || e.operation != "Apply") {
         for p in e.fields.intersection(&wanted) {
             if !agree(live, config, p, schema) {
                 conflicts.push((e.manager.clone(), display(p)));
+                conflicting.insert(p);
             }
         }
     }
-    if !conflicts.is_empty() && !force {
+    let forgiven = || last_applied(live, manager, schema).is_some_and(|l| conflicting.iter().all(|p| l.contains(*p)));
+    if !conflicts.is_empty() && !force && !forgiven() {
         let n = conflicts.len();
         let list = conflicts.iter().map(|(m, f)| format!("conflict with \"{m}\": {f}")).collect::<Vec<_>>();
         let message = if n == 1 {
@@ -644,6 +673,27 @@ mod tests {
         let live = apply(&json!({"metadata": {"name": "a"}}), &db("1Gi"), &by("alice")).expect("apply");
         assert_eq!(live["metadata"]["managedFields"][0]["fieldsV1"], json!({"f:spec": {"f:engine": {}, "f:size": {}}}));
         assert_eq!(read(&live)[0].fields.len(), 2);
+    }
+
+    #[test]
+    fn kubectl_takes_over_what_its_client_side_apply_recorded() {
+        let recorded = r#"{"spec":{"ports":[{"port":53}]}}"#;
+        let mut live = json!({"metadata": {"name": "p", "annotations": {
+            "kubectl.kubernetes.io/last-applied-configuration": recorded}},
+            "spec": {"ports": [{"port": 53, "protocol": "TCP"}]}});
+        let mut entries = Vec::new();
+        record_update(&mut entries, "kubectl-client-side-apply", None, "v1", &Changes::created(&live, None), "t");
+        write(&mut live, &entries);
+        let config = json!({"spec": {"ports": [{"port": 53}]}});
+        assert_eq!(apply(&live, &config, &by("someone")).expect_err("a conflict").code, 409);
+        let taken = apply(&live, &config, &by("kubectl")).expect("kubectl takes over");
+        assert_eq!(taken["spec"]["ports"], json!([{"port": 53}]));
+        let other = json!({"spec": {"ports": [{"port": 54}]}, "metadata": {"labels": {"a": "b"}}});
+        let mut elsewhere = live.clone();
+        elsewhere["metadata"]["labels"] = json!({"a": "c"});
+        record_update(&mut entries, "labeler", None, "v1", &changed(&live, &elsewhere, None), "t");
+        write(&mut elsewhere, &entries);
+        assert_eq!(apply(&elsewhere, &other, &by("kubectl")).expect_err("not recorded").code, 409);
     }
 
     #[test]

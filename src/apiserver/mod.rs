@@ -18,6 +18,7 @@
 mod auth;
 pub mod cli;
 mod convert;
+mod defaults;
 mod discovery;
 mod faults;
 mod field_selector;

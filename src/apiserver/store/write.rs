@@ -9,6 +9,7 @@
 
 use super::{DeleteOpts, Deleted, FOREGROUND, ORPHAN, Propagation, Store, WriteOpts, now, served};
 use crate::apiserver::convert;
+use crate::apiserver::defaults;
 use crate::apiserver::fields;
 use crate::apiserver::resources::ResourceDef;
 use crate::apiserver::schema;
@@ -60,6 +61,19 @@ impl Store {
             return Err(ApiError::bad_request(format!("strict decoding error: {list}")));
         }
         Ok(())
+    }
+
+    /// What the stored Services other than `ns/name` hold (for a Service's defaults).
+    fn allocated(&self, def: &ResourceDef, ns: Option<&str>, name: &str) -> defaults::Allocated {
+        if !(def.group.is_empty() && def.kind == "Service") {
+            return defaults::Allocated::default();
+        }
+        let services = self.list(def, None);
+        let others = services.iter().filter(|s| {
+            s.pointer("/metadata/namespace").and_then(Value::as_str) != ns
+                || s.pointer("/metadata/name").and_then(Value::as_str) != Some(name)
+        });
+        defaults::Allocated::of(others.map(|s| s.as_ref()))
     }
 
     /// Creates an object (POST).
@@ -174,7 +188,10 @@ impl Store {
         if def.kind == "Namespace" {
             body["status"] = json!({"phase": "Active"});
         }
-        default_fields(def, &mut body);
+        // An applier owns what it applied, not the defaults.
+        let applied = (ownership == Ownership::Applied).then(|| body.clone());
+        let allocated = self.allocated(def, ns, &name);
+        defaults::apply(def, &mut body, None, &allocated);
         Self::validate(def, &mut body, opts.strict)?;
         let new_defs = if def.kind == "CustomResourceDefinition" { Some(self.crd_defs(&body)?) } else { None };
         match ownership {
@@ -188,7 +205,8 @@ impl Store {
             Ownership::Applied => {
                 let apply =
                     fields::Apply { manager: &opts.manager, sub: None, force: true, schema: def.structure(), now: &ts };
-                let applied = fields::apply(&body, &body, &apply)?;
+                let config = applied.as_ref().expect("an apply keeps its configuration");
+                let applied = fields::apply(config, config, &apply)?;
                 fields::write(&mut body, &fields::read(&applied));
             }
         }
@@ -321,7 +339,8 @@ impl Store {
         if let Some(m) = new["metadata"].as_object_mut() {
             m.remove("resourceVersion");
         }
-        default_fields(def, &mut new);
+        let allocated = self.allocated(def, ns, name);
+        defaults::apply(def, &mut new, Some(&old), &allocated);
         Self::validate(def, &mut new, opts.strict)?;
         let deleting = old.pointer("/metadata/deletionTimestamp").is_some();
         if deleting {
@@ -353,8 +372,8 @@ impl Store {
         }
         if ownership == Ownership::Applied {
             // The apply computed the ownership; an apply that changes only it is a write.
-            match applied_fields {
-                Some(f) => new["metadata"]["managedFields"] = f,
+            match &applied_fields {
+                Some(f) => new["metadata"]["managedFields"] = f.clone(),
                 None => {
                     if let Some(m) = new["metadata"].as_object_mut() {
                         m.remove("managedFields");
@@ -362,11 +381,24 @@ impl Store {
                 }
             }
         }
+        // A client may write the ownership itself (kubectl's migration from client- to
+        // server-side apply); a subresource write may not.
+        let requested = match (ownership, sub) {
+            (Ownership::Update, None) => fields::requested(applied_fields.as_ref()),
+            _ => None,
+        };
+        if let Some(entries) = &requested {
+            fields::write(&mut new, entries);
+        }
         let mut old_cmp = (*old).clone();
         strip_bookkeeping(&mut old_cmp);
         let mut new_cmp = new.clone();
         strip_bookkeeping(&mut new_cmp);
-        if old_cmp == new_cmp && (ownership == Ownership::Update || same_owners(&old, &new)) {
+        let owners_kept = match ownership {
+            Ownership::Update if requested.is_none() => true,
+            _ => same_owners(&old, &new),
+        };
+        if old_cmp == new_cmp && owners_kept {
             // A no-op write changes nothing, not even the resourceVersion.
             return Ok(old);
         }
@@ -380,7 +412,7 @@ impl Store {
         }
         if ownership == Ownership::Update {
             let ts = now();
-            let mut entries = fields::read(&old);
+            let mut entries = requested.unwrap_or_else(|| fields::read(&old));
             let changed = fields::changed(&old, &new, def.structure());
             fields::record_update(&mut entries, &opts.manager, sub, &def.api_version(), &changed, &ts);
             fields::write(&mut new, &entries);
@@ -506,14 +538,6 @@ impl Store {
         let last = Arc::new(last);
         self.remove(def, &(ns.unwrap_or("").to_owned(), name.to_owned()), last.clone());
         Ok(Deleted::Removed(last))
-    }
-}
-
-/// Defaults the API sets on built-in kinds (`SetDefaults_*`): a Secret's `type`.
-fn default_fields(def: &ResourceDef, obj: &mut Value) {
-    if def.group.is_empty() && def.kind == "Secret" && obj.get("type").and_then(Value::as_str).is_none_or(str::is_empty)
-    {
-        obj["type"] = Value::String("Opaque".into());
     }
 }
 
