@@ -44,10 +44,8 @@ impl Allocated {
 /// Sets the defaults of `obj`, a `def` being written over `old` (if it exists).
 pub fn apply(def: &ResourceDef, obj: &mut Value, old: Option<&Value>, allocated: &Allocated) {
     match (def.group.as_str(), def.kind.as_str()) {
-        ("", "Secret") => {
-            if obj.get("type").and_then(Value::as_str).is_none_or(str::is_empty) {
-                obj["type"] = json!("Opaque");
-            }
+        ("", "Secret") if obj.get("type").and_then(Value::as_str).is_none_or(str::is_empty) => {
+            obj["type"] = json!("Opaque");
         }
         ("apps", "Deployment") => deployment(obj),
         ("", "Service") => service(obj, old, allocated),
