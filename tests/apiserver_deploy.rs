@@ -351,10 +351,20 @@ async fn a_second_apply_patches_deployments_by_merge_key() {
             )
     });
     let patched = w.ok(&["apply", "-f", path(&second)]).await;
+    let deploys: kube::Api<Deployment> = kube::Api::namespaced(s.client(), "kreflex-system");
     assert!(patched.contains("deployment.apps/kreflex configured"), "{patched}");
     assert!(patched.contains("service/kreflex-metrics configured"), "{patched}");
+    // A dry run of a change shows the object as stored, version and all (`kubectl diff`).
+    let third = w.manifests("v3.yaml", |t| t.replace("replicas: 2", "replicas: 3"));
+    let dry = w.ok(&["apply", "--dry-run=server", "-f", path(&third), "-o", "json"]).await;
+    let stored = serde_json::to_value(deploys.get("kreflex").await.expect("deployment")).expect("json");
+    let items: Value = serde_json::from_str(&dry).expect("kubectl prints a List");
+    let dry_deploy =
+        items["items"].as_array().into_iter().flatten().find(|i| i["kind"] == "Deployment").expect("listed");
+    assert_eq!(dry_deploy["spec"]["replicas"], 3);
+    assert_eq!(dry_deploy["metadata"]["resourceVersion"], stored["metadata"]["resourceVersion"]);
+    assert_eq!(stored["spec"]["replicas"], 2);
 
-    let deploys: kube::Api<Deployment> = kube::Api::namespaced(s.client(), "kreflex-system");
     let d = serde_json::to_value(deploys.get("kreflex").await.expect("deployment")).expect("json");
     assert_eq!(d["metadata"]["generation"], 2);
     assert_eq!(d["spec"]["strategy"], json!({"type": "Recreate"}), "$retainKeys drops rollingUpdate");

@@ -420,6 +420,9 @@ impl Store {
         let new_defs =
             if def.kind == "CustomResourceDefinition" && sub.is_none() { Some(self.crd_defs(&new)?) } else { None };
         if opts.dry_run {
+            // Nothing was written: the object keeps the version it has.
+            new["metadata"]["resourceVersion"] =
+                old.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
             return Ok(Arc::new(new));
         }
         if let Some(defs) = new_defs {
