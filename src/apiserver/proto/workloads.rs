@@ -1,10 +1,11 @@
 //! Protobuf bodies of the workload and network kinds (`apps/v1` Deployment, `v1` Service,
 //! `policy/v1` PodDisruptionBudget, `networking.k8s.io/v1` NetworkPolicy) and every message
 //! they contain, which kubectl sends for `kubectl create deployment|service|pdb`. Written
-//! by `workloads.py` (beside this file) from the `k8s-pb` messages (every field, matched by protobuf tag) and the Go types of
-//! `k8s.io/api` (JSON names, `json:",inline"` embedding, and `omitempty`): Go's protobuf
-//! always carries a non-pointer bool or number, its JSON leaves it out when zero, so those
-//! are `omit_zero`; pointer fields keep an explicit zero (`allowPrivilegeEscalation: false`).
+//! by `workloads.py` (beside this file) from the `k8s-pb` messages (every field, matched by
+//! protobuf tag) and the Go types of `k8s.io/api` (JSON names, `json:",inline"` embedding,
+//! and `omitempty`): Go's protobuf always carries a non-pointer bool or number, its JSON
+//! leaves it out when zero, so those are `omit_zero`; pointer fields keep an explicit zero
+//! (`allowPrivilegeEscalation: false`).
 
 use super::{Json, fields, inlined, omit_zero};
 use k8s_pb::api::apps::v1 as apps;
