@@ -495,3 +495,44 @@ async fn server_side_apply_owns_a_deployments_containers_by_name() {
         err.message
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_plugin_configmap_needs_server_side_apply() {
+    if !have_kubectl() {
+        return;
+    }
+    let s = server_with(Default::default()).await;
+    let w = Workdir::new(&s);
+    // 300 KiB of plugin: within a ConfigMap's 1 MiB, but its copy in the last-applied
+    // annotation of a client-side apply is beyond the 256 KiB annotations may hold.
+    let file = w.dir.path().join("plugins.yaml");
+    let wasm = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(vec![7u8; 300 << 10])
+    };
+    let cm = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plugins\n  namespace: default\nbinaryData:\n  big.wasm: {wasm}\n"
+    );
+    std::fs::write(&file, cm).expect("write");
+    let client_side = w.kubectl(&["apply", "-f", path(&file)]).await;
+    assert!(!client_side.status.success());
+    assert!(
+        String::from_utf8_lossy(&client_side.stderr)
+            .contains("metadata.annotations: Too long: must have at most 262144 bytes"),
+        "{}",
+        String::from_utf8_lossy(&client_side.stderr)
+    );
+    let server_side = w.ok(&["apply", "--server-side", "-f", path(&file)]).await;
+    assert!(server_side.contains("configmap/plugins serverside-applied"), "{server_side}");
+    // Beyond 1 MiB the ConfigMap itself is refused.
+    let huge = file.with_file_name("huge.yaml");
+    let data = "x".repeat((1 << 20) + 1);
+    std::fs::write(&huge, format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: huge\ndata:\n  a: {data}\n"))
+        .expect("write");
+    let refused = w.kubectl(&["apply", "--server-side", "-f", path(&huge)]).await;
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("Too long: must have at most 1048576 bytes"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

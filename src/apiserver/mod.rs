@@ -37,6 +37,7 @@ mod strategic;
 mod structure;
 mod table;
 mod tls;
+mod validation;
 mod verbs;
 mod watch;
 

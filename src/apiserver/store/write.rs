@@ -14,6 +14,7 @@ use crate::apiserver::fields;
 use crate::apiserver::resources::ResourceDef;
 use crate::apiserver::schema;
 use crate::apiserver::status::ApiError;
+use crate::apiserver::validation;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -46,8 +47,14 @@ impl Store {
         Ok(())
     }
 
-    /// Schema validation and pruning of a custom resource.
+    /// Size limits of every object, then schema validation and pruning of a custom
+    /// resource.
     fn validate(def: &ResourceDef, obj: &mut Value, strict: bool) -> Result<(), ApiError> {
+        let too_large = validation::check(def, obj);
+        if !too_large.is_empty() {
+            let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
+            return Err(ApiError::invalid(def, &def.kind, &name, &too_large));
+        }
         let Some(schema) = &def.schema else {
             return Ok(());
         };
