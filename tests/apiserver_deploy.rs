@@ -321,6 +321,17 @@ async fn server_dry_runs_accept_the_manifests_and_persist_nothing() {
     let left = w.ok(&["get", NAMESPACED, "-n", "kreflex-system", "-o", "name"]).await;
     assert_eq!(left.trim(), "", "{left}");
     assert!(!w.kubectl(&["get", "clusterrole", "kreflex"]).await.status.success());
+
+    // A typo is refused (kubectl asks for strict field validation), as on a cluster.
+    let typo = w.manifests("typo.yaml", |t| {
+        t.replace("        image: kreflex:0.1.0\n", "        image: kreflex:0.1.0\n        imagePulPolicy: Always\n")
+    });
+    let refused = w.kubectl(&["apply", "--dry-run=server", "-f", path(&typo)]).await;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(r#"strict decoding error: unknown field "spec.template.spec.containers[0].imagePulPolicy""#),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,9 +2,10 @@
 //! (`ValidateAnnotations`, `ValidateConfigMap`, `ValidateSecret`): annotations of at most
 //! 256 KiB in all (what makes a client-side `kubectl apply` of a ConfigMap holding a large
 //! plugin fail, since its last-applied annotation copies the data), and a ConfigMap's
-//! `data` and `binaryData`, or a Secret's `data`, of at most 1 MiB. In: an object about to
-//! be stored; out: the causes of a 422 Invalid, as `(reason, message, field)` (a pure
-//! function; `store::write` calls it on creates and updates).
+//! `data` and `binaryData`, or a Secret's `data`, of at most 1 MiB; and, for writes with
+//! `fieldValidation=Strict` (kubectl's), fields the kind does not have. In: an object about
+//! to be stored; out: the causes of a 422 Invalid, as `(reason, message, field)`, or the
+//! unknown fields (pure functions; `store::write` calls them on creates and updates).
 
 use super::resources::ResourceDef;
 use serde_json::Value;
@@ -48,6 +49,59 @@ pub fn check(def: &ResourceDef, obj: &Value) -> Vec<(String, String, String)> {
     causes
 }
 
+/// Fields of `obj` that its kind's Go type (here: its k8s-openapi type) does not have, as
+/// `fieldValidation=Strict` reports them (`spec.template.spec.containers[0].imagePulPolicy`);
+/// `None` for kinds without a typed form here, or a body that does not decode into it (the
+/// other checks answer for those).
+pub fn unknown_fields(def: &ResourceDef, obj: &Value) -> Option<Vec<String>> {
+    use k8s_openapi::api::{apps, coordination, core, networking, policy, rbac};
+    let typed = match (def.group.as_str(), def.kind.as_str()) {
+        ("", "Namespace") => round_trip::<core::v1::Namespace>(obj),
+        ("", "ConfigMap") => round_trip::<core::v1::ConfigMap>(obj),
+        ("", "Secret") => round_trip::<core::v1::Secret>(obj),
+        ("", "ServiceAccount") => round_trip::<core::v1::ServiceAccount>(obj),
+        ("", "Service") => round_trip::<core::v1::Service>(obj),
+        ("apps", "Deployment") => round_trip::<apps::v1::Deployment>(obj),
+        ("policy", "PodDisruptionBudget") => round_trip::<policy::v1::PodDisruptionBudget>(obj),
+        ("networking.k8s.io", "NetworkPolicy") => round_trip::<networking::v1::NetworkPolicy>(obj),
+        ("coordination.k8s.io", "Lease") => round_trip::<coordination::v1::Lease>(obj),
+        ("rbac.authorization.k8s.io", "Role") => round_trip::<rbac::v1::Role>(obj),
+        ("rbac.authorization.k8s.io", "RoleBinding") => round_trip::<rbac::v1::RoleBinding>(obj),
+        ("rbac.authorization.k8s.io", "ClusterRole") => round_trip::<rbac::v1::ClusterRole>(obj),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => round_trip::<rbac::v1::ClusterRoleBinding>(obj),
+        _ => None,
+    }?;
+    let mut unknown = Vec::new();
+    missing(obj, &typed, String::new(), &mut unknown);
+    Some(unknown)
+}
+
+/// `obj` decoded into `T` and encoded again: what `T` knows of it.
+fn round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(obj: &Value) -> Option<Value> {
+    serde_json::to_value(serde_json::from_value::<T>(obj.clone()).ok()?).ok()
+}
+
+/// Paths of `sent` that `known` lacks (`null`s, which decode to nothing, aside).
+fn missing(sent: &Value, known: &Value, path: String, out: &mut Vec<String>) {
+    match (sent, known) {
+        (Value::Object(s), Value::Object(k)) => {
+            for (key, v) in s.iter().filter(|(_, v)| !v.is_null()) {
+                let p = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                match k.get(key) {
+                    Some(kv) => missing(v, kv, p, out),
+                    None => out.push(p),
+                }
+            }
+        }
+        (Value::Array(s), Value::Array(k)) => {
+            for (i, (v, kv)) in s.iter().zip(k).enumerate() {
+                missing(v, kv, format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The length of a string value, or of the bytes it encodes in base64.
 fn value_len(v: &Value, base64: bool) -> usize {
     let s = v.as_str().unwrap_or_default();
@@ -62,6 +116,22 @@ mod tests {
 
     fn def(kind: &str) -> ResourceDef {
         builtins().into_iter().find(|d| d.kind == kind).expect("built in")
+    }
+
+    #[test]
+    fn fields_a_kind_does_not_have_are_unknown() {
+        let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "labels": {"a": "b"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"a": "b"}}, "replica": 2,
+                "template": {"metadata": {"creationTimestamp": null}, "spec": {"containers": [
+                    {"name": "a", "image": "a", "resources": {}},
+                    {"name": "b", "image": "b", "imagePulPolicy": "Always"}]}}}});
+        assert_eq!(
+            unknown_fields(&def("Deployment"), &d),
+            Some(vec!["spec.replica".to_owned(), "spec.template.spec.containers[1].imagePulPolicy".to_owned()])
+        );
+        let cm = json!({"metadata": {"name": "c"}, "data": {"x": "y"}, "binaryData": {"p.wasm": "AGFzbQ=="}});
+        assert_eq!(unknown_fields(&def("ConfigMap"), &cm), Some(vec![]));
+        assert_eq!(unknown_fields(&def("Event"), &cm), None);
     }
 
     #[test]

@@ -47,13 +47,24 @@ impl Store {
         Ok(())
     }
 
-    /// Size limits of every object, then schema validation and pruning of a custom
-    /// resource.
+    /// Size limits of every object, unknown fields of a built-in kind (with `strict`), then
+    /// schema validation and pruning of a custom resource.
     fn validate(def: &ResourceDef, obj: &mut Value, strict: bool) -> Result<(), ApiError> {
         let too_large = validation::check(def, obj);
         if !too_large.is_empty() {
             let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
             return Err(ApiError::invalid(def, &def.kind, &name, &too_large));
+        }
+        if strict
+            && let Some(unknown) = validation::unknown_fields(def, obj)
+            && !unknown.is_empty()
+        {
+            let list = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect::<Vec<_>>().join(", ");
+            return Err(ApiError::bad_request(format!(
+                "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {list}",
+                kind = def.kind,
+                version = def.version
+            )));
         }
         let Some(schema) = &def.schema else {
             return Ok(());
