@@ -61,13 +61,21 @@ fn verbs(d: &ResourceDef) -> Vec<&'static str> {
 pub fn resource_list(store: &Store, group: &str, version: &str) -> Value {
     let mut resources = Vec::new();
     for d in store.defs().iter().filter(|d| d.group == group && d.version == version) {
-        resources
-            .push(json!({"name": d.plural, "singularName": d.singular, "namespaced": d.namespaced, "kind": d.kind,
-            "verbs": verbs(d), "shortNames": d.short_names}));
+        let mut resource = json!({"name": d.plural, "singularName": d.singular, "namespaced": d.namespaced,
+            "kind": d.kind, "verbs": verbs(d), "shortNames": d.short_names});
+        if !d.categories.is_empty() {
+            resource["categories"] = json!(d.categories);
+        }
+        resources.push(resource);
         if d.status {
             resources
                 .push(json!({"name": format!("{}/status", d.plural), "singularName": "", "namespaced": d.namespaced,
                 "kind": d.kind, "verbs": ["get", "patch", "update"]}));
+        }
+        if d.scale() {
+            resources
+                .push(json!({"name": format!("{}/scale", d.plural), "singularName": "", "namespaced": d.namespaced,
+                "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
         }
     }
     let gv = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };

@@ -53,6 +53,7 @@ fn kind_labels(def: &ResourceDef) -> &'static [&'static str] {
         ("events.k8s.io", "Event") => EVENTS_EVENT,
         ("", "Secret") => &["type"],
         ("", "Namespace") => &["status.phase"],
+        ("", "Service") => &["spec.clusterIP", "spec.type"],
         _ => &[],
     }
 }

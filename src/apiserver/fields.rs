@@ -5,7 +5,8 @@
 //! JSON patches. Lists follow their list type: `set` and `map` lists
 //! (`metadata.finalizers`, `metadata.ownerReferences`, and a CRD schema's
 //! `x-kubernetes-list-type`) are merged and owned element by element, other lists are
-//! atomic. The store calls it on every write; the HTTP layer only decodes bodies.
+//! atomic. The store calls it on every write; the HTTP layer only decodes bodies. Strategic
+//! merge patches are applied by `strategic`.
 
 use super::status::ApiError;
 use serde_json::{Map, Value, json};
@@ -269,17 +270,52 @@ fn merge_applied(target: &mut Value, config: &Value, schema: Schema, path: &mut 
     }
 }
 
-/// Owned paths whose values differ between two objects (either side), excluding identity
-/// and bookkeeping metadata.
-pub fn changed(old: &Value, new: &Value, schema: Schema) -> BTreeSet<Path> {
+/// What a write did to the owned fields of an object (identity and bookkeeping metadata
+/// excluded).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changes {
+    /// Fields the write added or gave another value.
+    pub set: BTreeSet<Path>,
+    /// Fields the write removed.
+    pub removed: BTreeSet<Path>,
+}
+
+impl Changes {
+    /// Every field of `obj`, as its creation sets them.
+    pub fn created(obj: &Value, schema: Schema) -> Self {
+        Self { set: leaves(obj, schema), removed: BTreeSet::new() }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.removed.is_empty()
+    }
+}
+
+/// The owned fields a write from `old` to `new` set and removed.
+pub fn changed(old: &Value, new: &Value, schema: Schema) -> Changes {
     let a = leaves(old, schema);
     let b = leaves(new, schema);
-    a.union(&b).filter(|p| !agree(old, new, p, schema)).cloned().collect()
+    let (set, removed) = a.union(&b).filter(|p| !agree(old, new, p, schema)).cloned().partition(|p| b.contains(p));
+    Changes { set, removed }
 }
 
 /// Reads `metadata.managedFields`.
 pub fn read(obj: &Value) -> Vec<Managed> {
-    obj.pointer("/metadata/managedFields")
+    entries(obj.pointer("/metadata/managedFields"))
+}
+
+/// The ownership a write asks for with its `metadata.managedFields`, as the field manager
+/// of kube-apiserver decodes it: `[{}]` resets it to nobody; entries that own fields
+/// replace it; anything else (none, or entries owning nothing) leaves the stored ownership.
+pub fn requested(managed_fields: Option<&Value>) -> Option<Vec<Managed>> {
+    match managed_fields?.as_array()?.as_slice() {
+        [Value::Object(only)] if only.is_empty() => Some(Vec::new()),
+        _ => Some(entries(managed_fields)).filter(|e| e.iter().any(|m| !m.fields.is_empty())),
+    }
+}
+
+fn entries(managed_fields: Option<&Value>) -> Vec<Managed> {
+    managed_fields
         .and_then(Value::as_array)
         .map(|entries| {
             entries
@@ -372,54 +408,55 @@ pub fn write(obj: &mut Value, entries: &[Managed]) {
     }
 }
 
-/// Records an `Update` by `manager` that turned the object into `new`: it takes ownership
-/// of every field it changed that `new` still has, and other managers lose every changed
-/// field — a field the update removed is nobody's any more (as kube-apiserver does: a
-/// Lease's holder cleared by a patch does not stay owned by its last applier, so the next
-/// holder's apply does not conflict).
+/// Records an `Update` by `manager`, as structured-merge-diff's updater does: it takes
+/// ownership of every field it set, other managers lose those fields, and a removed field
+/// is owned by nobody any more (so that a manager applying it later does not conflict with
+/// the stale ownership of one that applied it before).
 pub fn record_update(
     entries: &mut Vec<Managed>,
     manager: &str,
     sub: Option<&str>,
     api_version: &str,
-    changed: &BTreeSet<Path>,
-    new: &Value,
+    changes: &Changes,
     now: &str,
 ) {
-    if changed.is_empty() {
+    if changes.is_empty() {
         return;
     }
     for e in entries.iter_mut() {
-        e.fields.retain(|p| !changed.contains(p));
+        e.fields.retain(|p| !changes.set.contains(p) && !changes.removed.contains(p));
     }
-    let entry = match entries
-        .iter_mut()
-        .position(|e| e.manager == manager && e.operation == "Update" && e.subresource.as_deref() == sub)
-    {
-        Some(i) => &mut entries[i],
-        None => {
-            entries.push(Managed {
-                manager: manager.into(),
-                operation: "Update".into(),
-                subresource: sub.map(str::to_owned),
-                api_version: api_version.into(),
-                fields: BTreeSet::new(),
-                time: now.into(),
-            });
-            let last = entries.len() - 1;
-            &mut entries[last]
-        }
-    };
-    entry.fields.extend(changed.iter().filter(|p| get(new, p).is_some()).cloned());
-    entry.time = now.into();
+    if !changes.set.is_empty() {
+        let i = match entries
+            .iter()
+            .position(|e| e.manager == manager && e.operation == "Update" && e.subresource.as_deref() == sub)
+        {
+            Some(i) => i,
+            None => {
+                entries.push(Managed {
+                    manager: manager.into(),
+                    operation: "Update".into(),
+                    subresource: sub.map(str::to_owned),
+                    api_version: api_version.into(),
+                    fields: BTreeSet::new(),
+                    time: now.into(),
+                });
+                entries.len() - 1
+            }
+        };
+        entries[i].fields.extend(changes.set.iter().cloned());
+        entries[i].time = now.into();
+    }
     entries.retain(|e| !e.fields.is_empty());
 }
 
 /// A decoded PATCH body.
 #[derive(Debug, Clone)]
 pub enum Patch {
-    /// JSON merge patch (RFC 7386); also what a strategic merge patch is served as.
+    /// JSON merge patch (RFC 7386).
     Merge(Value),
+    /// Strategic merge patch (built-in kinds only), applied by `strategic`.
+    Strategic(Value),
     /// JSON patch (RFC 6902).
     Json(json_patch::Patch),
 }
@@ -432,6 +469,10 @@ pub fn patch(current: &Value, patch: &Patch) -> Result<Value, ApiError> {
     let precondition = match patch {
         Patch::Merge(p) => {
             json_patch::merge(&mut doc, p);
+            p.pointer("/metadata/resourceVersion").cloned()
+        }
+        Patch::Strategic(p) => {
+            doc = super::strategic::apply(current, p).map_err(|e| ApiError::new(422, "Invalid", e.to_string()))?;
             p.pointer("/metadata/resourceVersion").cloned()
         }
         Patch::Json(ops) => {
@@ -474,6 +515,18 @@ fn display(path: &[String]) -> String {
     out
 }
 
+/// The fields of the configuration `kubectl apply` (client-side) recorded on `live`, when
+/// `manager` is kubectl's server-side apply: kube-apiserver forces an apply whose conflicts
+/// all lie there (its `lastAppliedManager`), so `kubectl apply --server-side` takes over
+/// objects from `kubectl apply` although the stored values carry defaults.
+fn last_applied(live: &Value, manager: &str, schema: Schema) -> Option<BTreeSet<Path>> {
+    if manager != "kubectl" {
+        return None;
+    }
+    let text = live.pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration")?.as_str()?;
+    Some(leaves(&serde_json::from_str(text).ok()?, schema))
+}
+
 /// Options of one server-side apply.
 #[derive(Debug, Clone, Copy)]
 pub struct Apply<'a> {
@@ -499,14 +552,17 @@ pub fn apply(live: &Value, config: &Value, a: &Apply) -> Result<Value, ApiError>
     let mut entries = read(live);
     let wanted = leaves(config, schema);
     let mut conflicts: Vec<(String, String)> = Vec::new();
+    let mut conflicting: BTreeSet<&Path> = BTreeSet::new();
     for e in entries.iter().filter(|e| e.manager != manager || e.operation != "Apply") {
         for p in e.fields.intersection(&wanted) {
             if !agree(live, config, p, schema) {
                 conflicts.push((e.manager.clone(), display(p)));
+                conflicting.insert(p);
             }
         }
     }
-    if !conflicts.is_empty() && !force {
+    let forgiven = || last_applied(live, manager, schema).is_some_and(|l| conflicting.iter().all(|p| l.contains(*p)));
+    if !conflicts.is_empty() && !force && !forgiven() {
         let n = conflicts.len();
         let list = conflicts.iter().map(|(m, f)| format!("conflict with \"{m}\": {f}")).collect::<Vec<_>>();
         let message = if n == 1 {
@@ -613,27 +669,52 @@ mod tests {
     }
 
     #[test]
-    fn a_field_an_update_removes_is_owned_by_nobody() {
-        // alice applies spec.size; bob's patch clears it (a Lease release); carol's apply of
-        // a new value then conflicts with nobody.
-        let live = apply(&json!({}), &db("1Gi"), &by("alice")).expect("applied");
-        let mut cleared = live.clone();
-        cleared["spec"].as_object_mut().expect("spec").remove("size");
-        let mut entries = read(&live);
-        let changed = changed(&live, &cleared, None);
-        record_update(&mut entries, "bob", None, "stable.example.com/v1", &changed, &cleared, "t");
-        write(&mut cleared, &entries);
-        let owners = read(&cleared);
-        assert!(!owners.iter().any(|e| e.fields.iter().any(|p| p.last().is_some_and(|l| l == "size"))), "{owners:?}");
-        let taken = apply(&cleared, &db("3Gi"), &by("carol")).expect("no conflict with a removed field");
-        assert_eq!(taken["spec"]["size"], "3Gi");
-    }
-
-    #[test]
     fn managed_fields_round_trip() {
         let live = apply(&json!({"metadata": {"name": "a"}}), &db("1Gi"), &by("alice")).expect("apply");
         assert_eq!(live["metadata"]["managedFields"][0]["fieldsV1"], json!({"f:spec": {"f:engine": {}, "f:size": {}}}));
         assert_eq!(read(&live)[0].fields.len(), 2);
+    }
+
+    #[test]
+    fn kubectl_takes_over_what_its_client_side_apply_recorded() {
+        let recorded = r#"{"spec":{"ports":[{"port":53}]}}"#;
+        let mut live = json!({"metadata": {"name": "p", "annotations": {
+            "kubectl.kubernetes.io/last-applied-configuration": recorded}},
+            "spec": {"ports": [{"port": 53, "protocol": "TCP"}]}});
+        let mut entries = Vec::new();
+        record_update(&mut entries, "kubectl-client-side-apply", None, "v1", &Changes::created(&live, None), "t");
+        write(&mut live, &entries);
+        let config = json!({"spec": {"ports": [{"port": 53}]}});
+        assert_eq!(apply(&live, &config, &by("someone")).expect_err("a conflict").code, 409);
+        let taken = apply(&live, &config, &by("kubectl")).expect("kubectl takes over");
+        assert_eq!(taken["spec"]["ports"], json!([{"port": 53}]));
+        let other = json!({"spec": {"ports": [{"port": 54}]}, "metadata": {"labels": {"a": "b"}}});
+        let mut elsewhere = live.clone();
+        elsewhere["metadata"]["labels"] = json!({"a": "c"});
+        record_update(&mut entries, "labeler", None, "v1", &changed(&live, &elsewhere, None), "t");
+        write(&mut elsewhere, &entries);
+        assert_eq!(apply(&elsewhere, &other, &by("kubectl")).expect_err("not recorded").code, 409);
+    }
+
+    #[test]
+    fn a_removed_field_is_owned_by_nobody() {
+        let lease = |holder: &str| {
+            json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "l"},
+                "spec": {"holderIdentity": holder, "leaseDurationSeconds": 2}})
+        };
+        let held = apply(&json!({"metadata": {"name": "l"}}), &lease("a"), &by("a")).expect("a acquires");
+        let mut released = held.clone();
+        released["spec"] = json!({"leaseTransitions": 1});
+        let changes = changed(&held, &released, None);
+        assert_eq!(changes.removed.len(), 2, "{changes:?}");
+        let mut entries = read(&held);
+        record_update(&mut entries, "b", None, "coordination.k8s.io/v1", &changes, "t");
+        assert_eq!(entries.len(), 1, "a's apply lost what was removed; b owns what it set: {entries:?}");
+        assert_eq!(entries[0].manager, "b");
+        assert_eq!(entries[0].fields, BTreeSet::from([vec!["spec".to_owned(), "leaseTransitions".to_owned()]]));
+        write(&mut released, &entries);
+        let next = apply(&released, &lease("c"), &by("c")).expect("no stale ownership to conflict with");
+        assert_eq!(next["spec"]["holderIdentity"], "c");
     }
 
     fn with_finalizer(f: &str) -> Value {

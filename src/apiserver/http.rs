@@ -143,7 +143,7 @@ fn parse_target(store: &Store, group: &str, version: &str, rest: &[&str]) -> Res
     };
     let def = store.find(group, version, plural).ok_or_else(not_found)?;
     if let Some(s) = &sub
-        && !(s == "status" && def.status)
+        && !((s == "status" && def.status) || (s == "scale" && def.scale()))
     {
         return Err(not_found());
     }

@@ -4,9 +4,11 @@
 //!
 //! What it serves: discovery and OpenAPI v3; namespaces, CRDs (creating one serves its
 //! resource), Events (stored once, served as core v1 and events.k8s.io/v1), Leases,
-//! ConfigMaps, Secrets, ServiceAccounts and RBAC objects; CRUD with generateName, uid,
+//! ConfigMaps, Secrets, ServiceAccounts, RBAC objects, and Deployments, Services,
+//! PodDisruptionBudgets and NetworkPolicies as stored objects (no controllers act on them);
+//! CRUD with generateName, uid,
 //! generation rules, status subresource isolation, optimistic concurrency and write
-//! preconditions, finalizers; merge, JSON and server-side-apply patches with field
+//! preconditions, finalizers; merge, strategic merge, JSON and server-side-apply patches with field
 //! managers; list with label selectors, each kind's field selectors and pagination; watch
 //! with resourceVersion, bookmarks and `410 Gone`; Tables for kubectl; bearer tokens, RBAC
 //! from stored roles and bindings, impersonation; deletion propagation (orphan,
@@ -16,20 +18,26 @@
 mod auth;
 pub mod cli;
 mod convert;
+mod defaults;
 mod discovery;
 mod faults;
 mod field_selector;
 mod fields;
 mod gc;
 mod http;
+mod printers;
 mod proto;
 mod request;
 mod resources;
+mod scale;
 mod schema;
 mod status;
 mod store;
+mod strategic;
+mod structure;
 mod table;
 mod tls;
+mod validation;
 mod verbs;
 mod watch;
 

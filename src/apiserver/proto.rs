@@ -8,7 +8,9 @@
 //! are base64, `Quantity` is its string, `IntOrString` its int or string, and
 //! `RawExtension` / `FieldsV1` hold JSON that is inlined. CustomResourceDefinitions keep
 //! their schema's `$ref`/`x-kubernetes-*` names, and booleans that Go's protobuf always
-//! carries but its JSON leaves out when false (`omitempty`) are left out here too.
+//! carries but its JSON leaves out when false (`omitempty`) are left out here too. The
+//! workload and network kinds (Deployment, Service, PodDisruptionBudget, NetworkPolicy) are
+//! in `workloads`.
 
 use k8s_pb::api::authorization::v1 as authz;
 use k8s_pb::api::coordination::v1 as coordination;
@@ -23,6 +25,8 @@ use k8s_pb::apimachinery::pkg::util::intstr::IntOrString;
 use prost::Message;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+
+mod workloads;
 
 /// The magic prefix of a Kubernetes protobuf body.
 pub const MAGIC: &[u8] = b"k8s\0";
@@ -61,6 +65,10 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
         ("v1", "Event") => object::<core_v1::Event>(&raw)?,
         ("events.k8s.io/v1", "Event") => object::<events::Event>(&raw)?,
         ("coordination.k8s.io/v1", "Lease") => object::<coordination::Lease>(&raw)?,
+        ("v1", "Service") => object::<core_v1::Service>(&raw)?,
+        ("apps/v1", "Deployment") => object::<k8s_pb::api::apps::v1::Deployment>(&raw)?,
+        ("policy/v1", "PodDisruptionBudget") => object::<k8s_pb::api::policy::v1::PodDisruptionBudget>(&raw)?,
+        ("networking.k8s.io/v1", "NetworkPolicy") => object::<k8s_pb::api::networking::v1::NetworkPolicy>(&raw)?,
         ("rbac.authorization.k8s.io/v1", "Role") => object::<rbac::Role>(&raw)?,
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => object::<rbac::ClusterRole>(&raw)?,
         ("rbac.authorization.k8s.io/v1", "RoleBinding") => object::<rbac::RoleBinding>(&raw)?,
@@ -154,9 +162,13 @@ fn timestamp(seconds: Option<i64>, nanos: Option<i32>) -> Option<jiff::Timestamp
     jiff::Timestamp::new(seconds.unwrap_or(0), nanos.unwrap_or(0)).ok()
 }
 
-/// `metav1.Time`: RFC 3339, whole seconds.
+/// `metav1.Time`: RFC 3339, whole seconds; the zero time (a pod template's
+/// `creationTimestamp`) is `null`, as Go encodes it.
 impl Json for meta::Time {
     fn json(&self) -> Option<Value> {
+        if self.seconds.unwrap_or(0) == 0 && self.nanos.unwrap_or(0) == 0 {
+            return Some(Value::Null);
+        }
         let t = timestamp(self.seconds, self.nanos)?;
         Some(Value::String(t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()))
     }
@@ -247,9 +259,6 @@ macro_rules! messages {
 }
 
 messages! {
-    meta::ObjectMeta { name, generate_name, namespace, self_link, uid, resource_version, generation,
-        creation_timestamp, deletion_timestamp, deletion_grace_period_seconds, labels, annotations,
-        owner_references, finalizers, managed_fields }
     meta::OwnerReference { api_version, kind, name, uid, controller, block_owner_deletion }
     meta::ManagedFieldsEntry { manager, operation, api_version, time, fields_type, fields_v1, subresource }
     meta::LabelSelector { match_labels, match_expressions }
@@ -301,10 +310,52 @@ fn fields<const N: usize>(fields: [(&str, Option<Value>); N]) -> Option<Value> {
     Some(Value::Object(fields.into_iter().filter_map(|(k, v)| Some((k.to_owned(), v?))).collect()))
 }
 
+/// A Go bool or number that is no pointer and tagged `omitempty`: Go's protobuf encoding
+/// always carries it, its JSON encoding leaves it out when zero.
+fn omit_zero(v: Option<Value>) -> Option<Value> {
+    v.filter(|v| !matches!(v, Value::Bool(false)) && v.as_f64() != Some(0.0))
+}
+
+/// An object with the fields of embedded structs (`json:",inline"`) merged in.
+fn inlined<const N: usize>(base: Option<Value>, embedded: [Option<Value>; N]) -> Option<Value> {
+    let mut base = base?;
+    if let Some(m) = base.as_object_mut() {
+        for e in embedded.into_iter().flatten() {
+            if let Value::Object(fields) = e {
+                m.extend(fields);
+            }
+        }
+    }
+    Some(base)
+}
+
 /// A Go `bool` field tagged `omitempty`: Go's protobuf encoding always carries it, its JSON
 /// encoding leaves it out when false.
 fn omit_false(b: Option<bool>) -> Option<Value> {
     b.filter(|b| *b).map(Value::Bool)
+}
+
+/// `generation` is a number tagged `omitempty` (zero in a pod template's metadata).
+impl Json for meta::ObjectMeta {
+    fn json(&self) -> Option<Value> {
+        fields([
+            ("name", self.name.json()),
+            ("generateName", self.generate_name.json()),
+            ("namespace", self.namespace.json()),
+            ("selfLink", self.self_link.json()),
+            ("uid", self.uid.json()),
+            ("resourceVersion", self.resource_version.json()),
+            ("generation", omit_zero(self.generation.json())),
+            ("creationTimestamp", self.creation_timestamp.json()),
+            ("deletionTimestamp", self.deletion_timestamp.json()),
+            ("deletionGracePeriodSeconds", self.deletion_grace_period_seconds.json()),
+            ("labels", self.labels.json()),
+            ("annotations", self.annotations.json()),
+            ("ownerReferences", self.owner_references.json()),
+            ("finalizers", self.finalizers.json()),
+            ("managedFields", self.managed_fields.json()),
+        ])
+    }
 }
 
 /// `apiextensions.JSON`: the raw JSON value, inlined.
@@ -508,6 +559,79 @@ mod tests {
     }
 
     #[test]
+    fn a_deployment_takes_its_go_json_form() {
+        use k8s_pb::api::apps::v1 as apps;
+        let container = core_v1::Container {
+            name: Some("web".into()),
+            image: Some("nginx".into()),
+            // Go's protobuf carries these non-pointer fields even when zero.
+            stdin: Some(false),
+            tty: Some(false),
+            liveness_probe: Some(core_v1::Probe {
+                handler: Some(core_v1::ProbeHandler {
+                    http_get: Some(core_v1::HttpGetAction {
+                        path: Some("/healthz".into()),
+                        port: Some(IntOrString { r#type: Some(1), str_val: Some("http".into()), int_val: Some(0) }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                initial_delay_seconds: Some(0),
+                ..Default::default()
+            }),
+            security_context: Some(core_v1::SecurityContext {
+                allow_privilege_escalation: Some(false),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let deployment = apps::Deployment {
+            metadata: meta("web"),
+            spec: Some(apps::DeploymentSpec {
+                replicas: Some(0),
+                selector: Some(meta::LabelSelector {
+                    match_labels: [("app".to_owned(), "web".to_owned())].into(),
+                    ..Default::default()
+                }),
+                template: Some(core_v1::PodTemplateSpec {
+                    metadata: Some(meta::ObjectMeta {
+                        labels: [("app".to_owned(), "web".to_owned())].into(),
+                        creation_timestamp: Some(meta::Time::default()),
+                        generation: Some(0),
+                        ..Default::default()
+                    }),
+                    spec: Some(core_v1::PodSpec {
+                        containers: vec![container],
+                        volumes: vec![core_v1::Volume {
+                            name: Some("cache".into()),
+                            volume_source: Some(core_v1::VolumeSource {
+                                empty_dir: Some(core_v1::EmptyDirVolumeSource::default()),
+                                ..Default::default()
+                            }),
+                        }],
+                        host_network: Some(false),
+                        ..Default::default()
+                    }),
+                }),
+                paused: Some(false),
+                ..Default::default()
+            }),
+            status: None,
+        };
+        let v = decode(&envelope("apps/v1", "Deployment", &deployment)).expect("decodes");
+        assert_eq!(
+            v,
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}},
+                    "template": {"metadata": {"creationTimestamp": null, "labels": {"app": "web"}},
+                        "spec": {"containers": [{"name": "web", "image": "nginx",
+                                "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}},
+                                "securityContext": {"allowPrivilegeEscalation": false}}],
+                            "volumes": [{"name": "cache", "emptyDir": {}}]}}}})
+        );
+    }
+
+    #[test]
     fn times_are_rfc3339_and_micro_times_keep_microseconds() {
         let event = events::Event {
             metadata: meta("e"),
@@ -655,7 +779,7 @@ mod tests {
     #[test]
     fn kinds_without_a_decoder_and_garbage_are_errors() {
         let cm = core_v1::ConfigMap::default();
-        assert!(matches!(decode(&envelope("apps/v1", "Deployment", &cm)), Err(ProtoError::Unsupported { .. })));
+        assert!(matches!(decode(&envelope("apps/v1", "DaemonSet", &cm)), Err(ProtoError::Unsupported { .. })));
         assert!(matches!(decode(b"{\"kind\":\"Namespace\"}"), Err(ProtoError::NoEnvelope)));
         assert!(matches!(decode(b"k8s\0\xff\xff"), Err(ProtoError::Decode(_))));
     }

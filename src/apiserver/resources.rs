@@ -30,6 +30,8 @@ pub struct ResourceDef {
     pub kind: String,
     /// Short names (`db`).
     pub short_names: Vec<String>,
+    /// Categories (`all`: `kubectl get all` lists the resource).
+    pub categories: Vec<String>,
     /// Namespaced or cluster-scoped.
     pub namespaced: bool,
     /// Serves a `status` subresource.
@@ -71,6 +73,34 @@ impl ResourceDef {
         matches!(self.kind.as_str(), "ServiceAccount" | "Namespace" | "CustomResourceDefinition")
     }
 
+    /// Whether the registry keeps `metadata.generation` (1 at creation, one more for each
+    /// change of the spec): custom resources, CRDs and the built-in kinds whose strategy
+    /// sets it.
+    pub fn tracks_generation(&self) -> bool {
+        self.custom
+            || matches!(
+                self.kind.as_str(),
+                "CustomResourceDefinition" | "Deployment" | "PodDisruptionBudget" | "NetworkPolicy"
+            )
+    }
+
+    /// What declares how the object's lists and maps merge (server-side apply and strategic
+    /// merge): a custom resource's schema, a built-in kind's `structure`.
+    pub fn structure(&self) -> Option<&Value> {
+        if self.custom { self.schema.as_ref() } else { super::structure::of(&self.group, &self.kind) }
+    }
+
+    /// Whether the resource serves a `scale` subresource (`autoscaling/v1` Scale).
+    pub fn scale(&self) -> bool {
+        self.kind == "Deployment" && self.group == "apps"
+    }
+
+    /// Whether a change of annotations also moves the generation (a Deployment copies its
+    /// annotations to its ReplicaSets).
+    pub fn annotations_move_generation(&self) -> bool {
+        self.kind == "Deployment" && self.group == "apps"
+    }
+
     /// The storage key shared by every version of the resource (and by the resources
     /// served from another's storage: events.k8s.io Events are core Events).
     pub fn storage_key(&self) -> (String, String) {
@@ -89,6 +119,7 @@ fn builtin(group: &str, version: &str, plural: &str, kind: &str, namespaced: boo
         singular: kind.to_lowercase(),
         kind: kind.into(),
         short_names: short.iter().map(|s| s.to_string()).collect(),
+        categories: Vec::new(),
         namespaced,
         status: false,
         custom: false,
@@ -107,6 +138,10 @@ pub fn builtins() -> Vec<ResourceDef> {
         builtin("", "v1", "events", "Event", true, &["ev"]),
         builtin("events.k8s.io", "v1", "events", "Event", true, &["ev"]),
         builtin("coordination.k8s.io", "v1", "leases", "Lease", true, &[]),
+        builtin("", "v1", "services", "Service", true, &["svc"]),
+        builtin("apps", "v1", "deployments", "Deployment", true, &["deploy"]),
+        builtin("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, &["pdb"]),
+        builtin("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", true, &["netpol"]),
         builtin(
             "apiextensions.k8s.io",
             "v1",
@@ -122,8 +157,13 @@ pub fn builtins() -> Vec<ResourceDef> {
     ];
     for d in &mut out {
         match d.kind.as_str() {
-            "Namespace" | "CustomResourceDefinition" => d.status = true,
+            "Namespace" | "CustomResourceDefinition" | "Service" | "Deployment" | "PodDisruptionBudget" => {
+                d.status = true
+            }
             _ => {}
+        }
+        if matches!(d.kind.as_str(), "Deployment" | "Service") {
+            d.categories = vec!["all".into()];
         }
         if d.plural == "customresourcedefinitions" {
             d.singular = "customresourcedefinition".into();
@@ -144,6 +184,11 @@ pub fn from_crd(crd: &Value) -> Result<Vec<ResourceDef>, String> {
     let singular = s(names, "singular").unwrap_or_else(|| kind.to_lowercase());
     let short_names: Vec<String> = names
         .get("shortNames")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let categories: Vec<String> = names
+        .get("categories")
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
@@ -181,6 +226,7 @@ pub fn from_crd(crd: &Value) -> Result<Vec<ResourceDef>, String> {
             singular: singular.clone(),
             kind: kind.clone(),
             short_names: short_names.clone(),
+            categories: categories.clone(),
             namespaced,
             status: v.pointer("/subresources/status").is_some(),
             custom: true,

@@ -2,8 +2,10 @@
 //! events): NAME, the resource's printer columns, and AGE. As kube-apiserver does it,
 //! dates are sent as human-readable ages (`5m`); a custom resource's `date` columns (its
 //! implicit Age included, when the CRD declares no columns) keep the type `date`, a
-//! built-in kind's Age is a `string`.
+//! built-in kind's Age is a `string`. Built-in kinds with columns of their own take them
+//! from `printers`.
 
+use super::printers;
 use super::resources::ResourceDef;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -12,12 +14,21 @@ use std::sync::Arc;
 /// column definitions (watch events after the first).
 pub fn table(def: &ResourceDef, objects: &[Arc<Value>], meta: Value, headers: bool) -> Value {
     let event = def.kind == "Event";
-    let columns: Vec<Value> = match (headers, event) {
-        (false, _) => Vec::new(),
-        (true, true) => event_columns(),
-        (true, false) => column_definitions(def),
+    let printer = if def.custom { None } else { printers::columns(&def.kind) };
+    let columns: Vec<Value> = match (headers, event, printer) {
+        (false, _, _) => Vec::new(),
+        (true, true, _) => event_columns(),
+        (true, false, Some(printed)) => printed_column_definitions(printed),
+        (true, false, None) => column_definitions(def),
     };
-    let rows: Vec<Value> = objects.iter().map(|o| if event { event_row(o) } else { row(def, o) }).collect();
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|o| match (event, printer) {
+            (true, _) => event_row(o),
+            (false, Some(_)) => printed_row(&def.kind, o),
+            (false, None) => row(def, o),
+        })
+        .collect();
     json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": columns, "rows": rows})
 }
 
@@ -27,9 +38,7 @@ fn implicit_age(def: &ResourceDef) -> bool {
 }
 
 fn column_definitions(def: &ResourceDef) -> Vec<Value> {
-    let mut columns = vec![
-        json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0}),
-    ];
+    let mut columns = vec![name_column()];
     for c in &def.columns {
         let kind = if c.kind == "date" && !def.custom { "string" } else { c.kind.as_str() };
         columns.push(json!({"name": c.name, "type": kind, "format": "", "description": "", "priority": 0}));
@@ -39,6 +48,29 @@ fn column_definitions(def: &ResourceDef) -> Vec<Value> {
         columns.push(json!({"name": "Age", "type": kind, "format": "", "description": "CreationTimestamp is a timestamp representing the server time when this object was created.", "priority": 0}));
     }
     columns
+}
+
+fn name_column() -> Value {
+    json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0})
+}
+
+fn printed_column_definitions(printed: &[printers::Column]) -> Vec<Value> {
+    let mut columns = vec![name_column()];
+    columns.extend(
+        printed
+            .iter()
+            .map(|c| json!({"name": c.name, "type": c.kind, "format": "", "description": "", "priority": c.priority})),
+    );
+    columns
+}
+
+/// A row of a kind with a printer in `printers`.
+fn printed_row(kind: &str, o: &Value) -> Value {
+    let created = o.pointer("/metadata/creationTimestamp").and_then(Value::as_str).map(age);
+    let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(Value::Null)];
+    cells.extend(printers::cells(kind, o, created.unwrap_or_else(|| "<unknown>".into())));
+    let meta = o.get("metadata").cloned().unwrap_or(json!({}));
+    json!({"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta}})
 }
 
 fn row(def: &ResourceDef, o: &Value) -> Value {

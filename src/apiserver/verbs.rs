@@ -1,13 +1,15 @@
 //! The non-streaming verbs on a resource URL: get, list (selectors, `limit`/`continue`
-//! pagination, Tables), create, update, patch (merge, JSON, strategic-merge served as
-//! merge, server-side apply), delete and deletecollection (answering a `Success` Status
-//! or the object, as the real registry does); and `SelfSubjectAccessReview`.
+//! pagination, Tables), create, update, patch (merge, JSON, strategic merge on built-in
+//! kinds, server-side apply), a Deployment's Scale, delete and deletecollection (answering
+//! a `Success` Status or the object, as the real registry does); and
+//! `SelfSubjectAccessReview`.
 //! In: an authorized request and its [`Target`]; out: the response. Handlers only decode
 //! the request and encode the answer: write semantics live in `store`, field and patch
 //! semantics in `fields`, permission decisions in `auth`.
 
 use super::fields::{self, Patch};
 use super::request::{Ctx, Target, error, json_response, object_key, output};
+use super::scale;
 use super::status::ApiError;
 use super::store::{DeleteOpts, Deleted};
 use super::table;
@@ -18,11 +20,12 @@ use std::sync::Arc;
 /// The 415 message, listing what PATCH accepts.
 const PATCH_TYPES: &str = "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml";
 
-/// GET of one object (or its Table row).
+/// GET of one object (or its Table row, or its Scale).
 pub fn get(cx: &Ctx, t: &Target) -> Response {
     let name = t.name.as_deref().unwrap_or_default();
     let store = cx.s.store.lock();
     match store.get(&t.def, t.namespace.as_deref(), name) {
+        Some(o) if t.sub.as_deref() == Some("scale") => json_response(200, &scale::view(&o)),
         Some(o) if cx.wants_table() => {
             json_response(200, &table::table(&t.def, &[o], json!({"resourceVersion": store.rv().to_string()}), true))
         }
@@ -111,7 +114,7 @@ pub fn create(cx: &Ctx, t: &Target) -> Response {
     }
 }
 
-/// PUT of an object or its status.
+/// PUT of an object, its status or its Scale.
 pub fn update(cx: &Ctx, t: &Target) -> Response {
     let body = match cx.body_object() {
         Ok(b) => b,
@@ -120,6 +123,9 @@ pub fn update(cx: &Ctx, t: &Target) -> Response {
     let name = t.name.as_deref().unwrap_or_default();
     if cx.s.faults.take_conflict() {
         return error(&ApiError::conflict(&t.def, name));
+    }
+    if t.sub.as_deref() == Some("scale") {
+        return write_scale(cx, t, |_| Ok(body));
     }
     let opts = cx.opts(&cx.user_agent_manager());
     let result = cx.s.store.lock().update(&t.def, t.namespace.as_deref(), name, body, t.sub.as_deref(), &opts);
@@ -134,6 +140,20 @@ pub fn patch(cx: &Ctx, t: &Target) -> Response {
     let name = t.name.as_deref().unwrap_or_default();
     if cx.s.faults.take_conflict() {
         return error(&ApiError::conflict(&t.def, name));
+    }
+    if t.sub.as_deref() == Some("scale") {
+        let kind = cx.content_type();
+        if kind.starts_with("application/apply-patch") {
+            return error(&ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                "server-side apply of the scale subresource is not supported by this server",
+            ));
+        }
+        return match decode_patch(&kind, &cx.body) {
+            Ok(p) => write_scale(cx, t, |current| fields::patch(current, &p)),
+            Err(e) => error(&e),
+        };
     }
     // One lock from reading the current object to storing the patched one.
     let mut store = cx.s.store.lock();
@@ -182,14 +202,33 @@ pub fn patch(cx: &Ctx, t: &Target) -> Response {
     }
 }
 
-/// A merge or JSON patch body.
+/// A write of a Scale (`new_scale` makes it from the current one): an update of the
+/// object's `spec.replicas`, answered with the new Scale.
+fn write_scale(cx: &Ctx, t: &Target, new_scale: impl FnOnce(&Value) -> Result<Value, ApiError>) -> Response {
+    let name = t.name.as_deref().unwrap_or_default();
+    let ns = t.namespace.as_deref();
+    let opts = cx.opts(&cx.user_agent_manager());
+    let mut store = cx.s.store.lock();
+    let Some(current) = store.get(&t.def, ns, name) else {
+        return error(&ApiError::not_found(&t.def, name));
+    };
+    let result = new_scale(&scale::view(&current))
+        .and_then(|s| scale::apply_to(&current, &s, name))
+        .and_then(|doc| store.update(&t.def, ns, name, doc, None, &opts));
+    match result {
+        Ok(o) => json_response(200, &scale::view(&o)),
+        Err(e) => error(&e),
+    }
+}
+
+/// A merge, strategic merge or JSON patch body.
 fn decode_patch(content_type: &str, body: &[u8]) -> Result<Patch, ApiError> {
     let bad = |e: serde_json::Error| ApiError::bad_request(format!("error decoding patch: {e}"));
     let patch: Value = serde_json::from_slice(body).map_err(bad)?;
-    if content_type == "application/json-patch+json" {
-        Ok(Patch::Json(serde_json::from_value(patch).map_err(bad)?))
-    } else {
-        Ok(Patch::Merge(patch))
+    match content_type {
+        "application/json-patch+json" => Ok(Patch::Json(serde_json::from_value(patch).map_err(bad)?)),
+        "application/strategic-merge-patch+json" => Ok(Patch::Strategic(patch)),
+        _ => Ok(Patch::Merge(patch)),
     }
 }
 

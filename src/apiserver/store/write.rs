@@ -9,10 +9,12 @@
 
 use super::{DeleteOpts, Deleted, FOREGROUND, ORPHAN, Propagation, Store, WriteOpts, now, served};
 use crate::apiserver::convert;
+use crate::apiserver::defaults;
 use crate::apiserver::fields;
 use crate::apiserver::resources::ResourceDef;
 use crate::apiserver::schema;
 use crate::apiserver::status::ApiError;
+use crate::apiserver::validation;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -45,8 +47,25 @@ impl Store {
         Ok(())
     }
 
-    /// Schema validation and pruning of a custom resource.
+    /// Size limits of every object, unknown fields of a built-in kind (with `strict`), then
+    /// schema validation and pruning of a custom resource.
     fn validate(def: &ResourceDef, obj: &mut Value, strict: bool) -> Result<(), ApiError> {
+        let too_large = validation::check(def, obj);
+        if !too_large.is_empty() {
+            let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
+            return Err(ApiError::invalid(def, &def.kind, &name, &too_large));
+        }
+        if strict
+            && let Some(unknown) = validation::unknown_fields(def, obj)
+            && !unknown.is_empty()
+        {
+            let list = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect::<Vec<_>>().join(", ");
+            return Err(ApiError::bad_request(format!(
+                "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {list}",
+                kind = def.kind,
+                version = def.version
+            )));
+        }
         let Some(schema) = &def.schema else {
             return Ok(());
         };
@@ -60,6 +79,19 @@ impl Store {
             return Err(ApiError::bad_request(format!("strict decoding error: {list}")));
         }
         Ok(())
+    }
+
+    /// What the stored Services other than `ns/name` hold (for a Service's defaults).
+    fn allocated(&self, def: &ResourceDef, ns: Option<&str>, name: &str) -> defaults::Allocated {
+        if !(def.group.is_empty() && def.kind == "Service") {
+            return defaults::Allocated::default();
+        }
+        let services = self.list(def, None);
+        let others = services.iter().filter(|s| {
+            s.pointer("/metadata/namespace").and_then(Value::as_str) != ns
+                || s.pointer("/metadata/name").and_then(Value::as_str) != Some(name)
+        });
+        defaults::Allocated::of(others.map(|s| s.as_ref()))
     }
 
     /// Creates an object (POST).
@@ -159,7 +191,7 @@ impl Store {
             {
                 meta.remove(k);
             }
-            if def.custom || def.kind == "CustomResourceDefinition" {
+            if def.tracks_generation() {
                 meta.insert("generation".into(), json!(1));
             }
         }
@@ -174,26 +206,25 @@ impl Store {
         if def.kind == "Namespace" {
             body["status"] = json!({"phase": "Active"});
         }
-        default_fields(def, &mut body);
+        // An applier owns what it applied, not the defaults.
+        let applied = (ownership == Ownership::Applied).then(|| body.clone());
+        let allocated = self.allocated(def, ns, &name);
+        defaults::apply(def, &mut body, None, &allocated);
         Self::validate(def, &mut body, opts.strict)?;
         let new_defs = if def.kind == "CustomResourceDefinition" { Some(self.crd_defs(&body)?) } else { None };
         match ownership {
             Ownership::Update => {
                 let mut entries = Vec::new();
-                let owned = fields::leaves(&body, def.schema.as_ref());
-                fields::record_update(&mut entries, &opts.manager, None, &def.api_version(), &owned, &body, &ts);
+                let owned = fields::Changes::created(&body, def.structure());
+                fields::record_update(&mut entries, &opts.manager, None, &def.api_version(), &owned, &ts);
                 fields::write(&mut body, &entries);
             }
             // The applier owns what it created, as an Apply (of the object as stored).
             Ownership::Applied => {
-                let apply = fields::Apply {
-                    manager: &opts.manager,
-                    sub: None,
-                    force: true,
-                    schema: def.schema.as_ref(),
-                    now: &ts,
-                };
-                let applied = fields::apply(&body, &body, &apply)?;
+                let apply =
+                    fields::Apply { manager: &opts.manager, sub: None, force: true, schema: def.structure(), now: &ts };
+                let config = applied.as_ref().expect("an apply keeps its configuration");
+                let applied = fields::apply(config, config, &apply)?;
                 fields::write(&mut body, &fields::read(&applied));
             }
         }
@@ -326,7 +357,8 @@ impl Store {
         if let Some(m) = new["metadata"].as_object_mut() {
             m.remove("resourceVersion");
         }
-        default_fields(def, &mut new);
+        let allocated = self.allocated(def, ns, name);
+        defaults::apply(def, &mut new, Some(&old), &allocated);
         Self::validate(def, &mut new, opts.strict)?;
         let deleting = old.pointer("/metadata/deletionTimestamp").is_some();
         if deleting {
@@ -358,8 +390,8 @@ impl Store {
         }
         if ownership == Ownership::Applied {
             // The apply computed the ownership; an apply that changes only it is a write.
-            match applied_fields {
-                Some(f) => new["metadata"]["managedFields"] = f,
+            match &applied_fields {
+                Some(f) => new["metadata"]["managedFields"] = f.clone(),
                 None => {
                     if let Some(m) = new["metadata"].as_object_mut() {
                         m.remove("managedFields");
@@ -367,28 +399,48 @@ impl Store {
                 }
             }
         }
+        // A client may write the ownership itself (kubectl's migration from client- to
+        // server-side apply); a subresource write may not.
+        let requested = match (ownership, sub) {
+            (Ownership::Update, None) => fields::requested(applied_fields.as_ref()),
+            _ => None,
+        };
+        if let Some(entries) = &requested {
+            fields::write(&mut new, entries);
+        }
         let mut old_cmp = (*old).clone();
         strip_bookkeeping(&mut old_cmp);
         let mut new_cmp = new.clone();
         strip_bookkeeping(&mut new_cmp);
-        if old_cmp == new_cmp && (ownership == Ownership::Update || same_owners(&old, &new)) {
+        let owners_kept = match ownership {
+            Ownership::Update if requested.is_none() => true,
+            _ => same_owners(&old, &new),
+        };
+        if old_cmp == new_cmp && owners_kept {
             // A no-op write changes nothing, not even the resourceVersion.
             return Ok(old);
         }
-        if (def.custom || def.kind == "CustomResourceDefinition") && sub.is_none() && spec_changed(&old, &new) {
+        let annotations_changed = || old.pointer("/metadata/annotations") != new.pointer("/metadata/annotations");
+        if def.tracks_generation()
+            && sub.is_none()
+            && (spec_changed(&old, &new) || (def.annotations_move_generation() && annotations_changed()))
+        {
             let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
             new["metadata"]["generation"] = json!(g + 1);
         }
         if ownership == Ownership::Update {
             let ts = now();
-            let mut entries = fields::read(&old);
-            let changed = fields::changed(&old, &new, def.schema.as_ref());
-            fields::record_update(&mut entries, &opts.manager, sub, &def.api_version(), &changed, &new, &ts);
+            let mut entries = requested.unwrap_or_else(|| fields::read(&old));
+            let changed = fields::changed(&old, &new, def.structure());
+            fields::record_update(&mut entries, &opts.manager, sub, &def.api_version(), &changed, &ts);
             fields::write(&mut new, &entries);
         }
         let new_defs =
             if def.kind == "CustomResourceDefinition" && sub.is_none() { Some(self.crd_defs(&new)?) } else { None };
         if opts.dry_run {
+            // Nothing was written: the object keeps the version it has.
+            new["metadata"]["resourceVersion"] =
+                old.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
             return Ok(Arc::new(new));
         }
         if let Some(defs) = new_defs {
@@ -432,13 +484,8 @@ impl Store {
             Some(cur) => {
                 // The merge starts from the live object, so its resourceVersion is the
                 // current one unless the configuration names one as a precondition.
-                let apply = fields::Apply {
-                    manager: &opts.manager,
-                    sub,
-                    force: opts.force,
-                    schema: def.schema.as_ref(),
-                    now: &ts,
-                };
+                let apply =
+                    fields::Apply { manager: &opts.manager, sub, force: opts.force, schema: def.structure(), now: &ts };
                 let merged = fields::apply(&cur, config, &apply)?;
                 Ok((self.update_owned(def, ns, name, merged, sub, opts, Ownership::Applied)?, false))
             }
@@ -500,7 +547,7 @@ impl Store {
             }
             new["metadata"]["deletionTimestamp"] = Value::String(now());
             new["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-            if def.custom {
+            if def.tracks_generation() {
                 let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
                 new["metadata"]["generation"] = json!(g + 1);
             }
@@ -512,14 +559,6 @@ impl Store {
         let last = Arc::new(last);
         self.remove(def, &(ns.unwrap_or("").to_owned(), name.to_owned()), last.clone());
         Ok(Deleted::Removed(last))
-    }
-}
-
-/// Defaults the API sets on built-in kinds (`SetDefaults_*`): a Secret's `type`.
-fn default_fields(def: &ResourceDef, obj: &mut Value) {
-    if def.group.is_empty() && def.kind == "Secret" && obj.get("type").and_then(Value::as_str).is_none_or(str::is_empty)
-    {
-        obj["type"] = Value::String("Opaque".into());
     }
 }
 
