@@ -371,20 +371,20 @@ impl std::fmt::Debug for QueueCollector {
 type QueueGauge = (&'static str, &'static str, fn(&PluginQueueGauges) -> f64);
 
 const QUEUE_GAUGES: [QueueGauge; 6] = [
-    ("workqueue_depth", "Events due and waiting for a worker, per plugin", |g| g.depth as f64),
-    ("workqueue_delayed", "Events waiting for a requeue delay or a retry backoff, per plugin", |g| g.delayed as f64),
-    ("workqueue_oldest_waiting_seconds", "How long the oldest waiting event has waited, per plugin", |g| {
+    ("workqueue_depth", "Events due and waiting for a worker, per plugin.", |g| g.depth as f64),
+    ("workqueue_delayed", "Events waiting for a requeue delay or a retry backoff, per plugin.", |g| g.delayed as f64),
+    ("workqueue_oldest_waiting_seconds", "How long the oldest waiting event has waited, per plugin.", |g| {
         g.oldest_waiting.as_secs_f64()
     }),
-    ("active_workers", "Workers busy with an event, per plugin", |g| g.active as f64),
+    ("active_workers", "Workers busy with an event, per plugin.", |g| g.active as f64),
     (
         "workqueue_unfinished_work_seconds",
-        "Sum of how long the events being worked on have been, per plugin (grows while a call hangs)",
+        "Sum of how long the events being worked on have been, per plugin (grows while a call hangs).",
         |g| g.unfinished_work.as_secs_f64(),
     ),
     (
         "workqueue_longest_running_processor_seconds",
-        "How long the longest-running event being worked on has been, per plugin",
+        "How long the longest-running event being worked on has been, per plugin.",
         |g| g.longest_running.as_secs_f64(),
     ),
 ];
@@ -400,6 +400,7 @@ impl Collector for QueueCollector {
             for p in &plugins {
                 family.get_or_create(&PluginLabel { plugin: p.plugin.clone() }).set(value(p));
             }
+            // Registered metrics get their help's full stop from the registry; these bring it.
             family.encode(encoder.encode_descriptor(name, help, None, family.metric_type())?)?;
         }
         Ok(())

@@ -1,0 +1,122 @@
+//! The metrics an operator of controllers expects, read from a running engine's `/metrics`
+//! over HTTP: per-plugin queue wait and work histograms, queue gauges at scrape time (depth,
+//! oldest waiting event, longest-running call), retries and requeues, and every API request
+//! counted by verb, resource and code.
+
+mod common;
+mod guest;
+
+use common::*;
+use http_body_util::BodyExt;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+
+/// `GET /metrics` of a running engine.
+async fn scrape(admin: std::net::SocketAddr) -> String {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let uri: hyper::Uri = format!("http://{admin}/metrics").parse().expect("uri");
+    let resp = client.get(uri).await.expect("/metrics answers");
+    assert!(resp.status().is_success());
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    String::from_utf8(body.to_vec()).expect("UTF-8")
+}
+
+/// Sum of the samples of `name` whose labels include every `(label, value)` of `labels`.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| {
+            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+            n == name && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|(_, value)| value.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_engine_exports_queue_work_and_api_request_metrics_with_plausible_values() {
+    let s = server().await;
+    let c = s.client();
+    // The generation filter keeps the plugins' status patches from re-running the slow call.
+    let chaos = json!({"callTimeoutMs": 10000, "config": {"generationChangedOnly": true}});
+    let dir = plugin_dir(&[
+        (guest::wasm("fixture_chaos"), "chaos", Some(chaos)),
+        (guest::wasm("database_status"), "database-status", None),
+    ]);
+    let e = start_engine(&s, dir.path(), |c| c.admin_addr = Some(([127, 0, 0, 1], 0).into())).await;
+    let admin = e.admin_addr.expect("admin served");
+    let chaos = [("plugin", "chaos")];
+
+    // A call that runs for 3 s, and a change of its object queued behind it.
+    let mut slow = database("slow", "postgres");
+    slow["metadata"]["annotations"] = json!({"kreflex.test/do": "sleep:3000"});
+    create_database(&c, slow).await;
+    eventually("the slow call shows as running", || async {
+        sample(&scrape(admin).await, "kreflex_workqueue_longest_running_processor_seconds", &chaos) > 0.2
+    })
+    .await;
+    databases(&c)
+        .patch("slow", &PatchParams::default(), &Patch::Merge(json!({"spec": {"size": "2Gi"}})))
+        .await
+        .expect("change while the call runs");
+    eventually("the change waits behind the running call", || async {
+        let m = scrape(admin).await;
+        sample(&m, "kreflex_workqueue_depth", &chaos) == 1.0
+            && sample(&m, "kreflex_workqueue_oldest_waiting_seconds", &chaos) > 0.1
+    })
+    .await;
+    let m = scrape(admin).await;
+    assert_eq!(sample(&m, "kreflex_active_workers", &chaos), 1.0, "{m}");
+    assert!(sample(&m, "kreflex_workqueue_unfinished_work_seconds", &chaos) > 0.2, "{m}");
+    assert!(
+        m.lines().any(|l| l.starts_with("kreflex_workqueue_depth{plugin=\"database-status\"}")),
+        "every loaded plugin has its gauges: {m}"
+    );
+
+    // Once both calls are done: two waits (the second through most of the first call) and
+    // two calls of 3 s each.
+    eventually("both calls of the slow object finished", || async {
+        let m = scrape(admin).await;
+        sample(&m, "kreflex_workqueue_work_duration_seconds_count", &chaos) >= 2.0
+            && sample(&m, "kreflex_active_workers", &chaos) == 0.0
+    })
+    .await;
+    let m = scrape(admin).await;
+    assert!(sample(&m, "kreflex_workqueue_work_duration_seconds_sum", &chaos) >= 6.0, "{m}");
+    assert!(sample(&m, "kreflex_workqueue_queue_duration_seconds_count", &chaos) >= 2.0, "{m}");
+    assert!(sample(&m, "kreflex_workqueue_queue_duration_seconds_sum", &chaos) > 1.0, "{m}");
+    assert_eq!(sample(&m, "kreflex_workqueue_longest_running_processor_seconds", &chaos), 0.0, "{m}");
+
+    // Retries (a retryable plugin error) and requeues (the example plugin while provisioning).
+    let mut flaky = database("flaky", "postgres");
+    flaky["metadata"]["annotations"] = json!({"kreflex.test/do": "retry-error"});
+    create_database(&c, flaky).await;
+    create_database(&c, database("orders", "postgres")).await;
+    eventually("orders is Ready", || async { state_of(&c, "orders").await.as_deref() == Some("Ready") }).await;
+    eventually("retries and requeues are counted", || async {
+        let m = scrape(admin).await;
+        sample(&m, "kreflex_workqueue_retries_total", &chaos) >= 1.0
+            && sample(&m, "kreflex_workqueue_requeues_total", &[("plugin", "database-status")]) >= 1.0
+    })
+    .await;
+
+    // Every request is counted by verb, resource and code: the informer's list and watch,
+    // the plugins' status patches, and discovery.
+    let m = scrape(admin).await;
+    let db = |verb: &'static str, resource: &'static str| {
+        [("verb", verb), ("group", "stable.example.com"), ("resource", resource), ("code", "200")]
+    };
+    assert!(sample(&m, "kreflex_rest_client_requests_total", &db("list", "databases")) >= 1.0, "{m}");
+    assert!(sample(&m, "kreflex_rest_client_requests_total", &db("watch", "databases")) >= 1.0, "{m}");
+    assert!(sample(&m, "kreflex_rest_client_requests_total", &db("patch", "databases/status")) >= 3.0, "{m}");
+    assert!(sample(&m, "kreflex_rest_client_requests_total", &[("verb", "get"), ("resource", "")]) >= 1.0, "{m}");
+    let latency = [("verb", "patch"), ("group", "stable.example.com"), ("resource", "databases/status")];
+    assert_eq!(
+        sample(&m, "kreflex_rest_client_request_duration_seconds_count", &latency),
+        sample(&m, "kreflex_rest_client_requests_total", &latency),
+        "each request timed once: {m}"
+    );
+    assert!(!m.contains("name=\"") && !m.contains("slow"), "no object name in any label");
+    e.shutdown().await;
+}
