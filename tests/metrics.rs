@@ -120,3 +120,106 @@ async fn an_engine_exports_queue_work_and_api_request_metrics_with_plausible_val
     assert!(!m.contains("name=\"") && !m.contains("slow"), "no object name in any label");
     e.shutdown().await;
 }
+
+/// Every name the engine exports, with the series suffixes of counters and histograms (a
+/// family is exported once it has a series: each gets one).
+fn exported_names() -> std::collections::BTreeSet<String> {
+    use kreflex::ops::*;
+    let metrics = Metrics::new();
+    let plugin = PluginLabel { plugin: "p".into() };
+    let gvk = GvkLabel { gvk: "v1/ConfigMap".into() };
+    metrics.events.get_or_create(&EventLabels { gvk: gvk.gvk.clone(), kind: "added".into() }).inc();
+    metrics.watch_errors.get_or_create(&gvk).inc();
+    for family in [
+        &metrics.dispatched,
+        &metrics.coalesced,
+        &metrics.retries,
+        &metrics.requeues_raised,
+        &metrics.plugin_pauses,
+        &metrics.log_dropped,
+        &metrics.queue_retries,
+        &metrics.queue_requeues,
+    ] {
+        family.get_or_create(&plugin).inc();
+    }
+    for family in [&metrics.call_duration, &metrics.queue_duration, &metrics.work_duration] {
+        family.get_or_create(&plugin).observe(0.1);
+    }
+    metrics.plugin_error("p", "trap");
+    metrics.action("p", "patch", "applied");
+    metrics.reloads.get_or_create(&ReloadLabels { result: "ok".into() }).inc();
+    let request = RequestKind::of(&http::Method::GET, "/api/v1/configmaps", None);
+    metrics.api_request(
+        ApiRequestLabels {
+            verb: request.verb.into(),
+            group: request.group,
+            resource: request.resource,
+            code: "200".into(),
+        },
+        std::time::Duration::from_millis(5),
+    );
+    metrics.observe_queues(|| vec![PluginQueueGauges { plugin: "p".into(), ..Default::default() }]);
+    let mut names = std::collections::BTreeSet::new();
+    for line in metrics.encode().lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else { continue };
+        let (name, kind) = rest.split_once(' ').expect("# TYPE NAME KIND");
+        let suffixes: &[&str] = match kind {
+            "counter" => &["_total"],
+            "histogram" => &["_bucket", "_sum", "_count"],
+            _ => &[""],
+        };
+        names.extend(suffixes.iter().map(|s| format!("{name}{s}")));
+    }
+    names
+}
+
+#[test]
+fn the_dashboard_and_service_monitor_match_what_kreflex_exports_and_serves() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/monitoring");
+    let exported = exported_names();
+    let dashboard: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("kreflex-dashboard.json")).expect("dashboard")).expect("JSON");
+    let exprs: Vec<&str> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .map(|t| t["expr"].as_str().expect("a PromQL expression"))
+        .collect();
+    assert!(exprs.len() >= 10, "a panel per metric group");
+    let mut used = std::collections::BTreeSet::new();
+    for expr in &exprs {
+        assert_eq!(expr.matches('(').count(), expr.matches(')').count(), "unbalanced: {expr}");
+        assert_eq!(expr.matches('{').count(), expr.matches('}').count(), "unbalanced: {expr}");
+        for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if word.starts_with("kreflex_") {
+                assert!(exported.contains(word), "the dashboard queries {word}, which kreflex does not export");
+                used.insert(word.to_owned());
+            }
+        }
+    }
+    for wanted in [
+        "kreflex_workqueue_queue_duration_seconds_bucket",
+        "kreflex_workqueue_work_duration_seconds_bucket",
+        "kreflex_workqueue_depth",
+        "kreflex_workqueue_oldest_waiting_seconds",
+        "kreflex_workqueue_longest_running_processor_seconds",
+        "kreflex_workqueue_retries_total",
+        "kreflex_rest_client_requests_total",
+        "kreflex_rest_client_request_duration_seconds_bucket",
+    ] {
+        assert!(used.contains(wanted), "no panel shows {wanted}");
+    }
+
+    let monitor: serde_yaml::Value =
+        serde_yaml::from_slice(&std::fs::read(dir.join("servicemonitor.yaml")).expect("ServiceMonitor")).expect("YAML");
+    assert_eq!(monitor["kind"], "ServiceMonitor");
+    assert_eq!(monitor["spec"]["namespaceSelector"]["matchNames"][0], "kreflex-system");
+    assert_eq!(monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"], "kreflex");
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    let kustomization: serde_yaml::Value =
+        serde_yaml::from_slice(&std::fs::read(dir.join("kustomization.yaml")).expect("kustomization")).expect("YAML");
+    let files = &kustomization["configMapGenerator"][0]["files"];
+    assert_eq!(files[0], "kreflex-dashboard.json");
+}
