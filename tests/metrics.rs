@@ -165,7 +165,7 @@ fn exported_names() -> std::collections::BTreeSet<String> {
         let (name, kind) = rest.split_once(' ').expect("# TYPE NAME KIND");
         let suffixes: &[&str] = match kind {
             "counter" => &["_total"],
-            "histogram" => &["_bucket", "_sum", "_count"],
+            "histogram" => &["", "_bucket", "_sum", "_count"],
             _ => &[""],
         };
         names.extend(suffixes.iter().map(|s| format!("{name}{s}")));
@@ -222,4 +222,27 @@ fn the_dashboard_and_service_monitor_match_what_kreflex_exports_and_serves() {
         serde_yaml::from_slice(&std::fs::read(dir.join("kustomization.yaml")).expect("kustomization")).expect("YAML");
     let files = &kustomization["configMapGenerator"][0]["files"];
     assert_eq!(files[0], "kreflex-dashboard.json");
+}
+
+#[test]
+fn the_readme_lists_every_metric_kreflex_exports_and_no_other() {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README");
+    let section = readme.split("### Metrics").nth(1).expect("a Metrics section").split("\n### ").next().unwrap_or("");
+    let listed: std::collections::BTreeSet<String> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `kreflex_"))
+        .filter_map(|l| l.split_once('`'))
+        .map(|(name, _)| format!("kreflex_{name}"))
+        .collect();
+    let exported = exported_names();
+    for name in &listed {
+        assert!(exported.contains(name), "the README lists {name}, which kreflex does not export");
+    }
+    let series_of_listed = |n: &String| {
+        listed.contains(n)
+            || ["_bucket", "_sum", "_count"].iter().any(|s| n.strip_suffix(s).is_some_and(|b| listed.contains(b)))
+    };
+    let missing: Vec<&String> = exported.iter().filter(|n| !series_of_listed(n)).collect();
+    assert!(missing.is_empty(), "exported but not in the README's table: {missing:?}");
 }
