@@ -141,6 +141,9 @@ struct State<K: Tenant, T> {
     seq: u64,
     closed: bool,
     stats: Stats,
+    /// Entries with a pending item (kept, not counted, so that the depth gauge updated after
+    /// every event costs nothing however deep the queue).
+    waiting: usize,
 }
 
 /// A per-key ordered, coalescing work queue with a fair share per tenant. Cheap to clone
@@ -189,6 +192,7 @@ where
                 seq: 0,
                 closed: false,
                 stats: Stats::default(),
+                waiting: 0,
             })),
             changed: Arc::new(Notify::new()),
             space: Arc::new(Notify::new()),
@@ -238,7 +242,10 @@ where
                 s.stats.coalesced += 1;
                 older.coalesce(item)
             }
-            None => item,
+            None => {
+                s.waiting += 1;
+                item
+            }
         });
         if entry.requeue {
             // A real change supersedes a requeue timer.
@@ -335,7 +342,7 @@ where
     /// deliverable key. Else: when a tenant held back by its bucket or its pause may go on
     /// (one held back by its items in flight goes on when one is done).
     fn take_ready(&self, s: &mut State<K, T>, now: Instant) -> (Option<Taken<K, T>>, Option<Instant>) {
-        let State { entries, tenants, turns, stats, .. } = s;
+        let State { entries, tenants, turns, stats, waiting, .. } = s;
         let mut wake: Option<Instant> = None;
         for _ in 0..turns.len() {
             let Some(id) = turns.pop_front() else {
@@ -368,6 +375,7 @@ where
                     let waited = e.queued_at.take().map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
                     e.in_flight = true;
                     e.started = Some(now);
+                    *waiting -= 1;
                     stats.delivered += 1;
                     tenant.started();
                     if tenant.ready.is_empty() {
@@ -419,6 +427,7 @@ where
         };
         e.in_flight = false;
         e.started = None;
+        let was_waiting = e.pending.is_some();
         match outcome {
             Outcome::Completed => e.failures = 0,
             Outcome::RequeueAfter(delay, item) => {
@@ -445,6 +454,9 @@ where
                 s.stats.retries += 1;
             }
         }
+        if !was_waiting && s.entries.get(key).is_some_and(|e| e.pending.is_some()) {
+            s.waiting += 1;
+        }
         let idle = s.entries.get(key).is_some_and(|e| e.pending.is_none() && !e.in_flight && e.failures == 0);
         if idle {
             s.entries.remove(key);
@@ -461,9 +473,12 @@ where
     /// Drops everything pending for keys matching `pred` (a plugin was unloaded).
     pub fn remove_where(&self, pred: impl Fn(&K) -> bool) {
         let mut s = self.state.lock();
-        s.entries.retain(|k, e| {
+        let State { entries, waiting, .. } = &mut *s;
+        entries.retain(|k, e| {
             if pred(k) {
-                e.pending = None;
+                if e.pending.take().is_some() {
+                    *waiting -= 1;
+                }
                 e.queued_at = None;
                 e.in_flight
             } else {
@@ -476,7 +491,7 @@ where
 
     /// Keys with an item waiting (not counting items in flight).
     pub fn len(&self) -> usize {
-        self.state.lock().entries.values().filter(|e| e.pending.is_some()).count()
+        self.state.lock().waiting
     }
 
     /// True if nothing is waiting.
@@ -490,8 +505,9 @@ where
     }
 
     /// Each tenant's waiting and in-flight items now (tenants with neither are left out).
-    /// One pass over the keys under the queue's lock: about a millisecond per 100,000 keys,
-    /// meant for a scrape every few seconds, not for the event path.
+    /// One pass over the waiting and in-flight keys under the queue's lock (70 ms per
+    /// 100,000 keys in a debug build; nothing for an idle queue): for a scrape every few
+    /// seconds, not for the event path.
     pub fn tenant_stats(&self) -> HashMap<K::Id, TenantStats> {
         let s = self.state.lock();
         let now = Instant::now();

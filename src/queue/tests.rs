@@ -310,6 +310,7 @@ async fn tenant_stats_report_depth_oldest_wait_and_work_in_progress_per_tenant()
     q.done(&"fast:1", Outcome::RequeueAfter(Duration::from_secs(10), Item(vec![3])));
 
     let stats = q.tenant_stats();
+    assert_eq!(q.len(), 3, "the depth of all tenants: due and delayed");
     assert_eq!(
         stats["slow"],
         TenantStats {
@@ -341,6 +342,11 @@ async fn tenant_stats_report_depth_oldest_wait_and_work_in_progress_per_tenant()
         (0, 2, Duration::from_secs(7), Duration::from_secs(7))
     );
     q.done(&"slow:1", Outcome::Completed);
+    q.done(&"slow:2", Outcome::Retry(Item(vec![2])));
+    q.remove_where(|k| k.starts_with("fast"));
+    assert_eq!(q.len(), 1, "slow:2 waits for its retry; fast's items are gone");
+    let _ = take(&q).await;
     q.done(&"slow:2", Outcome::Completed);
-    assert!(!q.tenant_stats().contains_key("slow"), "a tenant with nothing waiting or in flight is left out");
+    assert!(q.tenant_stats().is_empty(), "a tenant with nothing waiting or in flight is left out");
+    assert_eq!(q.len(), 0);
 }
