@@ -2,7 +2,7 @@
 //! users expect. One [`Metrics`] per process, cheap to clone, registered once.
 //!
 //! Most metrics are updated where things happen (informers, dispatcher, appliers, the API
-//! client layer in [`super::api_client`]). The queue gauges that change with time alone —
+//! client layer, [`super::ApiMetricsLayer`]). The queue gauges that change with time alone —
 //! depth per plugin, the age of the oldest waiting item, how long the calls in progress
 //! have run — are read from the dispatcher's queue at scrape time, through the source it
 //! hands to [`Metrics::observe_queues`] (as controller-runtime's workqueue computes
