@@ -125,7 +125,8 @@ impl Engine {
         let scoped = match &config.impersonation {
             Some((template, ns)) => ScopedClients::impersonating(kube_config.clone(), template, ns, Vec::new()),
             None => ScopedClients::unscoped(kube_config.clone()),
-        };
+        }
+        .with_metrics(metrics.clone());
         let own_client = scoped.own_client()?;
         let resources = Resources::new(own_client.clone());
         let cache = Cache::default();

@@ -5,7 +5,7 @@ use super::audit::action_label;
 use super::classify::{Decision, Goal, classify, reached, status_code};
 use crate::actions::{Action, PatchType, Severity};
 use crate::model::{Gvk, ObjectRef};
-use crate::ops::{Metrics, PluginLabel};
+use crate::ops::{ApiMetricsLayer, Metrics, PluginLabel};
 use crate::retry::Backoff;
 use crate::watch::Resources;
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
@@ -17,10 +17,15 @@ use std::time::Duration;
 /// Builds the client a plugin's actions go through. With impersonation (the default in a
 /// cluster) requests carry `Impersonate-User` for the plugin's service account, so the API
 /// server enforces the plugin's RBAC even if kreflex had a bug.
+///
+/// Every client kreflex uses is built here, so that with [`ScopedClients::with_metrics`]
+/// each request any of them sends is counted once (`kreflex_rest_client_*`, see
+/// [`ApiMetricsLayer`]).
 #[derive(Clone)]
 pub struct ScopedClients {
     base: kube::Config,
     impersonate: Option<ImpersonationTemplate>,
+    metrics: Option<Metrics>,
 }
 
 #[derive(Clone, Debug)]
@@ -33,7 +38,7 @@ struct ImpersonationTemplate {
 impl ScopedClients {
     /// Clients that act with kreflex's own identity (no impersonation).
     pub fn unscoped(base: kube::Config) -> Self {
-        Self { base: without_client_retries(base), impersonate: None }
+        Self { base: without_client_retries(base), impersonate: None, metrics: None }
     }
 
     /// Clients impersonating `user_template` (`{namespace}` and `{plugin}` are replaced),
@@ -46,7 +51,14 @@ impl ScopedClients {
                 namespace: namespace.to_owned(),
                 groups,
             }),
+            metrics: None,
         }
+    }
+
+    /// Counts the requests of every client built from now on into `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The identity a plugin's requests carry, if impersonating.
@@ -65,12 +77,21 @@ impl ScopedClients {
                 Some(t.groups.iter().map(|g| g.replace("{namespace}", &t.namespace)).collect())
             };
         }
-        kube::Client::try_from(config)
+        self.build(config)
     }
 
-    /// A client with kreflex's own identity.
+    /// A client with kreflex's own identity (informers, discovery, finalizers, Warning
+    /// Events, Leases).
     pub fn own_client(&self) -> Result<kube::Client, kube::Error> {
-        kube::Client::try_from(self.base.clone())
+        self.build(self.base.clone())
+    }
+
+    fn build(&self, config: kube::Config) -> Result<kube::Client, kube::Error> {
+        let builder = kube::client::ClientBuilder::try_from(config)?;
+        Ok(match &self.metrics {
+            Some(metrics) => builder.with_layer(&ApiMetricsLayer::new(metrics.clone())).build(),
+            None => builder.build(),
+        })
     }
 }
 

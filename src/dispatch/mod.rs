@@ -23,9 +23,9 @@ use crate::actions::{Limits, Severity};
 use crate::apply::{EventTarget, Finalizers};
 use crate::lease::Ownership;
 use crate::model::{EventKind, Gvk};
-use crate::ops::{Metrics, PluginLabel};
+use crate::ops::{Metrics, PluginLabel, PluginQueueGauges};
 use crate::plugins::{LoadedPlugin, SharedRegistry};
-use crate::queue::{Fairness, Outcome, PendingEvent, Rate, Tenant, WorkQueue};
+use crate::queue::{Fairness, Outcome, PendingEvent, Rate, Taken, Tenant, WorkQueue};
 use crate::route::{Delivery, Route, route};
 use crate::watch::{Cache, InformerEvent, Resources};
 use policy::{Conduct, Next, PolicyContext, Then};
@@ -137,8 +137,10 @@ impl Dispatcher {
         metrics: Metrics,
         config: DispatcherConfig,
     ) -> Self {
+        let queue = WorkQueue::with_fairness(config.queue_capacity, config.backoff, config.fairness());
+        metrics.observe_queues(queue_gauges(queue.clone(), registry.clone()));
         Self {
-            queue: WorkQueue::with_fairness(config.queue_capacity, config.backoff, config.fairness()),
+            queue,
             registry,
             cache,
             finalizers: Finalizers::new(own_client.clone(), resources.clone()),
@@ -253,7 +255,10 @@ impl Dispatcher {
     }
 
     async fn work(&self) {
-        while let Some((key, item)) = self.queue.next().await {
+        while let Some(Taken { key, item, waited }) = self.queue.next().await {
+            let label = PluginLabel { plugin: key.plugin.to_string() };
+            self.metrics.queue_duration.get_or_create(&label).observe(waited.as_secs_f64());
+            let started = tokio::time::Instant::now();
             let registry = self.registry.load();
             let outcome = match registry.get(&key.plugin) {
                 // The plugin was unloaded while the event waited, or the object became
@@ -265,6 +270,15 @@ impl Dispatcher {
                     tracing::Instrument::instrument(self.handle(lp.clone(), &key, item), span).await
                 }
             };
+            self.metrics.work_duration.get_or_create(&label).observe(started.elapsed().as_secs_f64());
+            let redelivered = match &outcome {
+                Outcome::Completed => None,
+                Outcome::RequeueAfter(..) => Some(&self.metrics.queue_requeues),
+                Outcome::Retry(_) => Some(&self.metrics.queue_retries),
+            };
+            if let Some(counter) = redelivered {
+                counter.get_or_create(&label).inc();
+            }
             self.queue.done(&key, outcome);
             self.metrics.queue_depth.set(self.queue.len() as i64);
         }
@@ -366,6 +380,37 @@ impl Dispatcher {
         {
             tracing::warn!(error = %e, reason, "cannot record a Warning Event");
         }
+    }
+}
+
+/// The per-plugin queue gauges at scrape time: every loaded plugin (zeros when idle), and
+/// any unloaded one that still has events in flight.
+fn queue_gauges(
+    queue: WorkQueue<QueueKey, PendingEvent>,
+    registry: SharedRegistry,
+) -> impl Fn() -> Vec<PluginQueueGauges> + Send + Sync + 'static {
+    move || {
+        let mut stats = queue.tenant_stats();
+        let loaded = registry.load();
+        let mut names: Vec<Arc<str>> = loaded.plugins.keys().map(|name| Arc::from(name.as_str())).collect();
+        names.extend(stats.keys().filter(|n| loaded.get(n).is_none()).cloned());
+        names.sort();
+        names.dedup();
+        names
+            .into_iter()
+            .map(|plugin| {
+                let t = stats.remove(&plugin).unwrap_or_default();
+                PluginQueueGauges {
+                    plugin: plugin.to_string(),
+                    depth: t.waiting as u64,
+                    delayed: t.delayed as u64,
+                    oldest_waiting: t.oldest_waiting,
+                    active: t.in_flight as u64,
+                    unfinished_work: t.in_flight_total,
+                    longest_running: t.longest_in_flight,
+                }
+            })
+            .collect()
     }
 }
 

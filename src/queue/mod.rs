@@ -11,6 +11,12 @@
 //! can be paused with a growing penalty ([`WorkQueue::penalize`]) while the others carry
 //! on.
 //!
+//! It keeps the times its metrics need: when each waiting item was queued (a coalesced item
+//! keeps the earliest; a requeued or retried one counts from the end of its delay) and when
+//! each item in flight was taken. [`WorkQueue::next`] hands out how long an item waited;
+//! [`WorkQueue::tenant_stats`] reports depth, the oldest wait and the work in progress per
+//! tenant at one instant (for gauges computed at scrape time).
+//!
 //! In the data path it sits between the router and the plugin calls, keyed by
 //! (plugin, object): ordering and coalescing per object and per plugin, parallelism across
 //! objects and plugins. The logic is synchronous and free of I/O; only waiting is async
@@ -62,9 +68,45 @@ pub struct Stats {
     pub penalties: u64,
 }
 
+/// An item handed out by [`WorkQueue::next`], its key marked in flight.
+#[derive(Debug, PartialEq)]
+pub struct Taken<K, T> {
+    /// Its key.
+    pub key: K,
+    /// The item.
+    pub item: T,
+    /// How long it waited to be handed out: since it was pushed (an item that coalesced
+    /// several pushes: since the first of them), or for a requeue or retry, since its delay
+    /// ended (a push that supersedes a requeue delay counts from the push).
+    pub waited: Duration,
+}
+
+/// One tenant's items at one instant.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TenantStats {
+    /// Items due and waiting to be handed out (behind their key in flight, their tenant's
+    /// share, or the other tenants' turns).
+    pub waiting: usize,
+    /// Items waiting for a requeue delay or a retry backoff.
+    pub delayed: usize,
+    /// How long the item queued earliest has waited (zero if none): items due, and pushes
+    /// coalesced into an item that waits for its backoff; not requeues before their delay ends.
+    pub oldest_waiting: Duration,
+    /// Items in flight.
+    pub in_flight: usize,
+    /// Sum of how long the items in flight have been.
+    pub in_flight_total: Duration,
+    /// How long the item in flight longest has been.
+    pub longest_in_flight: Duration,
+}
+
 struct Entry<T> {
     pending: Option<T>,
+    /// When `pending` was queued (in the future while it waits for a requeue or retry delay).
+    queued_at: Option<Instant>,
     in_flight: bool,
+    /// When the item in flight was handed out.
+    started: Option<Instant>,
     /// Not to be delivered before this instant.
     not_before: Option<Instant>,
     /// Whether `not_before` is a requeue delay (superseded by a newer item) rather than a
@@ -76,7 +118,16 @@ struct Entry<T> {
 
 impl<T> Entry<T> {
     fn new() -> Self {
-        Self { pending: None, in_flight: false, not_before: None, requeue: false, failures: 0, scheduled: false }
+        Self {
+            pending: None,
+            queued_at: None,
+            in_flight: false,
+            started: None,
+            not_before: None,
+            requeue: false,
+            failures: 0,
+            scheduled: false,
+        }
     }
 }
 
@@ -90,6 +141,9 @@ struct State<K: Tenant, T> {
     seq: u64,
     closed: bool,
     stats: Stats,
+    /// Entries with a pending item (kept, not counted, so that the depth gauge updated after
+    /// every event costs nothing however deep the queue).
+    waiting: usize,
 }
 
 /// A per-key ordered, coalescing work queue with a fair share per tenant. Cheap to clone
@@ -138,6 +192,7 @@ where
                 seq: 0,
                 closed: false,
                 stats: Stats::default(),
+                waiting: 0,
             })),
             changed: Arc::new(Notify::new()),
             space: Arc::new(Notify::new()),
@@ -178,12 +233,19 @@ where
         s.stats.pushed += 1;
         let now = Instant::now();
         let entry = s.entries.entry(key.clone()).or_insert_with(Entry::new);
+        entry.queued_at = Some(match (&entry.pending, entry.queued_at) {
+            (Some(_), Some(queued)) => queued.min(now),
+            _ => now,
+        });
         entry.pending = Some(match entry.pending.take() {
             Some(older) => {
                 s.stats.coalesced += 1;
                 older.coalesce(item)
             }
-            None => item,
+            None => {
+                s.waiting += 1;
+                item
+            }
         });
         if entry.requeue {
             // A real change supersedes a requeue timer.
@@ -228,7 +290,7 @@ where
 
     /// The next item whose key is not in flight and whose tenant may have one more (tenants
     /// in turn), marking the key in flight. `None` once the queue is closed.
-    pub async fn next(&self) -> Option<(K, T)> {
+    pub async fn next(&self) -> Option<Taken<K, T>> {
         loop {
             let changed = self.changed.notified();
             let wake_at = {
@@ -279,8 +341,8 @@ where
     /// Tenants in turn: the first whose share allows one more item hands out its first
     /// deliverable key. Else: when a tenant held back by its bucket or its pause may go on
     /// (one held back by its items in flight goes on when one is done).
-    fn take_ready(&self, s: &mut State<K, T>, now: Instant) -> (Option<(K, T)>, Option<Instant>) {
-        let State { entries, tenants, turns, stats, .. } = s;
+    fn take_ready(&self, s: &mut State<K, T>, now: Instant) -> (Option<Taken<K, T>>, Option<Instant>) {
+        let State { entries, tenants, turns, stats, waiting, .. } = s;
         let mut wake: Option<Instant> = None;
         for _ in 0..turns.len() {
             let Some(id) = turns.pop_front() else {
@@ -310,7 +372,10 @@ where
                     continue;
                 }
                 if let Some(item) = e.pending.take() {
+                    let waited = e.queued_at.take().map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
                     e.in_flight = true;
+                    e.started = Some(now);
+                    *waiting -= 1;
                     stats.delivered += 1;
                     tenant.started();
                     if tenant.ready.is_empty() {
@@ -318,7 +383,7 @@ where
                     } else {
                         turns.push_back(id);
                     }
-                    return (Some((key, item)), None);
+                    return (Some(Taken { key, item, waited }), None);
                 }
             }
             tenant.in_turns = false;
@@ -361,6 +426,8 @@ where
             return;
         };
         e.in_flight = false;
+        e.started = None;
+        let was_waiting = e.pending.is_some();
         match outcome {
             Outcome::Completed => e.failures = 0,
             Outcome::RequeueAfter(delay, item) => {
@@ -368,20 +435,27 @@ where
                 if e.pending.is_none() {
                     e.pending = Some(item);
                     e.not_before = Some(now + delay.max(token_wait));
+                    e.queued_at = e.not_before;
                     e.requeue = true;
                 }
             }
             Outcome::Retry(item) => {
                 let delay = backoff.delay(e.failures).max(token_wait);
                 e.failures = e.failures.saturating_add(1);
+                e.not_before = Some(now + delay);
                 e.pending = Some(match e.pending.take() {
                     Some(newer) => item.coalesce(newer),
-                    None => item,
+                    None => {
+                        e.queued_at = e.not_before;
+                        item
+                    }
                 });
-                e.not_before = Some(now + delay);
                 e.requeue = false;
                 s.stats.retries += 1;
             }
+        }
+        if !was_waiting && s.entries.get(key).is_some_and(|e| e.pending.is_some()) {
+            s.waiting += 1;
         }
         let idle = s.entries.get(key).is_some_and(|e| e.pending.is_none() && !e.in_flight && e.failures == 0);
         if idle {
@@ -399,9 +473,13 @@ where
     /// Drops everything pending for keys matching `pred` (a plugin was unloaded).
     pub fn remove_where(&self, pred: impl Fn(&K) -> bool) {
         let mut s = self.state.lock();
-        s.entries.retain(|k, e| {
+        let State { entries, waiting, .. } = &mut *s;
+        entries.retain(|k, e| {
             if pred(k) {
-                e.pending = None;
+                if e.pending.take().is_some() {
+                    *waiting -= 1;
+                }
+                e.queued_at = None;
                 e.in_flight
             } else {
                 true
@@ -413,7 +491,7 @@ where
 
     /// Keys with an item waiting (not counting items in flight).
     pub fn len(&self) -> usize {
-        self.state.lock().entries.values().filter(|e| e.pending.is_some()).count()
+        self.state.lock().waiting
     }
 
     /// True if nothing is waiting.
@@ -424,6 +502,39 @@ where
     /// Keys in flight.
     pub fn in_flight(&self) -> usize {
         self.state.lock().entries.values().filter(|e| e.in_flight).count()
+    }
+
+    /// Each tenant's waiting and in-flight items now (tenants with neither are left out).
+    /// One pass over the waiting and in-flight keys under the queue's lock (70 ms per
+    /// 100,000 keys in a debug build; nothing for an idle queue): for a scrape every few
+    /// seconds, not for the event path.
+    pub fn tenant_stats(&self) -> HashMap<K::Id, TenantStats> {
+        let s = self.state.lock();
+        let now = Instant::now();
+        let mut out: HashMap<K::Id, TenantStats> = HashMap::new();
+        for (key, e) in &s.entries {
+            if e.pending.is_none() && !e.in_flight {
+                continue;
+            }
+            let t = out.entry(key.tenant()).or_default();
+            if e.pending.is_some() {
+                if e.not_before.is_some_and(|nb| nb > now) {
+                    t.delayed += 1;
+                } else {
+                    t.waiting += 1;
+                }
+                if let Some(queued) = e.queued_at.filter(|q| *q <= now) {
+                    t.oldest_waiting = t.oldest_waiting.max(now - queued);
+                }
+            }
+            if let Some(started) = e.started.filter(|_| e.in_flight) {
+                let running = now.saturating_duration_since(started);
+                t.in_flight += 1;
+                t.in_flight_total += running;
+                t.longest_in_flight = t.longest_in_flight.max(running);
+            }
+        }
+        out
     }
 
     /// What the queue did so far.

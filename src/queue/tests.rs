@@ -27,6 +27,11 @@ fn queue(capacity: usize) -> WorkQueue<&'static str, Item> {
 }
 
 async fn take(q: &WorkQueue<&'static str, Item>) -> (&'static str, Item) {
+    let taken = take_timed(q).await;
+    (taken.key, taken.item)
+}
+
+async fn take_timed(q: &WorkQueue<&'static str, Item>) -> Taken<&'static str, Item> {
     tokio::time::timeout(Duration::from_secs(3600), q.next()).await.expect("an item in time").expect("open")
 }
 
@@ -234,4 +239,114 @@ async fn a_penalized_tenant_pauses_longer_each_time_while_others_go_on() {
     let (key, _) = take(&q).await;
     assert_eq!(q.penalize(&key), Some(Duration::from_secs(1)), "a call that did not fail ends the row");
     assert_eq!(q.stats().penalties, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_item_waits_from_its_first_push_and_a_coalesced_one_keeps_it() {
+    let q = queue(10);
+    q.push("a", Item(vec![1])).await;
+    tokio::time::advance(Duration::from_secs(2)).await;
+    q.push("a", Item(vec![2])).await;
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let taken = take_timed(&q).await;
+    assert_eq!((taken.item, taken.waited), (Item(vec![1, 2]), Duration::from_secs(3)));
+
+    // Pushed while its key is in flight: it waits from its push, through the busy key.
+    q.push("a", Item(vec![3])).await;
+    tokio::time::advance(Duration::from_secs(5)).await;
+    q.done(&"a", Outcome::Completed);
+    assert_eq!(take_timed(&q).await.waited, Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_requeue_waits_from_the_end_of_its_delay_unless_a_push_supersedes_it() {
+    let q = queue(10);
+    q.push("a", Item(vec![1])).await;
+    let _ = take(&q).await;
+    q.done(&"a", Outcome::RequeueAfter(Duration::from_secs(5), Item(vec![1])));
+    let taken = take_timed(&q).await;
+    assert_eq!(taken.waited, Duration::ZERO, "the requeue delay is not time spent waiting for a worker");
+
+    q.done(&"a", Outcome::RequeueAfter(Duration::from_secs(5), Item(vec![1])));
+    tokio::time::advance(Duration::from_secs(1)).await;
+    q.push("b", Item(vec![9])).await;
+    q.push("a", Item(vec![2])).await;
+    let _ = take(&q).await;
+    tokio::time::advance(Duration::from_millis(300)).await;
+    let taken = take_timed(&q).await;
+    assert_eq!((taken.key, taken.waited), ("a", Duration::from_millis(300)), "waits from the push");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_waits_from_the_end_of_its_backoff_and_a_push_behind_it_from_the_push() {
+    let q = queue(10);
+    q.push("a", Item(vec![1])).await;
+    let _ = take(&q).await;
+    q.done(&"a", Outcome::Retry(Item(vec![1])));
+    assert_eq!(take_timed(&q).await.waited, Duration::ZERO);
+
+    q.push("a", Item(vec![2])).await;
+    tokio::time::advance(Duration::from_millis(50)).await;
+    let before = Instant::now();
+    q.done(&"a", Outcome::Retry(Item(vec![1])));
+    let taken = take_timed(&q).await;
+    assert_eq!(taken.item, Item(vec![1, 2]));
+    assert_eq!(taken.waited, Duration::from_millis(50) + before.elapsed(), "the push waited through the backoff");
+}
+
+#[tokio::test(start_paused = true)]
+async fn tenant_stats_report_depth_oldest_wait_and_work_in_progress_per_tenant() {
+    let q = queue(100);
+    q.push("slow:1", Item(vec![1])).await;
+    q.push("slow:2", Item(vec![2])).await;
+    q.push("fast:1", Item(vec![3])).await;
+    let first = take(&q).await.0;
+    assert_eq!(first, "slow:1");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let second = take(&q).await.0;
+    assert_eq!(second, "fast:1");
+    tokio::time::advance(Duration::from_secs(1)).await;
+    q.push("fast:2", Item(vec![4])).await;
+    q.done(&"fast:1", Outcome::RequeueAfter(Duration::from_secs(10), Item(vec![3])));
+
+    let stats = q.tenant_stats();
+    assert_eq!(q.len(), 3, "the depth of all tenants: due and delayed");
+    assert_eq!(
+        stats["slow"],
+        TenantStats {
+            waiting: 1,
+            delayed: 0,
+            oldest_waiting: Duration::from_secs(3),
+            in_flight: 1,
+            in_flight_total: Duration::from_secs(3),
+            longest_in_flight: Duration::from_secs(3),
+        }
+    );
+    assert_eq!(
+        stats["fast"],
+        TenantStats { waiting: 1, delayed: 1, oldest_waiting: Duration::ZERO, ..TenantStats::default() },
+        "a requeue before its delay ends is delayed, not waiting; fast:2 was just pushed"
+    );
+
+    tokio::time::advance(Duration::from_secs(4)).await;
+    let slow2 = take(&q).await;
+    assert_eq!(slow2.0, "slow:2");
+    let stats = q.tenant_stats();
+    assert_eq!(
+        (
+            stats["slow"].waiting,
+            stats["slow"].in_flight,
+            stats["slow"].in_flight_total,
+            stats["slow"].longest_in_flight
+        ),
+        (0, 2, Duration::from_secs(7), Duration::from_secs(7))
+    );
+    q.done(&"slow:1", Outcome::Completed);
+    q.done(&"slow:2", Outcome::Retry(Item(vec![2])));
+    q.remove_where(|k| k.starts_with("fast"));
+    assert_eq!(q.len(), 1, "slow:2 waits for its retry; fast's items are gone");
+    let _ = take(&q).await;
+    q.done(&"slow:2", Outcome::Completed);
+    assert!(q.tenant_stats().is_empty(), "a tenant with nothing waiting or in flight is left out");
+    assert_eq!(q.len(), 0);
 }
