@@ -247,6 +247,12 @@ pub struct EngineArgs {
     /// `POD_NAMESPACE` and `POD_NAME` environment variables (downward API).
     #[arg(long, env = "KREFLEX_REPORT_OBJECT", value_parser = clap::value_parser!(crate::model::ObjectRef))]
     pub report_object: Option<crate::model::ObjectRef>,
+    /// Watch (and let plugins read) only this namespace; repeatable (comma-separated in the
+    /// environment). Cluster-scoped kinds are still watched across the cluster. Default:
+    /// every namespace.
+    #[arg(long, value_name = "NS", value_delimiter = ',', env = "KREFLEX_WATCH_NAMESPACE",
+        value_parser = crate::watch::parse_namespace)]
+    pub watch_namespace: Vec<String>,
     #[command(flatten)]
     sandbox: SandboxArgs,
 }
@@ -279,6 +285,7 @@ impl EngineArgs {
                     name,
                 })
             }),
+            watch_namespaces: crate::watch::WatchScope::namespaces(self.watch_namespace.iter().cloned()),
             ..Default::default()
         }
     }

@@ -9,7 +9,7 @@ use crate::ops::{Health, Metrics};
 use crate::plugins::{Installer, LoadedPlugin, Reconciler, Registry, ReloadConfig, Replay, SharedRegistry};
 use crate::route::Route;
 use crate::wasm::{Runtime, WasmConfig};
-use crate::watch::{Cache, Informers, Resources};
+use crate::watch::{Cache, Informers, Resources, WatchScope};
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,6 +44,9 @@ pub struct EngineConfig {
     /// Sensitive permissions the operator allows plugins by name (`--allow-sensitive`);
     /// a plugin's `NAME.json` may add its own.
     pub allow_sensitive: crate::rbac::Allowed,
+    /// The namespaces informers watch and plugins read (`--watch-namespace`); cluster-scoped
+    /// kinds are watched across the cluster regardless.
+    pub watch_namespaces: WatchScope,
 }
 
 impl Default for EngineConfig {
@@ -59,6 +62,7 @@ impl Default for EngineConfig {
             reload: Some(ReloadConfig::default()),
             report_object: None,
             allow_sensitive: crate::rbac::Allowed::default(),
+            watch_namespaces: WatchScope::Cluster,
         }
     }
 }
@@ -117,7 +121,7 @@ impl Engine {
         };
         let own_client = scoped.own_client()?;
         let resources = Resources::new(own_client.clone());
-        let cache = Cache::default();
+        let cache = Cache::new(config.watch_namespaces.clone());
         let cancel = CancellationToken::new();
         // Informer → router channel: small, so that a busy router applies backpressure to
         // the watches instead of buffering the cluster in memory.
