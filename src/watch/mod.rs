@@ -119,6 +119,11 @@ impl Informers {
         }
     }
 
+    /// The namespaces watched.
+    pub fn scope(&self) -> &WatchScope {
+        self.cache.scope()
+    }
+
     /// Kinds being watched.
     pub fn kinds(&self) -> Vec<Gvk> {
         self.running.keys().cloned().collect()

@@ -47,6 +47,12 @@ impl WatchScope {
         }
     }
 
+    /// Those of `namespaces` that are not watched (a subscription naming them gets no
+    /// events from them).
+    pub fn unwatched<'a>(&self, namespaces: &'a [String]) -> Vec<&'a str> {
+        namespaces.iter().map(String::as_str).filter(|ns| !self.includes(ns)).collect()
+    }
+
     /// The watches a kind needs, as the namespace each is limited to (`None`: cluster-wide).
     /// A cluster-scoped kind is watched cluster-wide whatever the scope: its objects belong
     /// to no namespace, so a namespace list can neither select nor exclude them.
@@ -90,6 +96,9 @@ mod tests {
         assert_eq!(scope.watches(false), vec![None], "cluster-scoped kinds are watched cluster-wide");
         assert_eq!((scope.includes("a"), scope.includes("c")), (true, false));
         assert_eq!(scope.to_string(), "namespaces a, b");
+        let named = ["a".to_owned(), "c".to_owned()];
+        assert_eq!(scope.unwatched(&named), ["c"]);
+        assert!(WatchScope::Cluster.unwatched(&named).is_empty());
     }
 
     #[test]
