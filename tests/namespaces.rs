@@ -196,3 +196,60 @@ async fn host_reads_outside_the_watched_namespaces_are_refused_and_lists_see_onl
     assert!(refused.contains("--watch-namespace"), "{refused}");
     e.shutdown().await;
 }
+
+/// What a cluster grants every authenticated user: API discovery.
+async fn discovery_for_everyone(c: &kube::Client) {
+    for object in [
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "discovery"},
+            "rules": [{"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/version"], "verbs": ["get"]}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "discovery"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "discovery"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"}]}),
+    ] {
+        kreflex::dev::apply_object(c, object).await.expect("apply");
+    }
+}
+
+/// Lets `user` read Databases and patch their status in `ns`, and nothing else.
+async fn role_in(c: &kube::Client, ns: &str, user: &str) {
+    for object in [
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "kreflex", "namespace": ns},
+            "rules": [
+                {"apiGroups": ["stable.example.com"], "resources": ["databases"], "verbs": ["get", "list", "watch"]},
+                {"apiGroups": ["stable.example.com"], "resources": ["databases/status"], "verbs": ["patch"]}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "kreflex", "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "kreflex"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]}),
+    ] {
+        kreflex::dev::apply_object(c, object).await.expect("apply");
+    }
+}
+
+/// The point of the flag: kreflex runs on Roles in its watched namespaces alone, with no
+/// cluster-wide read of any kind (a cluster-wide list or watch would be forbidden, and the
+/// informer would never sync).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn roles_in_the_watched_namespaces_are_all_kreflex_needs() {
+    let s = server().await;
+    let c = s.client();
+    create_namespaces(&c).await;
+    discovery_for_everyone(&c).await;
+    for ns in WATCHED {
+        role_in(&c, ns, "kreflex").await;
+        create_in(&c, ns, &format!("{ns}1"), None).await;
+    }
+    create_in(&c, "c", "c1", None).await;
+    s.add_user("kreflex-token", "kreflex", &[]);
+    let dir = plugin_dir(&[(guest::wasm("fixture_chaos"), "chaos", None)]);
+    let mut config = engine_config(dir.path());
+    config.watch_namespaces = WatchScope::namespaces(WATCHED);
+    let e = Engine::start(s.kube_config("kreflex-token"), config).await.expect("engine starts");
+    tokio::time::timeout(std::time::Duration::from_secs(60), e.wait_synced()).await.expect("informers sync");
+    for ns in WATCHED {
+        echoed(&c, ns, &format!("{ns}1")).await;
+    }
+    let forbidden = s.stats().count(|k| k.user == "kreflex" && k.code == 403);
+    assert_eq!(forbidden, 0, "{:?}", s.stats().snapshot());
+    assert_eq!(echo(&c, "c", "c1").await, Value::Null);
+    e.shutdown().await;
+}
