@@ -17,6 +17,7 @@ use kreflex::model::Gvk;
 use kreflex::watch::WatchScope;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
+use std::path::Path;
 
 const WATCHED: [&str; 2] = ["a", "b"];
 
@@ -252,4 +253,37 @@ async fn roles_in_the_watched_namespaces_are_all_kreflex_needs() {
     assert_eq!(forbidden, 0, "{:?}", s.stats().snapshot());
     assert_eq!(echo(&c, "c", "c1").await, Value::Null);
     e.shutdown().await;
+}
+
+/// `kreflex run` as a pod runs it: the kubeconfig from `$KUBECONFIG` (a list; an empty
+/// entry is skipped) and the watched namespaces from `KREFLEX_WATCH_NAMESPACE`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kreflex_run_takes_kubeconfig_and_watched_namespaces_from_the_environment() {
+    let s = server().await;
+    let c = s.client();
+    create_namespaces(&c).await;
+    for ns in ["a", "b", "c"] {
+        create_in(&c, ns, &format!("{ns}1"), None).await;
+    }
+    let dir = plugin_dir(&[(guest::wasm("fixture_chaos"), "chaos", None)]);
+    let kubeconfig = dir.path().join("kubeconfig");
+    s.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let list = std::env::join_paths([Path::new(""), &kubeconfig]).expect("path list");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kreflex"))
+        .args(["run", "--plugins"])
+        .arg(dir.path())
+        .arg("--cache-dir")
+        .arg(dir.path().join(".cache"))
+        .env("KUBECONFIG", list)
+        .env("KREFLEX_WATCH_NAMESPACE", "a,b")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kreflex runs");
+    for ns in WATCHED {
+        echoed(&c, ns, &format!("{ns}1")).await;
+    }
+    assert_eq!(echo(&c, "c", "c1").await, Value::Null);
+    child.kill().await.expect("stop kreflex");
 }
