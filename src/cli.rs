@@ -244,22 +244,27 @@ pub struct EngineArgs {
     /// Load the plugin directory once at start; do not watch it.
     #[arg(long, env = "KREFLEX_NO_RELOAD")]
     pub no_reload: bool,
-    /// Record plugin load results as Events on this object: `[GROUP/]VERSION/KIND/[NAMESPACE/]NAME`
-    /// (e.g. `v1/Pod/kreflex-system/kreflex-0`). Default in a Pod: the Pod itself, from the
-    /// `POD_NAMESPACE` and `POD_NAME` environment variables (downward API).
-    #[arg(long, env = "KREFLEX_REPORT_OBJECT", value_parser = clap::value_parser!(crate::model::ObjectRef))]
-    pub report_object: Option<crate::model::ObjectRef>,
     /// Watch (and let plugins read) only this namespace; repeatable (comma-separated in the
     /// environment). Cluster-scoped kinds are still watched across the cluster. Default:
     /// every namespace.
     #[arg(long, value_name = "NS", value_delimiter = ',', env = "KREFLEX_WATCH_NAMESPACE",
         value_parser = crate::watch::parse_namespace)]
     pub watch_namespace: Vec<String>,
+    /// Record plugin load results as Events on this object: `[GROUP/]VERSION/KIND/[NAMESPACE/]NAME`
+    /// (e.g. `v1/Pod/kreflex-system/kreflex-0`). Default in a Pod: the Pod itself, from the
+    /// `POD_NAMESPACE` and `POD_NAME` environment variables (downward API).
+    #[arg(long, env = "KREFLEX_REPORT_OBJECT", value_parser = clap::value_parser!(crate::model::ObjectRef))]
+    pub report_object: Option<crate::model::ObjectRef>,
     #[command(flatten)]
     sandbox: SandboxArgs,
 }
 
 impl EngineArgs {
+    /// kreflex's own namespace: `--namespace`, else the pod's, else `kreflex-system`.
+    pub fn own_namespace(&self) -> String {
+        own_namespace(self.namespace.as_deref(), std::env::var("POD_NAMESPACE").ok())
+    }
+
     /// The engine configuration for plugins in `dir`.
     pub fn engine_config(&self, dir: PathBuf) -> crate::engine::EngineConfig {
         crate::engine::EngineConfig {
@@ -271,10 +276,8 @@ impl EngineArgs {
                 ..Default::default()
             },
             resync: (self.resync_seconds > 0).then(|| Duration::from_secs(self.resync_seconds)),
-            impersonation: self.impersonate.then(|| {
-                let pod_namespace = std::env::var("POD_NAMESPACE").ok();
-                (self.impersonate_template.clone(), own_namespace(self.namespace.as_deref(), pod_namespace))
-            }),
+            watch_namespaces: crate::watch::WatchScope::namespaces(self.watch_namespace.iter().cloned()),
+            impersonation: self.impersonate.then(|| (self.impersonate_template.clone(), self.own_namespace())),
             admin_addr: self.metrics_addr,
             reload: (!self.no_reload).then(|| crate::plugins::ReloadConfig {
                 poll: self.poll_ms.map(Duration::from_millis),
@@ -290,7 +293,6 @@ impl EngineArgs {
                     name,
                 })
             }),
-            watch_namespaces: crate::watch::WatchScope::namespaces(self.watch_namespace.iter().cloned()),
             ..Default::default()
         }
     }

@@ -29,6 +29,9 @@ pub struct EngineConfig {
     pub dispatcher: DispatcherConfig,
     /// Periodic re-delivery of every object as `resync` (None = off).
     pub resync: Option<Duration>,
+    /// The namespaces informers watch and plugins read (`--watch-namespace`); cluster-scoped
+    /// kinds are watched across the cluster regardless.
+    pub watch_namespaces: WatchScope,
     /// Impersonate `system:serviceaccount:<namespace>:kreflex-<plugin>` (template) for
     /// each plugin's writes.
     pub impersonation: Option<(String, String)>,
@@ -44,9 +47,6 @@ pub struct EngineConfig {
     /// Sensitive permissions the operator allows plugins by name (`--allow-sensitive`);
     /// a plugin's `NAME.json` may add its own.
     pub allow_sensitive: crate::rbac::Allowed,
-    /// The namespaces informers watch and plugins read (`--watch-namespace`); cluster-scoped
-    /// kinds are watched across the cluster regardless.
-    pub watch_namespaces: WatchScope,
 }
 
 impl Default for EngineConfig {
@@ -56,13 +56,13 @@ impl Default for EngineConfig {
             wasm: WasmConfig::default(),
             dispatcher: DispatcherConfig::default(),
             resync: Some(Duration::from_secs(600)),
+            watch_namespaces: WatchScope::Cluster,
             impersonation: None,
             admin_addr: None,
             drain_timeout: Duration::from_secs(30),
             reload: Some(ReloadConfig::default()),
             report_object: None,
             allow_sensitive: crate::rbac::Allowed::default(),
-            watch_namespaces: WatchScope::Cluster,
         }
     }
 }
