@@ -287,3 +287,26 @@ async fn kreflex_run_takes_kubeconfig_and_watched_namespaces_from_the_environmen
     assert_eq!(echo(&c, "c", "c1").await, Value::Null);
     child.kill().await.expect("stop kreflex");
 }
+
+/// A kind is synced only when every watched namespace has listed: with a Role in `a` but
+/// not in `b`, `a`'s objects are handled while the informer (and so `/readyz`) waits on
+/// `b`, whose watch keeps failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kind_is_synced_only_when_every_watched_namespace_is() {
+    let s = server().await;
+    let c = s.client();
+    create_namespaces(&c).await;
+    discovery_for_everyone(&c).await;
+    role_in(&c, "a", "kreflex").await;
+    create_in(&c, "a", "a1", None).await;
+    s.add_user("kreflex-token", "kreflex", &[]);
+    let dir = plugin_dir(&[(guest::wasm("fixture_chaos"), "chaos", None)]);
+    let mut config = engine_config(dir.path());
+    config.watch_namespaces = WatchScope::namespaces(WATCHED);
+    let e = Engine::start(s.kube_config("kreflex-token"), config).await.expect("engine starts");
+    echoed(&c, "a", "a1").await;
+    let synced = tokio::time::timeout(std::time::Duration::from_secs(1), e.wait_synced()).await;
+    assert!(synced.is_err(), "synced although b's watch is forbidden");
+    assert!(!e.health.is_ready());
+    e.shutdown().await;
+}
