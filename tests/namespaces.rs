@@ -1,11 +1,14 @@
 //! `--watch-namespace`, in the engine against the embedded API server: Databases in three
 //! namespaces, an engine watching two of them. Only the watched namespaces' objects reach
-//! the plugins and the cache, with one watch per kind and watched namespace; a relist of
-//! one namespace leaves the other's cached objects alone; host reads in an unwatched
-//! namespace are refused with a reason, and reads across all namespaces see only the
-//! watched ones. The `chaos` fixture is the recording plugin (it echoes every event into
-//! `status.message` and performs the host reads its annotation asks for); the
-//! `hostile-reads` fixture beside it subscribes to a second kind (ConfigMaps).
+//! the plugins and the cache, with one list and one watch per kind and watched namespace; a
+//! relist of one namespace leaves the other's cached objects alone; a kind is synced only
+//! when all its namespaces are; host reads in an unwatched namespace are refused with a
+//! reason, and reads across all namespaces see only the watched ones; Roles in the watched
+//! namespaces are all the access kreflex needs; `kreflex run` takes `$KUBECONFIG` and
+//! `KREFLEX_WATCH_NAMESPACE` from the environment. The `chaos` fixture is the recording
+//! plugin (it echoes every event into `status.message` and performs the host reads its
+//! annotation asks for); the `hostile-reads` fixture beside it subscribes to a second kind
+//! (ConfigMaps).
 
 mod common;
 mod guest;
