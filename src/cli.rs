@@ -230,8 +230,10 @@ pub struct EngineArgs {
     #[arg(long, env = "KREFLEX_IMPERSONATE")]
     pub impersonate: bool,
     /// Namespace of the plugin service accounts (for impersonation and `kreflex rbac`).
-    #[arg(long, default_value = "kreflex-system", env = "KREFLEX_NAMESPACE")]
-    pub namespace: String,
+    /// Default: the pod's own namespace (`POD_NAMESPACE`, from the downward API), else
+    /// `kreflex-system`.
+    #[arg(long, env = "KREFLEX_NAMESPACE")]
+    pub namespace: Option<String>,
     /// Impersonated user of a plugin; `{namespace}` and `{plugin}` are replaced.
     #[arg(long, default_value = crate::rbac::DEFAULT_USER_TEMPLATE, env = "KREFLEX_IMPERSONATE_TEMPLATE")]
     pub impersonate_template: String,
@@ -242,6 +244,12 @@ pub struct EngineArgs {
     /// Load the plugin directory once at start; do not watch it.
     #[arg(long, env = "KREFLEX_NO_RELOAD")]
     pub no_reload: bool,
+    /// Watch (and let plugins read) only this namespace; repeatable (comma-separated in the
+    /// environment). Cluster-scoped kinds are still watched across the cluster. Default:
+    /// every namespace.
+    #[arg(long, value_name = "NS", value_delimiter = ',', env = "KREFLEX_WATCH_NAMESPACE",
+        value_parser = crate::watch::parse_namespace)]
+    pub watch_namespace: Vec<String>,
     /// Record plugin load results as Events on this object: `[GROUP/]VERSION/KIND/[NAMESPACE/]NAME`
     /// (e.g. `v1/Pod/kreflex-system/kreflex-0`). Default in a Pod: the Pod itself, from the
     /// `POD_NAMESPACE` and `POD_NAME` environment variables (downward API).
@@ -318,6 +326,11 @@ impl LeaseArgs {
 }
 
 impl EngineArgs {
+    /// kreflex's own namespace: `--namespace`, else the pod's, else `kreflex-system`.
+    pub fn own_namespace(&self) -> String {
+        own_namespace(self.namespace.as_deref(), std::env::var("POD_NAMESPACE").ok())
+    }
+
     /// The engine configuration for plugins in `dir`.
     pub fn engine_config(&self, dir: PathBuf) -> crate::engine::EngineConfig {
         crate::engine::EngineConfig {
@@ -329,14 +342,15 @@ impl EngineArgs {
                 ..Default::default()
             },
             resync: (self.resync_seconds > 0).then(|| Duration::from_secs(self.resync_seconds)),
-            impersonation: self.impersonate.then(|| (self.impersonate_template.clone(), self.namespace.clone())),
+            watch_namespaces: crate::watch::WatchScope::namespaces(self.watch_namespace.iter().cloned()),
+            impersonation: self.impersonate.then(|| (self.impersonate_template.clone(), self.own_namespace())),
             admin_addr: self.metrics_addr,
             reload: (!self.no_reload).then(|| crate::plugins::ReloadConfig {
                 poll: self.poll_ms.map(Duration::from_millis),
                 ..Default::default()
             }),
             allow_sensitive: self.sandbox.allowed(),
-            leadership: self.lease.lease_config(&self.namespace),
+            leadership: self.lease.lease_config(&self.own_namespace()),
             report_object: self.report_object.clone().or_else(|| {
                 let (ns, name) = (std::env::var("POD_NAMESPACE").ok()?, std::env::var("POD_NAME").ok()?);
                 Some(crate::model::ObjectRef {
@@ -351,14 +365,21 @@ impl EngineArgs {
     }
 }
 
+/// kreflex's own namespace: the flag, else the pod's (`POD_NAMESPACE`, if set and not
+/// empty), else `kreflex-system`.
+fn own_namespace(flag: Option<&str>, pod_namespace: Option<String>) -> String {
+    flag.map(str::to_owned).or(pod_namespace.filter(|ns| !ns.is_empty())).unwrap_or_else(|| "kreflex-system".to_owned())
+}
+
 /// `kreflex run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Directory of plugins (`*.wasm`, optional `*.json` next to each).
     #[arg(long, env = "KREFLEX_PLUGINS")]
     pub plugins: PathBuf,
-    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
-    #[arg(long, env = "KUBECONFIG")]
+    /// Kubeconfig file (default: the files in $KUBECONFIG; else, in a pod, its service
+    /// account; else ~/.kube/config).
+    #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
     /// Kubeconfig context.
     #[arg(long, env = "KREFLEX_CONTEXT")]
@@ -522,17 +543,10 @@ fn tokio_main(f: impl std::future::Future<Output = anyhow::Result<()>>) -> anyho
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads a kubeconfig (or the in-cluster configuration).
+/// Reads a kubeconfig (or the in-cluster configuration), as [`crate::kubeconfig`] orders
+/// the sources.
 pub async fn kube_config(path: Option<&Path>, context: Option<&str>) -> anyhow::Result<kube::Config> {
-    let options = kube::config::KubeConfigOptions { context: context.map(str::to_owned), ..Default::default() };
-    Ok(match path {
-        Some(p) => {
-            let kc = kube::config::Kubeconfig::read_from(p)
-                .with_context(|| format!("cannot read kubeconfig {}", p.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &options).await?
-        }
-        None => kube::Config::infer().await?,
-    })
+    Ok(crate::kubeconfig::load(path, context).await?)
 }
 
 async fn run_engine(args: RunArgs) -> anyhow::Result<()> {
@@ -701,4 +715,37 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
         bail!("{failed} of {} events failed in plugin {}", reports.len(), plugin.name());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_namespace_is_the_flag_else_the_pods_else_kreflex_system() {
+        assert_eq!(own_namespace(Some("ops"), Some("pod-ns".into())), "ops");
+        assert_eq!(own_namespace(None, Some("pod-ns".into())), "pod-ns");
+        assert_eq!(own_namespace(None, Some(String::new())), "kreflex-system");
+        assert_eq!(own_namespace(None, None), "kreflex-system");
+    }
+
+    #[test]
+    fn watch_namespace_is_repeatable_and_comma_separated() {
+        let cli = Cli::try_parse_from([
+            "kreflex",
+            "run",
+            "--plugins",
+            "p",
+            "--watch-namespace",
+            "a,b",
+            "--watch-namespace",
+            "c",
+        ])
+        .expect("parses");
+        let Command::Run(run) = cli.command else { panic!("run") };
+        let scope = run.engine.engine_config(PathBuf::from("p")).watch_namespaces;
+        assert_eq!(scope, crate::watch::WatchScope::namespaces(["a", "b", "c"]));
+        let bad = Cli::try_parse_from(["kreflex", "run", "--plugins", "p", "--watch-namespace", "Bad_NS"]);
+        assert!(bad.expect_err("refused").to_string().contains("is not a namespace name"));
+    }
 }

@@ -10,7 +10,7 @@ use crate::ops::{Health, Metrics};
 use crate::plugins::{Installer, LoadedPlugin, Reconciler, Registry, ReloadConfig, Replay, SharedRegistry};
 use crate::route::Route;
 use crate::wasm::{Runtime, WasmConfig};
-use crate::watch::{Cache, Informers, Resources};
+use crate::watch::{Cache, Informers, Resources, WatchScope};
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,6 +30,9 @@ pub struct EngineConfig {
     pub dispatcher: DispatcherConfig,
     /// Periodic re-delivery of every object as `resync` (None = off).
     pub resync: Option<Duration>,
+    /// The namespaces informers watch and plugins read (`--watch-namespace`); cluster-scoped
+    /// kinds are watched across the cluster regardless.
+    pub watch_namespaces: WatchScope,
     /// Impersonate `system:serviceaccount:<namespace>:kreflex-<plugin>` (template) for
     /// each plugin's writes.
     pub impersonation: Option<(String, String)>,
@@ -57,6 +60,7 @@ impl Default for EngineConfig {
             wasm: WasmConfig::default(),
             dispatcher: DispatcherConfig::default(),
             resync: Some(Duration::from_secs(600)),
+            watch_namespaces: WatchScope::Cluster,
             impersonation: None,
             admin_addr: None,
             drain_timeout: Duration::from_secs(30),
@@ -129,7 +133,7 @@ impl Engine {
         .with_metrics(metrics.clone());
         let own_client = scoped.own_client()?;
         let resources = Resources::new(own_client.clone());
-        let cache = Cache::default();
+        let cache = Cache::new(config.watch_namespaces.clone());
         let cancel = CancellationToken::new();
         // Informer → router channel: small, so that a busy router applies backpressure to
         // the watches instead of buffering the cluster in memory.

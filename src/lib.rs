@@ -14,6 +14,7 @@ pub mod cli;
 pub mod dev;
 pub mod dispatch;
 pub mod engine;
+pub mod kubeconfig;
 pub mod lease;
 pub mod model;
 pub mod names;

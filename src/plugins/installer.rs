@@ -15,7 +15,7 @@ use crate::model::ObjectRef;
 use crate::ops::{Health, Metrics, ReloadLabels};
 use crate::retry::Backoff;
 use crate::route::Route;
-use crate::watch::{Informers, Resources};
+use crate::watch::{Informers, Resources, WatchScope};
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::Mutex;
@@ -115,6 +115,9 @@ impl Installer {
         self.registry.store(Arc::new(registry));
         let mut informers = self.informers.lock().await;
         let running_before = informers.kinds();
+        for lp in &fresh_plugins {
+            warn_unwatched(lp, informers.scope());
+        }
         for (gvk, e) in informers.reconcile(&kinds).await {
             tracing::error!(%gvk, error = %e, "subscribed kind is not served by the API server");
         }
@@ -147,5 +150,17 @@ impl Installer {
 
     fn count(&self, result: &str) {
         self.metrics.reloads.get_or_create(&ReloadLabels { result: result.into() }).inc();
+    }
+}
+
+/// Warns about subscriptions naming namespaces kreflex does not watch: the plugin loads,
+/// but no event comes from there until `--watch-namespace` includes them.
+fn warn_unwatched(lp: &LoadedPlugin, scope: &WatchScope) {
+    for s in &lp.plugin.info().subscriptions {
+        let missing = scope.unwatched(&s.namespaces);
+        if !missing.is_empty() {
+            tracing::warn!(plugin = lp.name(), gvk = %s.gvk, namespaces = ?missing, watched = %scope,
+                "subscription names namespaces kreflex does not watch (--watch-namespace); no events come from them");
+        }
     }
 }

@@ -29,6 +29,21 @@ pub trait ObjectSource: Send + Sync {
         namespace: Option<&str>,
         label_selector: Option<&str>,
     ) -> Result<Vec<String>, SelectorError>;
+    /// Whether the source can hold objects of `namespace` at all. The engine's cache holds
+    /// only the namespaces kreflex watches; a read elsewhere would find nothing and say
+    /// nothing, so it is refused with the reason instead. Default: every namespace.
+    fn watches(&self, namespace: &str) -> Result<(), Unwatched> {
+        let _ = namespace;
+        Ok(())
+    }
+}
+
+/// A namespace kreflex does not watch, so no object of it can be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("kreflex watches only {watched} (--watch-namespace)")]
+pub struct Unwatched {
+    /// What is watched, e.g. `namespaces a, b`.
+    pub watched: String,
 }
 
 /// Why a host read (`get`, `list-objects`) fails. The plugin receives the message as the
@@ -43,6 +58,20 @@ pub enum ReadError {
     Denied {
         /// Why, naming the plugin and the request.
         reason: String,
+    },
+    /// The read is in a namespace kreflex does not watch.
+    #[error("plugin {plugin} may not {verb} {kind} in namespace {namespace}: {source}")]
+    NotWatched {
+        /// Plugin name.
+        plugin: String,
+        /// `get` or `list`.
+        verb: String,
+        /// Kind read, with the object's name for `get`.
+        kind: String,
+        /// The namespace asked for.
+        namespace: String,
+        /// What is watched instead.
+        source: Unwatched,
     },
     /// The label selector does not parse.
     #[error(transparent)]
@@ -156,7 +185,24 @@ impl HostState {
         let req =
             ReadRequest { verb: "get", gvk: &gvk, namespace: target.namespace.as_deref(), name: Some(&target.name) };
         ctx.policy.check_read(&req)?;
+        self.check_watched(ctx, &req)?;
         Ok(ctx.source.get(target).filter(|o| ctx.policy.visible(&req, o)))
+    }
+
+    /// Refuses a read in a namespace the source does not hold. A read across all
+    /// namespaces goes through: it finds only what is watched.
+    fn check_watched(&self, ctx: &CallContext, req: &ReadRequest<'_>) -> Result<(), ReadError> {
+        let Some(namespace) = req.namespace else { return Ok(()) };
+        ctx.source.watches(namespace).map_err(|source| ReadError::NotWatched {
+            plugin: self.log.plugin().to_owned(),
+            verb: req.verb.to_owned(),
+            kind: match req.name {
+                Some(name) => format!("{} {name}", req.gvk.kind),
+                None => format!("{} objects", req.gvk.kind),
+            },
+            namespace: namespace.to_owned(),
+            source,
+        })
     }
 
     fn read_list(
@@ -168,6 +214,7 @@ impl HostState {
         let ctx = self.call_ctx()?;
         let req = ReadRequest { verb: "list", gvk, namespace, name: None };
         ctx.policy.check_read(&req)?;
+        self.check_watched(ctx, &req)?;
         let mut found = ctx.source.list(gvk, namespace, label_selector)?;
         found.retain(|o| ctx.policy.visible(&req, o));
         Ok(found)

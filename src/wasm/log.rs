@@ -98,6 +98,11 @@ impl CallLog {
         Self { plugin, budget, left: per_call, dropped: 0 }
     }
 
+    /// The plugin whose call this is.
+    pub(crate) fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
     /// Logs one message of the plugin's host `log` call, within the caps.
     pub(crate) fn message(&mut self, level: tracing::Level, message: &str) {
         let (kept, charged) = self.admit(message, self.left);

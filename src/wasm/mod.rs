@@ -23,7 +23,9 @@ pub use compiler::{Compiler, DEFAULT_COMPILE_TIMEOUT};
 pub(crate) use compiler::{exit_with_parent, precompile_one};
 pub use engine::{COMPILE_NICE, Runtime, WasmConfig, compile_in_background};
 pub(crate) use engine::{compile_engine, lower_this_thread_priority};
-pub use host::{AccessPolicy, CallContext, NoObjects, NothingReadable, ObjectSource, ReadError, ReadRequest};
+pub use host::{
+    AccessPolicy, CallContext, NoObjects, NothingReadable, ObjectSource, ReadError, ReadRequest, Unwatched,
+};
 pub use plugin::{CallError, LoadError, LoadOptions, Plugin, RawAction, RawEvent};
 
 /// The generated types of the plugin contract, as the guest sees them.

@@ -10,9 +10,10 @@
 //! its JSON plus a fixed ~150 bytes (see `cargo bench --bench engine`), not the 3–5× a
 //! parsed `serde_json::Value` tree would.
 
+use super::scope::WatchScope;
 use crate::model::{Gvk, ObjectRef};
 use crate::selector::{Selector, SelectorError};
-use crate::wasm::ObjectSource;
+use crate::wasm::{ObjectSource, Unwatched};
 use hashbrown::HashTable;
 use parking_lot::RwLock;
 use serde_json::{Map, Value};
@@ -282,13 +283,26 @@ fn key_hash(hasher: &RandomState, namespace: Option<&str>, name: &str) -> u64 {
     hasher.hash_one((namespace, name))
 }
 
-/// Every cached object of every watched kind. Cheap to clone (shared).
+/// Every cached object of every watched kind, in the watched namespaces. Cheap to clone
+/// (shared).
 #[derive(Debug, Clone, Default)]
 pub struct Cache {
     kinds: Arc<RwLock<Kinds>>,
+    scope: WatchScope,
 }
 
 impl Cache {
+    /// An empty cache for the objects of `scope` (the informers fill it from those
+    /// namespaces only; [`Cache::default`] is the whole cluster).
+    pub fn new(scope: WatchScope) -> Self {
+        Self { kinds: Arc::default(), scope }
+    }
+
+    /// The namespaces this cache holds objects of.
+    pub fn scope(&self) -> &WatchScope {
+        &self.scope
+    }
+
     /// Inserts or replaces an object; returns the previous version.
     pub fn apply(&self, gvk: &Gvk, obj: Arc<CachedObject>) -> Option<Arc<CachedObject>> {
         let mut guard = self.kinds.write();
@@ -335,11 +349,13 @@ impl Cache {
         self.kinds.write().kinds.remove(gvk);
     }
 
-    /// Keys of the cached objects of a kind, for relist reconciliation.
-    pub(crate) fn keys(&self, gvk: &Gvk) -> Vec<Key> {
+    /// Keys of the cached objects of a kind, for relist reconciliation: all of them, or
+    /// (`within`) those of one namespace, when the relisting watch covers only that one.
+    pub(crate) fn keys(&self, gvk: &Gvk, within: Option<&str>) -> Vec<Key> {
         let guard = self.kinds.read();
         let Some(objects) = guard.kinds.get(gvk) else { return Vec::new() };
-        objects.table.iter().map(|o| o.owned_key()).collect()
+        let mine = |o: &&Arc<CachedObject>| within.is_none_or(|ns| o.namespace() == Some(ns));
+        objects.table.iter().filter(mine).map(|o| o.owned_key()).collect()
     }
 }
 
@@ -369,6 +385,10 @@ impl ObjectSource for Cache {
             out.insert(o.key(), o.json().to_owned());
         }
         Ok(out.into_values().collect())
+    }
+
+    fn watches(&self, namespace: &str) -> Result<(), Unwatched> {
+        if self.scope.includes(namespace) { Ok(()) } else { Err(Unwatched { watched: self.scope.to_string() }) }
     }
 }
 
@@ -431,7 +451,9 @@ mod tests {
             Some("3".into())
         );
         assert_eq!(cache.delete(&gvk, None, "x").map(|o| o.key()), Some("x".into()));
-        assert_eq!(cache.keys(&gvk), vec![(Some("a".to_owned()), "x".to_owned())]);
+        assert_eq!(cache.keys(&gvk, None), vec![(Some("a".to_owned()), "x".to_owned())]);
+        assert_eq!(cache.keys(&gvk, Some("a")), vec![(Some("a".to_owned()), "x".to_owned())]);
+        assert!(cache.keys(&gvk, Some("b")).is_empty(), "a relist of b reconciles only b's objects");
     }
 
     #[test]
@@ -454,5 +476,14 @@ mod tests {
         assert!(cache.list(&gvk, None, Some("team in (")).is_err());
         assert!(cache.delete(&gvk, Some("a"), "x").is_some());
         assert_eq!(cache.len(&gvk), 2);
+    }
+
+    #[test]
+    fn says_which_namespaces_it_holds() {
+        assert_eq!(ObjectSource::watches(&Cache::default(), "any"), Ok(()));
+        let cache = Cache::new(WatchScope::namespaces(["a", "b"]));
+        assert_eq!(ObjectSource::watches(&cache, "a"), Ok(()));
+        let refused = ObjectSource::watches(&cache, "c").expect_err("c is not watched");
+        assert_eq!(refused.to_string(), "kreflex watches only namespaces a, b (--watch-namespace)");
     }
 }

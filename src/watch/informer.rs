@@ -1,9 +1,11 @@
-//! One informer: a kube-runtime `watcher` over one kind (list, then watch from the list's
-//! resourceVersion with bookmarks; on `410 Gone` or a dropped connection it relists with
-//! backoff), feeding the shared [`Cache`] and turning what it sees into
-//! [`InformerEvent`]s with the previous version of each object.
+//! One informer: the kube-runtime `watcher`s of one kind (each lists, then watches from the
+//! list's resourceVersion with bookmarks; on `410 Gone` or a dropped connection it relists
+//! with backoff), one cluster-wide or one per watched namespace, merged into one task that
+//! feeds the kind's part of the shared [`Cache`] and turns what it sees into
+//! [`InformerEvent`]s with the previous version of each object. A relist reconciles only
+//! the relisting watch's namespace; the kind is synced when all its watches have listed.
 
-use super::cache::{Cache, CachedObject};
+use super::cache::{Cache, CachedObject, Key};
 use super::resources::Resource;
 use crate::model::{EventKind, Gvk};
 use futures::StreamExt;
@@ -34,6 +36,8 @@ pub(crate) struct InformerTask {
     pub client: kube::Client,
     pub gvk: Arc<Gvk>,
     pub resource: Arc<Resource>,
+    /// One watch per entry: the namespace it is limited to, or `None` for the cluster.
+    pub namespaces: Vec<Option<String>>,
     pub cache: Cache,
     pub events: mpsc::Sender<InformerEvent>,
     pub synced: watch::Sender<bool>,
@@ -42,22 +46,33 @@ pub(crate) struct InformerTask {
     pub metrics: crate::ops::Metrics,
 }
 
+/// The state of one of the kind's watches.
+#[derive(Default)]
+struct WatchState {
+    /// Keys seen by the (re)list in progress, if one is.
+    relisting: Option<HashSet<Key>>,
+    /// Whether its first list completed.
+    synced: bool,
+    /// The watcher retries on its own: one WARN per failure episode, INFO when it heals.
+    failing: crate::telemetry::RetryEpisode,
+}
+
 impl InformerTask {
-    /// Runs until cancelled. The watcher retries forever with backoff, so the stream only
-    /// ends when kreflex stops.
+    /// Runs until cancelled. Every watcher retries forever with backoff, so the merged
+    /// stream only ends when kreflex stops.
     pub(crate) async fn run(self) {
-        let api = self.resource.api(&self.client, None);
-        let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
-        let mut stream = std::pin::pin!(stream);
+        let watches = self.namespaces.iter().enumerate().map(|(i, ns)| {
+            let api = self.resource.api(&self.client, ns.as_deref());
+            watcher::watcher(api, watcher::Config::default()).default_backoff().map(move |e| (i, e)).boxed()
+        });
+        let mut stream = futures::stream::select_all(watches);
+        let mut state: Vec<WatchState> = self.namespaces.iter().map(|_| WatchState::default()).collect();
         let mut resync = self.resync.map(|d| {
             let mut i = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
             i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             i
         });
-        let mut relisting: Option<HashSet<(Option<String>, String)>> = None;
         let gvk_label = self.gvk.to_string();
-        // The watcher retries on its own: one WARN per failure episode, INFO when it heals.
-        let mut failing = crate::telemetry::RetryEpisode::default();
         loop {
             let tick = async {
                 match resync.as_mut() {
@@ -73,37 +88,41 @@ impl InformerTask {
                     }
                 }
                 next = stream.next() => {
-                    if let Some(Ok(_)) = &next
-                        && let Some(retries) = failing.succeeded()
+                    let Some((i, next)) = next else {
+                        tracing::error!(gvk = %self.gvk, "watch streams ended unexpectedly; the informer stops");
+                        return;
+                    };
+                    let ns = self.namespaces[i].as_deref();
+                    let watch = &mut state[i];
+                    if next.is_ok()
+                        && let Some(retries) = watch.failing.succeeded()
                     {
-                        tracing::info!(gvk = %self.gvk, retries, "watch recovered");
+                        tracing::info!(gvk = %self.gvk, namespace = ns, retries, "watch recovered");
                     }
                     match next {
-                        None => {
-                            tracing::error!(gvk = %self.gvk, "watch stream ended unexpectedly; the informer stops");
-                            return;
-                        }
-                        Some(Err(e)) => {
+                        Err(e) => {
                             self.metrics.watch_errors.get_or_create(&crate::ops::GvkLabel { gvk: gvk_label.clone() }).inc();
-                            if failing.failed() {
-                                tracing::warn!(gvk = %self.gvk, error = %e, "watch failed; retrying with backoff");
+                            if watch.failing.failed() {
+                                tracing::warn!(gvk = %self.gvk, namespace = ns, error = %e, "watch failed; retrying with backoff");
                             } else {
-                                tracing::debug!(gvk = %self.gvk, error = %e, retries = failing.failures(), "watch still failing");
+                                tracing::debug!(gvk = %self.gvk, namespace = ns, error = %e, retries = watch.failing.failures(), "watch still failing");
                             }
                         }
-                        Some(Ok(Event::Init)) => relisting = Some(HashSet::new()),
-                        Some(Ok(Event::InitApply(o))) => {
+                        Ok(Event::Init) => watch.relisting = Some(HashSet::new()),
+                        Ok(Event::InitApply(o)) => {
                             if let Some(obj) = self.prune(o) {
-                                if let Some(seen) = relisting.as_mut() {
+                                if let Some(seen) = watch.relisting.as_mut() {
                                     seen.insert(obj.owned_key());
                                 }
                                 if !self.applied(obj).await { return; }
                             }
                         }
-                        Some(Ok(Event::InitDone)) => {
-                            // Objects that vanished while we were not watching are deleted now.
-                            let seen = relisting.take().unwrap_or_default();
-                            for key in self.cache.keys(&self.gvk) {
+                        Ok(Event::InitDone) => {
+                            // Objects that vanished while this watch was down are deleted now:
+                            // only its own namespace's, the other watches are not relisting.
+                            let seen = watch.relisting.take().unwrap_or_default();
+                            watch.synced = true;
+                            for key in self.cache.keys(&self.gvk, ns) {
                                 if !seen.contains(&key)
                                     && let Some(last) = self.cache.delete(&self.gvk, key.0.as_deref(), &key.1)
                                     && !self.send(EventKind::Deleted, last, None).await
@@ -111,13 +130,15 @@ impl InformerTask {
                                     return;
                                 }
                             }
-                            self.synced.send_replace(true);
-                            tracing::debug!(gvk = %self.gvk, objects = self.cache.len(&self.gvk), "informer synced");
+                            if state.iter().all(|w| w.synced) && !*self.synced.borrow() {
+                                self.synced.send_replace(true);
+                                tracing::debug!(gvk = %self.gvk, objects = self.cache.len(&self.gvk), watches = state.len(), "informer synced");
+                            }
                         }
-                        Some(Ok(Event::Apply(o))) => {
+                        Ok(Event::Apply(o)) => {
                             if let Some(obj) = self.prune(o) && !self.applied(obj).await { return; }
                         }
-                        Some(Ok(Event::Delete(o))) => {
+                        Ok(Event::Delete(o)) => {
                             if let Some(obj) = self.prune(o) {
                                 let old = self.cache.delete(&self.gvk, obj.namespace(), obj.name());
                                 if !self.send(EventKind::Deleted, obj, old).await { return; }

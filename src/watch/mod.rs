@@ -1,14 +1,17 @@
-//! Shared informers: one watch and one cache per kind, shared by every plugin that
-//! subscribes to it. First stage of the data path: API server → [`InformerEvent`]s for
-//! the router, and a [`Cache`] everyone reads.
+//! Shared informers: one informer and one cache per kind, shared by every plugin that
+//! subscribes to it; the informer has one watch across the cluster, or one per namespace
+//! of the [`WatchScope`] (`--watch-namespace`). First stage of the data path: API server →
+//! [`InformerEvent`]s for the router, and a [`Cache`] everyone reads.
 
 mod cache;
 mod informer;
 mod resources;
+mod scope;
 
 pub use cache::{Cache, CachedObject};
 pub use informer::InformerEvent;
 pub use resources::{Resource, Resources};
+pub use scope::{InvalidNamespace, WATCH_NAMESPACE_FLAG, WatchScope, parse_namespace};
 
 use crate::model::Gvk;
 use informer::InformerTask;
@@ -25,7 +28,8 @@ struct Running {
 }
 
 /// The set of running informers. Informers start when a plugin subscribes to a kind and
-/// stop when no plugin does any more.
+/// stop (all their watches) when no plugin does any more. They watch the namespaces of
+/// the cache's [`Cache::scope`].
 pub struct Informers {
     client: kube::Client,
     resources: Resources,
@@ -78,10 +82,16 @@ impl Informers {
             };
             let cancel = self.cancel.child_token();
             let (synced_tx, synced) = watch::channel(false);
+            let namespaces = self.cache.scope().watches(resource.namespaced);
+            if !resource.namespaced && *self.cache.scope() != WatchScope::Cluster {
+                tracing::info!(%gvk, "kind is cluster-scoped: watched across the cluster, whatever --watch-namespace says");
+            }
+            let watches = namespaces.len();
             let task = InformerTask {
                 client: self.client.clone(),
                 gvk: Arc::new(gvk.clone()),
                 resource,
+                namespaces,
                 cache: self.cache.clone(),
                 events: self.events.clone(),
                 synced: synced_tx,
@@ -90,7 +100,7 @@ impl Informers {
                 metrics: self.metrics.clone(),
             };
             let handle = tokio::spawn(task.run());
-            tracing::info!(%gvk, "informer started");
+            tracing::info!(%gvk, watches, scope = %self.cache.scope(), "informer started");
             self.running.insert(gvk.clone(), Running { cancel, synced, task: handle });
         }
         failed
@@ -107,6 +117,11 @@ impl Informers {
             let mut rx = r.synced.clone();
             let _ = rx.wait_for(|s| *s).await;
         }
+    }
+
+    /// The namespaces watched.
+    pub fn scope(&self) -> &WatchScope {
+        self.cache.scope()
     }
 
     /// Kinds being watched.
