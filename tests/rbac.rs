@@ -92,7 +92,6 @@ async fn the_generated_rbac_applies_to_a_fresh_cluster_and_lets_kreflex_hold_lea
     assert!(forbidden(elsewhere.list(&ListParams::default()).await), "leases outside the lease namespace");
     let secrets = Api::<k8s_openapi::api::core::v1::Secret>::all(k.clone());
     assert!(forbidden(secrets.list(&ListParams::default()).await));
-    install_crd(&s.client()).await;
     let all = Api::<DynamicObject>::all_with(k, &databases_resource());
     all.list(&ListParams::default()).await.expect("kreflex reads what the plugin subscribes to, everywhere");
 }
@@ -110,7 +109,6 @@ async fn with_watched_namespaces_kreflex_reads_only_there() {
     let docs = generated_rbac(&["database_status"], &["--watch-namespace", "shop"]);
     assert!(docs.iter().all(|d| d["kind"] != "ClusterRole"), "{docs:?}");
     apply_all(&c, docs, None).await;
-    install_crd(&c).await;
     let k = as_kreflex(&s);
     let db = |ns: &str| Api::<DynamicObject>::namespaced_with(k.clone(), ns, &databases_resource());
     db("shop").list(&ListParams::default()).await.expect("reads in the watched namespace");
@@ -125,7 +123,6 @@ async fn with_watched_namespaces_kreflex_reads_only_there() {
 async fn kreflex_runs_on_nothing_but_the_generated_rbac() {
     let s = server().await;
     let c = s.client();
-    install_crd(&c).await;
     apply_generated_rbac(&c, &["database_status"], None).await;
     as_kreflex(&s);
     let dir = tempfile::tempdir().expect("tempdir");
