@@ -214,7 +214,7 @@ mod tests {
         write(d.path(), "c.zst", b"not a plugin");
         let a = d.path().join("a.wasm.zst");
         let found = scan(d.path()).expect("scan");
-        assert_eq!(found.keys().cloned().collect::<Vec<_>>(), [a.clone()]);
+        assert_eq!(found.keys().cloned().collect::<Vec<_>>(), std::slice::from_ref(&a));
         assert_eq!(stable(&found, &a), Fingerprint::of(b"compressed", Some(b"{}")), "the file as stored");
         write(d.path(), "a.wasm", b"plain");
         let found = scan(d.path()).expect("scan");
