@@ -191,14 +191,10 @@ fn documents(plugins: &[PluginInfo], options: &Options, plural_of: &dyn Fn(&Gvk)
         docs.extend(plugin_documents(p, options, plural_of));
     }
     docs.push(Document::plain(
-        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "kreflex", "namespace": options.namespace}}),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "kreflex", "namespace": options.namespace, "labels": own_labels()}}),
     ));
     let subject = json!([{"kind": "ServiceAccount", "name": "kreflex", "namespace": options.namespace}]);
-    docs.extend(own_grants(plugins, options, plural_of).documents(
-        "kreflex",
-        &subject,
-        &json!({"app.kubernetes.io/name": "kreflex"}),
-    ));
+    docs.extend(own_grants(plugins, options, plural_of).documents("kreflex", &subject, &own_labels()));
     docs
 }
 
@@ -271,6 +267,10 @@ fn reads(p: &PluginInfo, plural_of: &dyn Fn(&Gvk) -> String) -> Vec<(Permission,
             (read, note)
         })
         .collect()
+}
+
+fn own_labels() -> Value {
+    json!({"app.kubernetes.io/name": "kreflex"})
 }
 
 fn labels(plugin: &str) -> Value {
