@@ -436,6 +436,17 @@ pub struct RbacArgs {
     /// Namespace of kreflex and the plugin service accounts.
     #[arg(long, default_value = "kreflex-system", env = "KREFLEX_NAMESPACE")]
     pub namespace: String,
+    /// Namespace of kreflex's Leases, as given to `kreflex run --lease-namespace`
+    /// (default: `--namespace`).
+    #[arg(long, env = "KREFLEX_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// The namespaces `kreflex run --watch-namespace` watches: Roles and RoleBindings in
+    /// each instead of ClusterRoles. Repeatable (comma-separated in the environment).
+    #[arg(long, value_delimiter = ',', env = "KREFLEX_WATCH_NAMESPACE")]
+    pub watch_namespace: Vec<String>,
+    /// Leave out the Namespace objects (the namespaces exist already).
+    #[arg(long)]
+    pub no_namespace: bool,
     #[command(flatten)]
     sandbox: SandboxArgs,
 }
@@ -564,7 +575,16 @@ fn rbac(args: RbacArgs) -> anyhow::Result<ExitCode> {
         judge(&plugin, p, &args.sandbox).with_context(|| format!("{}: no RBAC is written for it", p.display()))?;
         infos.push(plugin.info().clone());
     }
-    print!("{}", crate::rbac::manifests::rbac_yaml(&infos, &args.namespace, &guess_plural));
+    let options = crate::rbac::manifests::Options {
+        namespace: args.namespace,
+        lease_namespace: args.lease_namespace,
+        watch_namespaces: args.watch_namespace,
+        with_namespace: !args.no_namespace,
+    };
+    for ns in std::iter::once(&options.namespace).chain(&options.lease_namespace).chain(&options.watch_namespaces) {
+        anyhow::ensure!(crate::names::is_dns_label(ns), "{ns:?} is not a valid namespace name");
+    }
+    print!("{}", crate::rbac::manifests::rbac_yaml(&infos, &options, &guess_plural));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -16,28 +16,125 @@ fn impersonating(config: &mut EngineConfig) {
     config.impersonation = Some((kreflex::rbac::DEFAULT_USER_TEMPLATE.into(), "kreflex-system".into()));
 }
 
-/// Applies the `kreflex rbac` output for `plugins` (run through the real binary), minus
-/// rules matching `drop`.
-async fn apply_generated_rbac(c: &kube::Client, plugins: &[&str], drop: Option<&str>) {
+/// The `kreflex rbac` output for `plugins` with `extra` arguments (run through the real
+/// binary), as JSON documents.
+fn generated_rbac(plugins: &[&str], extra: &[&str]) -> Vec<Value> {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_kreflex"))
         .arg("rbac")
         .args(plugins.iter().map(|p| guest::wasm(p)))
         .args(["--namespace", "kreflex-system", "--no-cache"])
+        .args(extra)
         .output()
         .expect("kreflex rbac runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    kreflex::dev::apply_object(
-        c,
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kreflex-system"}}),
-    )
-    .await
-    .expect("ns");
-    for mut doc in kreflex::offline::parse_documents(&String::from_utf8_lossy(&out.stdout)).expect("yaml") {
+    kreflex::offline::parse_documents(&String::from_utf8_lossy(&out.stdout)).expect("yaml")
+}
+
+/// Applies the `kreflex rbac` output for `plugins` as it is (its Namespace first), minus
+/// rules matching `drop`.
+async fn apply_generated_rbac(c: &kube::Client, plugins: &[&str], drop: Option<&str>) {
+    apply_all(c, generated_rbac(plugins, &[]), drop).await;
+}
+
+async fn apply_all(c: &kube::Client, docs: Vec<Value>, drop: Option<&str>) {
+    for mut doc in docs {
         if let (Some(d), Some(rules)) = (drop, doc.get_mut("rules").and_then(Value::as_array_mut)) {
             rules.retain(|r| !r.to_string().contains(d));
         }
         kreflex::dev::apply_object(c, doc).await.expect("apply rbac");
     }
+}
+
+/// The user kreflex's pods run as, and a token for it.
+const KREFLEX_SA: &str = "system:serviceaccount:kreflex-system:kreflex";
+
+fn as_kreflex(s: &kreflex::apiserver::ApiServer) -> kube::Client {
+    s.add_user("kreflex-token", KREFLEX_SA, &["system:serviceaccounts", "system:authenticated"]);
+    s.client_with_token("kreflex-token")
+}
+
+fn lease(name: &str) -> Value {
+    json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": name},
+        "spec": {"holderIdentity": "kreflex-0", "leaseDurationSeconds": 15}})
+}
+
+fn forbidden<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> bool {
+    matches!(r, Err(kube::Error::Api(e)) if e.code == 403)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_generated_rbac_applies_to_a_fresh_cluster_and_lets_kreflex_hold_leases_there_only() {
+    use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+    let s = server().await;
+    apply_generated_rbac(&s.client(), &["database_status"], None).await;
+    let k = as_kreflex(&s);
+    let leases = Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(k.clone(), "kreflex-system");
+    let created =
+        leases.create(&PostParams::default(), &serde_json::from_value(lease("kreflex")).expect("lease")).await;
+    assert!(created.is_ok(), "create: {created:?}");
+    leases.list(&ListParams::default()).await.expect("list");
+    let mut renewed = lease("kreflex");
+    renewed["spec"]["holderIdentity"] = json!("kreflex-1");
+    leases
+        .patch("kreflex", &PatchParams::apply("kreflex-lease").force(), &Patch::Apply(&renewed))
+        .await
+        .expect("server-side apply");
+    leases
+        .patch("kreflex", &PatchParams::default(), &Patch::Strategic(json!({"spec": {"leaseTransitions": 1}})))
+        .await
+        .expect("strategic-merge patch");
+    leases
+        .replace("kreflex", &PostParams::default(), &leases.get("kreflex").await.expect("get"))
+        .await
+        .expect("update");
+    assert!(forbidden(leases.delete("kreflex", &Default::default()).await), "leases are never deleted");
+    let elsewhere = Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(k.clone(), "default");
+    assert!(forbidden(elsewhere.list(&ListParams::default()).await), "leases outside the lease namespace");
+    let secrets = Api::<k8s_openapi::api::core::v1::Secret>::all(k.clone());
+    assert!(forbidden(secrets.list(&ListParams::default()).await));
+    let all = Api::<DynamicObject>::all_with(k, &databases_resource());
+    all.list(&ListParams::default()).await.expect("kreflex reads what the plugin subscribes to, everywhere");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_watched_namespaces_kreflex_reads_only_there() {
+    use kube::api::{Api, DynamicObject, ListParams};
+    let s = server().await;
+    let c = s.client();
+    for ns in ["shop", "other"] {
+        kreflex::dev::apply_object(&c, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+            .await
+            .expect("namespace");
+    }
+    let docs = generated_rbac(&["database_status"], &["--watch-namespace", "shop"]);
+    assert!(docs.iter().all(|d| d["kind"] != "ClusterRole"), "{docs:?}");
+    apply_all(&c, docs, None).await;
+    let k = as_kreflex(&s);
+    let db = |ns: &str| Api::<DynamicObject>::namespaced_with(k.clone(), ns, &databases_resource());
+    db("shop").list(&ListParams::default()).await.expect("reads in the watched namespace");
+    assert!(forbidden(db("other").list(&ListParams::default()).await));
+    let all = Api::<DynamicObject>::all_with(k, &databases_resource());
+    assert!(forbidden(all.list(&ListParams::default()).await), "no all-namespace read");
+}
+
+/// kreflex as its own service account, with exactly the generated RBAC: the example
+/// plugin converges, its writes impersonate the plugin's account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kreflex_runs_on_nothing_but_the_generated_rbac() {
+    let s = server().await;
+    let c = s.client();
+    apply_generated_rbac(&c, &["database_status"], None).await;
+    as_kreflex(&s);
+    let dir = tempfile::tempdir().expect("tempdir");
+    stage(dir.path(), &guest::wasm("database_status"), "database-status");
+    let mut config = engine_config(dir.path());
+    impersonating(&mut config);
+    let e = kreflex::engine::Engine::start(s.kube_config("kreflex-token"), config).await.expect("engine starts");
+    tokio::time::timeout(Duration::from_secs(60), e.wait_synced()).await.expect("informers sync");
+    create_database(&c, database("orders", "postgres")).await;
+    eventually("orders is Ready", || async { state_of(&c, "orders").await.as_deref() == Some("Ready") }).await;
+    assert_eq!(s.stats().count(|k| k.user == KREFLEX_SA && k.code == 403), 0, "kreflex lacked a permission");
+    e.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,9 +1,11 @@
-//! The plugin directory as files: which `NAME.wasm` files it holds and a fingerprint of
-//! each one's content (SHA-256 of `NAME.wasm` plus `NAME.json`), so that a file is
-//! identified by what it contains, however it arrived (written in place, renamed into
-//! place, or a ConfigMap volume's `..data` symlink swapped to a new directory).
+//! The plugin directory as files: which `NAME.wasm` (or zstd-compressed `NAME.wasm.zst`)
+//! files it holds and a fingerprint of each one's content (SHA-256 of the file as stored
+//! plus `NAME.json`), so that a file is identified by what it contains, however it arrived
+//! (written in place, renamed into place, or a ConfigMap volume's `..data` symlink swapped
+//! to a new directory). A plain and a compressed file of one name are both unreadable
+//! until one goes: which one was meant is not a guess to make.
 //!
-//! In: a directory path. Out: a map from `.wasm` path to [`FileScan`]. Only file-system
+//! In: a directory path. Out: a map from plugin file path to [`FileScan`]. Only file-system
 //! reads, no engine types; the first stage of hot reload (directory → installer).
 
 use sha2::{Digest, Sha256};
@@ -58,14 +60,60 @@ pub struct ScanError {
     pub source: io::Error,
 }
 
-/// Every `NAME.wasm` of `dir` (following symlinks; names starting with `.` are skipped) with
-/// what a read of it found. A file that vanishes between listing and reading is absent.
+/// The suffix of a plugin component file.
+pub const PLAIN: &str = ".wasm";
+/// The suffix of a zstd-compressed plugin component file.
+pub const COMPRESSED: &str = ".wasm.zst";
+
+/// The plugin name a file stands for: `NAME` of `NAME.wasm` or `NAME.wasm.zst`; `None` for
+/// any other file and for hidden ones (a name starting with `.`, such as a file being
+/// staged).
+pub fn plugin_name(path: &Path) -> Option<&str> {
+    let file = path.file_name()?.to_str()?;
+    let name = file.strip_suffix(COMPRESSED).or_else(|| file.strip_suffix(PLAIN))?;
+    (!name.is_empty() && !name.starts_with('.')).then_some(name)
+}
+
+/// Whether `path` is a compressed plugin file (`NAME.wasm.zst`).
+pub fn is_compressed(path: &Path) -> bool {
+    path.to_str().is_some_and(|p| p.ends_with(COMPRESSED))
+}
+
+/// The `NAME.json` of a plugin file.
+pub fn config_path(path: &Path) -> PathBuf {
+    let name = plugin_name(path).unwrap_or_default();
+    path.with_file_name(format!("{name}.json"))
+}
+
+/// The other form of a plugin file: `NAME.wasm.zst` for `NAME.wasm`, and back.
+pub fn twin(path: &Path) -> PathBuf {
+    let name = plugin_name(path).unwrap_or_default();
+    path.with_file_name(format!("{name}{}", if is_compressed(path) { PLAIN } else { COMPRESSED }))
+}
+
+/// Why a plugin file has a twin of the other form: both are named in it.
+pub fn twin_message(path: &Path) -> String {
+    format!(
+        "{} and {} are both in the plugin directory: one plugin, two files; remove one",
+        path.display(),
+        twin(path).display()
+    )
+}
+
+/// Every `NAME.wasm` and `NAME.wasm.zst` of `dir` (following symlinks; names starting with
+/// `.` are skipped) with what a read of it found. A file that vanishes between listing and
+/// reading is absent; a plain and a compressed file of one name are both
+/// [`FileScan::Unreadable`], with a message naming both.
 pub fn scan(dir: &Path) -> Result<BTreeMap<PathBuf, FileScan>, ScanError> {
     let entries = std::fs::read_dir(dir).map_err(|source| ScanError { dir: dir.to_path_buf(), source })?;
     let mut out = BTreeMap::new();
     for entry in entries.flatten() {
         let path = entry.path();
-        if entry.file_name().to_string_lossy().starts_with('.') || path.extension().is_none_or(|e| e != "wasm") {
+        if plugin_name(&path).is_none() {
+            continue;
+        }
+        if twin(&path).exists() {
+            out.insert(path.clone(), FileScan::Unreadable(twin_message(&path)));
             continue;
         }
         match read_file(&path) {
@@ -104,7 +152,7 @@ fn unchanged(before: Stamp, after: Stamp, read: usize) -> bool {
 fn read_file(path: &Path) -> io::Result<FileScan> {
     let before = Stamp::of(path)?;
     let wasm = std::fs::read(path)?;
-    let json = read_optional(&path.with_extension("json"))?;
+    let json = read_optional(&config_path(path))?;
     let after = Stamp::of(path)?;
     Ok(if unchanged(before, after, wasm.len()) {
         FileScan::Stable(Fingerprint::of(&wasm, json.as_deref()))
@@ -155,6 +203,53 @@ mod tests {
         write(d.path(), "notes.txt", b"n");
         let found = scan(d.path()).expect("scan");
         assert_eq!(found.keys().cloned().collect::<Vec<_>>(), [d.path().join("a.wasm")]);
+    }
+
+    #[test]
+    fn compressed_files_are_plugin_files_and_a_plain_twin_makes_both_unreadable() {
+        let d = tempfile::tempdir().expect("tempdir");
+        write(d.path(), "a.wasm.zst", b"compressed");
+        write(d.path(), "a.json", b"{}");
+        write(d.path(), ".b.wasm.zst", b"hidden");
+        write(d.path(), "c.zst", b"not a plugin");
+        let a = d.path().join("a.wasm.zst");
+        let found = scan(d.path()).expect("scan");
+        assert_eq!(found.keys().cloned().collect::<Vec<_>>(), std::slice::from_ref(&a));
+        assert_eq!(stable(&found, &a), Fingerprint::of(b"compressed", Some(b"{}")), "the file as stored");
+        write(d.path(), "a.wasm", b"plain");
+        let found = scan(d.path()).expect("scan");
+        assert_eq!(found.len(), 2);
+        for (path, other) in [(&a, d.path().join("a.wasm")), (&d.path().join("a.wasm"), a.clone())] {
+            match &found[path] {
+                FileScan::Unreadable(why) => {
+                    assert!(
+                        why.contains(&path.display().to_string()) && why.contains(&other.display().to_string()),
+                        "{why}"
+                    )
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn names_of_plugin_files() {
+        let cases = [
+            ("/p/db.wasm", Some("db"), false, "/p/db.json", "/p/db.wasm.zst"),
+            ("/p/db.wasm.zst", Some("db"), true, "/p/db.json", "/p/db.wasm"),
+            ("/p/db.zst", None, false, "", ""),
+            ("/p/.db.wasm", None, false, "", ""),
+            ("/p/.wasm", None, false, "", ""),
+        ];
+        for (path, name, compressed, json, other) in cases {
+            let path = Path::new(path);
+            assert_eq!(plugin_name(path), name, "{path:?}");
+            assert_eq!(is_compressed(path), compressed, "{path:?}");
+            if name.is_some() {
+                assert_eq!(config_path(path), Path::new(json), "{path:?}");
+                assert_eq!(twin(path), Path::new(other), "{path:?}");
+            }
+        }
     }
 
     #[test]

@@ -1,14 +1,15 @@
-//! One plugin file → a [`LoadedPlugin`]: reads `NAME.wasm` and its optional `NAME.json`,
-//! checks the plugin file's size and limit overrides against their bounds, compiles and
-//! validates the component, binds its identity to the file (`NAME.wasm` must declare
-//! `NAME`: the name decides the service account, field manager and finalizer, so a file
-//! cannot take another plugin's) and compiles its subscriptions' selectors.
+//! One plugin file → a [`LoadedPlugin`]: reads `NAME.wasm` (or `NAME.wasm.zst`, decompressed
+//! up to [`MAX_DECOMPRESSED_BYTES`]) and its optional `NAME.json`, checks the plugin file's
+//! size and limit overrides against their bounds, compiles and validates the component,
+//! binds its identity to the file (`NAME.wasm` must declare `NAME`: the name decides the
+//! service account, field manager and finalizer, so a file cannot take another plugin's)
+//! and compiles its subscriptions' selectors.
 //!
 //! In: a path (or the bytes already read from it). Out: a [`LoadedPlugin`] without an
 //! applier (the installer gives it one), or a [`LoadError`] naming the file. Blocking: it
 //! compiles; the installer runs it off the async workers.
 
-use super::dir::{Fingerprint, MAX_PLUGIN_FILE_BYTES, read_optional};
+use super::dir::{Fingerprint, MAX_PLUGIN_FILE_BYTES, config_path, is_compressed, plugin_name, read_optional};
 use super::registry::LoadedPlugin;
 use crate::rbac::Allowed;
 use crate::route::Route;
@@ -25,6 +26,11 @@ pub const MAX_MEMORY_LIMIT_MIB: usize = 512;
 /// The largest CPU deadline per call a `NAME.json` may ask for, in milliseconds (10 s): a
 /// longer one holds a worker that long.
 pub const MAX_CALL_TIMEOUT_MS: u64 = 10_000;
+
+/// The largest component a `NAME.wasm.zst` may decompress to (256 MiB, over ten times the
+/// largest plugin we build: Python's 18 MB). A file that would decompress further (a
+/// "zip bomb") is refused having held no more than this in memory.
+pub const MAX_DECOMPRESSED_BYTES: usize = 256 << 20;
 
 /// `NAME.json` next to `NAME.wasm`: configuration handed to the plugin and per-plugin
 /// overrides of the sandbox limits.
@@ -56,6 +62,29 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+    /// `NAME.wasm` and `NAME.wasm.zst` are both there.
+    #[error("{}", super::dir::twin_message(file))]
+    Twin {
+        /// The file being loaded.
+        file: PathBuf,
+    },
+    /// `NAME.wasm.zst` is not a valid zstd stream.
+    #[error("{}: cannot decompress (zstd)", file.display())]
+    Decompress {
+        /// The `NAME.wasm.zst`.
+        file: PathBuf,
+        /// What the decoder said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `NAME.wasm.zst` decompresses to more than [`MAX_DECOMPRESSED_BYTES`].
+    #[error("{}: decompresses to more than {max} bytes; refused", file.display())]
+    Inflated {
+        /// The `NAME.wasm.zst`.
+        file: PathBuf,
+        /// The largest size accepted.
+        max: usize,
+    },
     /// `NAME.json` is not a valid plugin file.
     #[error("{}: invalid plugin file", file.display())]
     Config {
@@ -85,8 +114,8 @@ pub enum LoadError {
         /// Its largest accepted value.
         max: u64,
     },
-    /// `NAME.wasm` declares a name other than `NAME`.
-    #[error("{}: the plugin declares the name {declared:?}; a plugin file must be named after its plugin ({declared}.wasm)", file.display())]
+    /// `NAME.wasm` (or `NAME.wasm.zst`) declares a name other than `NAME`.
+    #[error("{}: the plugin declares the name {declared:?}; a plugin file must be named after its plugin ({declared}.wasm or {declared}.wasm.zst)", file.display())]
     Identity {
         /// The `NAME.wasm`.
         file: PathBuf,
@@ -131,29 +160,58 @@ pub fn error_text(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// The bytes of `NAME.wasm` and `NAME.json`, read once so that what is fingerprinted is
-/// exactly what is loaded.
+/// The bytes of `NAME.wasm` (decompressed, for `NAME.wasm.zst`) and `NAME.json`, read once
+/// so that what is fingerprinted is exactly what is loaded.
 pub struct PluginSource {
     /// The component.
     pub wasm: Vec<u8>,
     /// The plugin file, if there is one.
     pub json: Option<Vec<u8>>,
+    /// Of the files as stored (as [`super::dir::scan`] computes it).
+    fingerprint: Fingerprint,
 }
 
 impl PluginSource {
-    /// Reads `path` and the `.json` next to it (of which no more than one byte past
-    /// [`MAX_PLUGIN_FILE_BYTES`]: enough to refuse it).
+    /// Reads `path` (decompressing a `NAME.wasm.zst`) and its `NAME.json` (of which no more
+    /// than one byte past [`MAX_PLUGIN_FILE_BYTES`]: enough to refuse it). A plain and a
+    /// compressed file of one name are refused, naming both.
     pub fn read(path: &Path) -> Result<Self, LoadError> {
-        let wasm = std::fs::read(path).map_err(|source| LoadError::Read { file: path.to_path_buf(), source })?;
-        let side = path.with_extension("json");
+        let file = path.to_path_buf();
+        let stored = std::fs::read(path).map_err(|source| LoadError::Read { file: file.clone(), source })?;
+        if super::dir::twin(path).exists() {
+            return Err(LoadError::Twin { file });
+        }
+        let side = config_path(path);
         let json = read_optional(&side).map_err(|source| LoadError::Read { file: side, source })?;
-        Ok(Self { wasm, json })
+        let fingerprint = Fingerprint::of(&stored, json.as_deref());
+        let wasm = if is_compressed(path) {
+            decompress(&stored, MAX_DECOMPRESSED_BYTES).map_err(|e| match e {
+                None => LoadError::Inflated { file, max: MAX_DECOMPRESSED_BYTES },
+                Some(source) => LoadError::Decompress { file, source },
+            })?
+        } else {
+            stored
+        };
+        Ok(Self { wasm, json, fingerprint })
     }
 
-    /// The fingerprint of these bytes (as [`super::dir::scan`] computes it).
+    /// The fingerprint of the files as stored (as [`super::dir::scan`] computes it).
     pub fn fingerprint(&self) -> Fingerprint {
-        Fingerprint::of(&self.wasm, self.json.as_deref())
+        self.fingerprint.clone()
     }
+}
+
+/// The zstd stream `compressed`, decompressed; `Err(None)` if it holds more than `max`
+/// bytes (no more than `max + 1` are ever produced), `Err(Some(_))` if it is not zstd.
+fn decompress(compressed: &[u8], max: usize) -> Result<Vec<u8>, Option<std::io::Error>> {
+    use std::io::Read;
+    let decoder = zstd::stream::read::Decoder::new(compressed).map_err(Some)?;
+    let mut out = Vec::new();
+    decoder.take(max as u64 + 1).read_to_end(&mut out).map_err(Some)?;
+    if out.len() > max {
+        return Err(None);
+    }
+    Ok(out)
 }
 
 /// Loads one `.wasm` file (with its optional `.json`). Blocking: compiles.
@@ -204,7 +262,7 @@ fn plugin_file(path: &Path, json: Option<&[u8]>) -> Result<PluginFile, LoadError
     let Some(json) = json else {
         return Ok(PluginFile::default());
     };
-    let file = path.with_extension("json");
+    let file = config_path(path);
     if json.len() > MAX_PLUGIN_FILE_BYTES {
         return Err(LoadError::TooLarge { file, max: MAX_PLUGIN_FILE_BYTES });
     }
@@ -222,9 +280,9 @@ fn plugin_file(path: &Path, json: Option<&[u8]>) -> Result<PluginFile, LoadError
     Ok(parsed)
 }
 
-/// A plugin's identity is its file: `NAME.wasm` must declare `NAME`.
+/// A plugin's identity is its file: `NAME.wasm` (or `NAME.wasm.zst`) must declare `NAME`.
 fn check_identity(path: &Path, declared: &str) -> Result<(), LoadError> {
-    if path.file_stem().is_some_and(|stem| stem == declared) {
+    if plugin_name(path) == Some(declared) {
         return Ok(());
     }
     Err(LoadError::Identity { file: path.to_path_buf(), declared: declared.to_owned() })
@@ -285,8 +343,45 @@ mod tests {
         let e = check_identity(Path::new("/plugins/a-squat.wasm"), "database-status").expect_err("squatter");
         assert_eq!(
             e.to_string(),
-            "/plugins/a-squat.wasm: the plugin declares the name \"database-status\"; a plugin file must be named after its plugin (database-status.wasm)"
+            "/plugins/a-squat.wasm: the plugin declares the name \"database-status\"; a plugin file must be named after its plugin (database-status.wasm or database-status.wasm.zst)"
         );
+        assert!(check_identity(Path::new("/plugins/database-status.wasm.zst"), "database-status").is_ok());
+        assert!(check_identity(Path::new("/plugins/a-squat.wasm.zst"), "database-status").is_err());
         assert!(check_identity(Path::new("/plugins/database_status.wasm"), "database-status").is_err());
+    }
+
+    #[test]
+    fn a_compressed_file_is_read_decompressed_and_fingerprinted_as_stored() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let path = d.path().join("p.wasm.zst");
+        let stored = zstd::encode_all(&b"component"[..], 3).expect("compress");
+        std::fs::write(&path, &stored).expect("write");
+        std::fs::write(d.path().join("p.json"), b"{}").expect("write");
+        let source = PluginSource::read(&path).expect("read");
+        assert_eq!(source.wasm, b"component");
+        assert_eq!(source.json.as_deref(), Some(&b"{}"[..]), "NAME.json applies to NAME.wasm.zst");
+        assert_eq!(source.fingerprint(), Fingerprint::of(&stored, Some(b"{}")));
+
+        std::fs::write(&path, b"not zstd").expect("write");
+        let e = PluginSource::read(&path).err().expect("not zstd");
+        assert!(matches!(e, LoadError::Decompress { .. }), "{e:?}");
+        assert!(e.to_string().ends_with("p.wasm.zst: cannot decompress (zstd)"), "{e}");
+
+        std::fs::write(d.path().join("p.wasm"), b"plain").expect("write");
+        for file in ["p.wasm", "p.wasm.zst"] {
+            let e = PluginSource::read(&d.path().join(file)).err().expect("twins");
+            let both = [d.path().join("p.wasm"), d.path().join("p.wasm.zst")].map(|p| p.display().to_string());
+            assert!(both.iter().all(|p| e.to_string().contains(p.as_str())), "{e}");
+        }
+    }
+
+    #[test]
+    fn decompression_stops_at_the_bound() {
+        let bomb = zstd::encode_all(&vec![0u8; 1 << 20][..], 19).expect("compress");
+        assert!(bomb.len() < 1 << 10, "a megabyte of zeros compresses to {} bytes", bomb.len());
+        assert_eq!(decompress(&bomb, 1 << 20).expect("at the bound").len(), 1 << 20);
+        assert!(matches!(decompress(&bomb, (1 << 20) - 1), Err(None)), "one byte over");
+        let e = LoadError::Inflated { file: "/plugins/p.wasm.zst".into(), max: MAX_DECOMPRESSED_BYTES };
+        assert_eq!(e.to_string(), "/plugins/p.wasm.zst: decompresses to more than 268435456 bytes; refused");
     }
 }
