@@ -11,6 +11,7 @@
 mod common;
 mod guest;
 
+use common::replica::Replica;
 use common::*;
 use futures::StreamExt;
 use kreflex::apiserver::ApiServer;
@@ -20,109 +21,12 @@ use kube::runtime::watcher;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Lease timings of the tests: short, in client-go's proportions.
 const TIMINGS: [&str; 6] =
     ["--lease-duration-seconds", "3", "--renew-deadline-seconds", "2", "--retry-period-seconds", "1"];
-
-struct Replica {
-    id: String,
-    child: Child,
-    admin: String,
-    log: PathBuf,
-    _plugins: tempfile::TempDir,
-}
-
-impl Replica {
-    fn start(kubeconfig: &Path, cache: &Path, logs: &Path, id: &str, extra: &[&str]) -> Self {
-        let cfg = json!({"config": {"tag": id, "generationChangedOnly": true}});
-        let plugins = plugin_dir(&[(guest::wasm("fixture_chaos"), "chaos", Some(cfg))]);
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
-        let admin = format!("127.0.0.1:{port}");
-        let log = logs.join(format!("{id}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_kreflex"))
-            .args(["run", "--plugins"])
-            .arg(plugins.path())
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .arg("--cache-dir")
-            .arg(cache)
-            .args(["--metrics-addr", &admin, "--resync-seconds", "0", "--no-reload", "--compile-in-process"])
-            .args(["--lease-namespace", "default", "--lease-identity", id])
-            .args(TIMINGS)
-            .args(extra)
-            .env_remove("POD_NAME")
-            .env_remove("POD_NAMESPACE")
-            .env("KREFLEX_LOG_LEVEL", "info,kreflex::lease=debug,kube_lease_manager=info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("kreflex run starts");
-        Self { id: id.to_owned(), child, admin, log, _plugins: plugins }
-    }
-
-    async fn readyz(&self) -> Option<String> {
-        kreflex::plugins::status::fetch_readiness(&self.admin).await.ok()
-    }
-
-    async fn metric(&self, name: &str) -> f64 {
-        let text = http_get(&self.admin, "/metrics").await.unwrap_or_default();
-        text.lines()
-            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-            .sum()
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
-        assert_eq!(rc, 0, "signal {sig} to {}", self.id);
-    }
-
-    /// SIGTERM, then waits for the process to drain, release its Leases and exit.
-    async fn terminate(mut self) {
-        self.signal(libc::SIGTERM);
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                assert!(status.success(), "{} exited with {status} after SIGTERM:\n{}", self.id, self.log_text());
-                return;
-            }
-            assert!(std::time::Instant::now() < deadline, "{} did not exit after SIGTERM", self.id);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// SIGKILL: no drain, no release; its Leases must expire.
-    fn kill(mut self) {
-        self.child.kill().expect("kill");
-        self.child.wait().expect("reaped");
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).await?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await?;
-    Ok(out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
-}
 
 /// What the watches saw, in the server's order: plugin status writes and Lease holders.
 #[derive(Default)]
@@ -304,7 +208,10 @@ impl Setup {
 
     fn replica(&self, id: &str, extra: &[&str]) -> Replica {
         let d = self.dir.path();
-        Replica::start(&d.join("kubeconfig"), &d.join("cache"), d, id, extra)
+        let cfg = json!({"config": {"tag": id, "generationChangedOnly": true}});
+        let plugins = plugin_dir(&[(guest::wasm("fixture_chaos"), "chaos", Some(cfg))]);
+        let extra: Vec<&str> = TIMINGS.iter().chain(extra).copied().collect();
+        Replica::start(&d.join("kubeconfig"), &d.join("cache"), d, id, plugins, &extra)
     }
 
     fn logs(&self, replicas: &[&Replica]) -> String {

@@ -112,7 +112,9 @@ impl Dispatcher {
             item.object = latest;
         }
         let target = target_of(&key.gvk, item);
-        self.still_owned(plugin, key, &target)?;
+        if !self.owned(key) {
+            return Err(ReconcileError::NotOwner { plugin: plugin.to_owned(), object: target.object });
+        }
         let manages_finalizer = lp.routes.iter().find(|r| r.gvk == *key.gvk).is_some_and(|r| r.finalizer);
         if manages_finalizer
             && matches!(item.kind, EventKind::Added | EventKind::Modified | EventKind::Resync)
@@ -186,7 +188,9 @@ impl Dispatcher {
         };
         let mut requeue_after = None;
         for a in &actions {
-            self.still_owned(plugin, key, &target)?;
+            if !self.owned(key) {
+                return Err(ReconcileError::NotOwner { plugin: plugin.to_owned(), object: target.object });
+            }
             match applier.apply(a, &target).await {
                 Ok(Applied::Requeue(d)) => requeue_after = Some(d),
                 Ok(applied) => {
@@ -209,13 +213,10 @@ impl Dispatcher {
         Ok(ReconcileOk { requeue_after })
     }
 
-    /// Whether this replica still owns the object (leader election and shards).
-    fn still_owned(&self, plugin: &str, key: &QueueKey, target: &EventTarget) -> Result<(), ReconcileError> {
-        if self.ownership.owns(key.namespace.as_deref(), &key.name) {
-            Ok(())
-        } else {
-            Err(ReconcileError::NotOwner { plugin: plugin.to_owned(), object: target.object.clone() })
-        }
+    /// Whether this replica still owns the object (leader election and shards): checked
+    /// before the first write and before each action.
+    fn owned(&self, key: &QueueKey) -> bool {
+        self.ownership.owns(key.namespace.as_deref(), &key.name)
     }
 }
 

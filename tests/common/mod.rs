@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod replica;
+
 use kreflex::apiserver::{ApiServer, ApiServerConfig};
 use kreflex::engine::{Engine, EngineConfig};
 use kreflex::wasm::WasmConfig;

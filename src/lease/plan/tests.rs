@@ -52,7 +52,7 @@ fn settle(shards: u32, replicas: &[&str], holders: &mut [Option<String>]) -> usi
     panic!("no stable assignment after 100 rounds: {holders:?}");
 }
 
-fn held_by<'a>(holders: &'a [Option<String>], me: &str) -> usize {
+fn held_by(holders: &[Option<String>], me: &str) -> usize {
     holders.iter().filter(|h| h.as_deref() == Some(me)).count()
 }
 
