@@ -46,14 +46,28 @@ fn tag_of(o: &DynamicObject) -> Option<(String, i64)> {
     Some((msg["tag"].as_str()?.to_owned(), msg["seenGeneration"].as_i64()?))
 }
 
+/// The watches filling a [`History`]; they stop when it is dropped (before the server).
+struct Recorder {
+    history: Arc<Mutex<History>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
 /// Records every change of `status.message` and every Lease holder until the test ends.
-fn record(client: &kube::Client) -> Arc<Mutex<History>> {
+fn record(client: &kube::Client) -> Recorder {
     let history = Arc::new(Mutex::new(History::default()));
     let h = history.clone();
     let dbs = databases(client);
-    tokio::spawn(async move {
+    let writes = tokio::spawn(async move {
         let mut last: HashMap<String, String> = HashMap::new();
-        let mut s = std::pin::pin!(watcher::watcher(dbs, Default::default()).touched_objects());
+        let mut s = std::pin::pin!(watcher::watcher(dbs, Default::default()).default_backoff().touched_objects());
         while let Some(item) = s.next().await {
             let Ok(o) = item else { continue };
             let name = o.metadata.name.clone().unwrap_or_default();
@@ -67,15 +81,15 @@ fn record(client: &kube::Client) -> Arc<Mutex<History>> {
     });
     let h = history.clone();
     let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(client.clone(), "default");
-    tokio::spawn(async move {
-        let mut s = std::pin::pin!(watcher::watcher(leases, Default::default()).touched_objects());
+    let leases = tokio::spawn(async move {
+        let mut s = std::pin::pin!(watcher::watcher(leases, Default::default()).default_backoff().touched_objects());
         while let Some(item) = s.next().await {
             let Ok(l) = item else { continue };
             let holder = l.spec.as_ref().and_then(|s| s.holder_identity.clone());
             h.lock().leases.insert(rv_of(&l.metadata), (l.metadata.name.clone().unwrap_or_default(), holder));
         }
     });
-    history
+    Recorder { history, tasks: vec![writes, leases] }
 }
 
 use kube::runtime::WatchStreamExt;
@@ -266,7 +280,7 @@ async fn one_leader_applies_and_a_killed_or_terminated_leader_is_replaced() {
     within("the last replica handles the change", || logs(&replicas), || converged(&c, 1)).await;
     assert_eq!(holders(&c, 1).await[0].as_deref(), Some(replicas[0].id.as_str()));
 
-    let checked = assert_no_overlap(&history.lock(), 1);
+    let checked = assert_no_overlap(&history.history.lock(), 1);
     assert!(checked >= 30, "every Database written under three leaders: {checked} writes seen");
 }
 
@@ -334,7 +348,6 @@ async fn shards_spread_over_replicas_move_when_one_leaves_and_rebalance_when_one
     bump(&c, &setup.names, "3Gi").await;
     within("all 500 converged after the rebalance", || logs(&replicas), || converged(&c, 4)).await;
 
-    let checked = assert_no_overlap(&history.lock(), 4);
+    let checked = assert_no_overlap(&history.history.lock(), 4);
     assert!(checked >= 1500, "500 Databases written three times: {checked} writes seen");
-    drop(setup.server);
 }
