@@ -209,16 +209,6 @@ spec:
       protocol: TCP
 "#;
 
-fn have_kubectl() -> bool {
-    let ok = Command::new("kubectl").arg("version").arg("--client").output().is_ok_and(|o| o.status.success());
-    if !ok {
-        let required = std::env::var("KREFLEX_REQUIRE_KUBECTL").is_ok_and(|v| v == "1");
-        assert!(!required, "kubectl is not on PATH and KREFLEX_REQUIRE_KUBECTL=1: the kubectl tests must run");
-        eprintln!("SKIP: kubectl is not on PATH; the deploy manifest tests did not run");
-    }
-    ok
-}
-
 /// A kubeconfig and the manifests (with `edit` applied) in a temporary folder.
 struct Workdir {
     dir: tempfile::TempDir,
@@ -280,7 +270,7 @@ const NAMESPACED: &str = "sa,role,rolebinding,cm,deploy,svc,pdb,netpol";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_dry_runs_accept_the_manifests_and_persist_nothing() {
-    if !have_kubectl() {
+    if !have_kubectl("the deploy manifest tests") {
         return;
     }
     let s = server_with(Default::default()).await;
@@ -336,7 +326,7 @@ async fn server_dry_runs_accept_the_manifests_and_persist_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_apply_patches_deployments_by_merge_key() {
-    if !have_kubectl() {
+    if !have_kubectl("the deploy manifest tests") {
         return;
     }
     let s = server_with(Default::default()).await;
@@ -442,7 +432,7 @@ async fn a_second_apply_patches_deployments_by_merge_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_create_sends_workload_kinds_as_protobuf_and_they_are_stored() {
-    if !have_kubectl() {
+    if !have_kubectl("the deploy manifest tests") {
         return;
     }
     let s = server_with(Default::default()).await;
@@ -509,7 +499,7 @@ async fn server_side_apply_owns_a_deployments_containers_by_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_plugin_configmap_needs_server_side_apply() {
-    if !have_kubectl() {
+    if !have_kubectl("the deploy manifest tests") {
         return;
     }
     let s = server_with(Default::default()).await;

@@ -74,18 +74,6 @@ use serde_json::Value;
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// Whether kubectl is on PATH; without it the kustomize tests skip with a message, unless
-/// `KREFLEX_REQUIRE_KUBECTL=1` (CI), where they fail.
-fn have_kubectl() -> bool {
-    let ok = Command::new("kubectl").args(["version", "--client"]).output().is_ok_and(|o| o.status.success());
-    if !ok {
-        let required = std::env::var("KREFLEX_REQUIRE_KUBECTL").is_ok_and(|v| v == "1");
-        assert!(!required, "kubectl is not on PATH and KREFLEX_REQUIRE_KUBECTL=1: the deploy/ tests must run");
-        eprintln!("SKIP: kubectl is not on PATH; `kubectl kustomize deploy/` was not checked");
-    }
-    ok
-}
-
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -224,7 +212,7 @@ fn assert_kreflex(pod: &PodSpec, c: &Container, lease: &[&str]) {
 
 #[test]
 fn the_base_builds_into_known_objects_with_a_hardened_deployment() {
-    if !have_kubectl() {
+    if !have_kubectl("the deploy/ kustomize tests") {
         return;
     }
     let docs = kustomize("deploy/");
@@ -265,7 +253,7 @@ fn the_base_builds_into_known_objects_with_a_hardened_deployment() {
 
 #[test]
 fn the_sidecar_overlay_runs_kreflex_hardened_beside_the_application() {
-    if !have_kubectl() {
+    if !have_kubectl("the deploy/ kustomize tests") {
         return;
     }
     let docs = kustomize("deploy/sidecar/");
@@ -282,7 +270,7 @@ fn the_sidecar_overlay_runs_kreflex_hardened_beside_the_application() {
 
 #[test]
 fn the_large_plugins_overlay_copies_plugins_from_an_image_into_an_empty_dir() {
-    if !have_kubectl() {
+    if !have_kubectl("the deploy/ kustomize tests") {
         return;
     }
     let docs = kustomize("deploy/large-plugins/");
@@ -324,7 +312,7 @@ fn the_committed_rbac_is_what_kreflex_rbac_prints_for_the_example_plugin() {
 /// are named on stderr: the embedded server stores only the kinds kreflex's tests need.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_base_is_accepted_by_a_server_side_dry_run() {
-    if !have_kubectl() {
+    if !have_kubectl("the deploy/ kustomize tests") {
         return;
     }
     let s = server().await;

@@ -47,17 +47,6 @@ fn loaded(e: &Engine) -> Vec<String> {
     e.registry.load().plugins.keys().cloned().collect()
 }
 
-/// A line of the metrics exposition with this prefix, as a number (0 if absent).
-fn metric(e: &Engine, prefix: &str) -> f64 {
-    e.metrics
-        .encode()
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit_once(' '))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// The example plugin does its job on `names`: each Database becomes Ready, and a spec
 /// change is followed.
 async fn example_keeps_its_results(c: &kube::Client, names: &[&str]) {

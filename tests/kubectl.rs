@@ -9,16 +9,6 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-fn have_kubectl() -> bool {
-    let ok = Command::new("kubectl").arg("version").arg("--client").output().is_ok_and(|o| o.status.success());
-    if !ok {
-        let required = std::env::var("KREFLEX_REQUIRE_KUBECTL").is_ok_and(|v| v == "1");
-        assert!(!required, "kubectl is not on PATH and KREFLEX_REQUIRE_KUBECTL=1: the kubectl tests must run");
-        eprintln!("SKIP: kubectl is not on PATH; the kubectl compatibility tests did not run");
-    }
-    ok
-}
-
 fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
     Command::new("kubectl")
         .arg("--kubeconfig")
@@ -52,7 +42,7 @@ fn ok(out: &Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_works_against_the_embedded_server() {
-    if !have_kubectl() {
+    if !have_kubectl("the kubectl compatibility tests") {
         return;
     }
     let s = server_with(Default::default()).await;
@@ -109,7 +99,7 @@ async fn kubectl_works_against_the_embedded_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_events_and_describe_show_plugin_warnings() {
-    if !have_kubectl() {
+    if !have_kubectl("the kubectl compatibility tests") {
         return;
     }
     let s = server().await;
@@ -136,7 +126,7 @@ async fn kubectl_get_events_and_describe_show_plugin_warnings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_create_namespace_and_other_built_in_kinds_works() {
-    if !have_kubectl() {
+    if !have_kubectl("the kubectl compatibility tests") {
         return;
     }
     let s = server_with(Default::default()).await;
@@ -169,7 +159,7 @@ async fn kubectl_create_namespace_and_other_built_in_kinds_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_watch_prints_table_rows_with_ages() {
-    if !have_kubectl() {
+    if !have_kubectl("the kubectl compatibility tests") {
         return;
     }
     let s = server().await;

@@ -199,7 +199,8 @@ async fn converged(client: &kube::Client, shards: u32) -> bool {
 }
 
 struct Setup {
-    server: ApiServer,
+    /// Serves the test; dropped last.
+    _server: ApiServer,
     client: kube::Client,
     dir: tempfile::TempDir,
     names: Vec<String>,
@@ -217,7 +218,7 @@ impl Setup {
             create_database(&client, database(&n, "postgres")).await;
             names.push(n);
         }
-        Self { server, client, dir, names }
+        Self { _server: server, client, dir, names }
     }
 
     fn replica(&self, id: &str, extra: &[&str]) -> Replica {

@@ -111,17 +111,6 @@ fn requests(s: &ApiServer, verb: &str, resource: &str) -> u64 {
     s.stats().count(|k| k.verb == verb && k.resource == resource)
 }
 
-/// The value of the metric line starting with `prefix` (0 if absent).
-fn metric(e: &Engine, prefix: &str) -> f64 {
-    e.metrics
-        .encode()
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit_once(' '))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn only_watched_namespaces_reach_plugins_with_one_watch_per_kind_and_namespace() {
     let (s, e, _dir, before) = setup().await;

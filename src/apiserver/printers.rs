@@ -125,7 +125,14 @@ fn match_labels(labels: Option<&Value>) -> String {
 /// A `LabelSelector` as `metav1.FormatLabelSelector` prints it (`app=a,tier in (x,y)`), or
 /// `<none>` when it selects everything.
 fn label_selector(selector: Option<&Value>) -> String {
-    let Some(sel) = selector else { return "<none>".into() };
+    let s = selector.map(selector_string).unwrap_or_default();
+    if s.is_empty() { "<none>".into() } else { s }
+}
+
+/// A `LabelSelector` as a selector string, as `metav1.LabelSelectorAsSelector(…).String()`
+/// writes it (`app=web,tier in (a,b)`; empty when it selects everything): what tables print
+/// and what a Scale's `status.selector` carries.
+pub(super) fn selector_string(sel: &Value) -> String {
     let mut parts: Vec<String> = sel
         .get("matchLabels")
         .and_then(Value::as_object)
@@ -143,7 +150,7 @@ fn label_selector(selector: Option<&Value>) -> String {
             other => format!("{key} {other}"),
         });
     }
-    if parts.is_empty() { "<none>".into() } else { parts.join(",") }
+    parts.join(",")
 }
 
 /// EXTERNAL-IP as kubectl shows it for each Service type.

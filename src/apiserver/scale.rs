@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 pub fn view(obj: &Value) -> Value {
     let meta = |k: &str| obj.pointer(&format!("/metadata/{k}")).cloned().unwrap_or(Value::Null);
     let mut status = json!({"replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0)});
-    if let Some(selector) = selector(obj.pointer("/spec/selector")) {
+    if let Some(selector) = obj.pointer("/spec/selector").map(super::printers::selector_string) {
         status["selector"] = Value::String(selector);
     }
     json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
@@ -19,28 +19,6 @@ pub fn view(obj: &Value) -> Value {
             "resourceVersion": meta("resourceVersion"), "creationTimestamp": meta("creationTimestamp")},
         "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
         "status": status})
-}
-
-/// The label selector as a selector string (`app=web,tier in (a,b)`), as Scale carries it.
-fn selector(sel: Option<&Value>) -> Option<String> {
-    let sel = sel?;
-    let mut parts: Vec<String> = sel
-        .get("matchLabels")
-        .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect())
-        .unwrap_or_default();
-    for e in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
-        let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-        let values: Vec<&str> =
-            e.get("values").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
-        parts.push(match e.get("operator").and_then(Value::as_str).unwrap_or_default() {
-            "In" => format!("{key} in ({})", values.join(",")),
-            "NotIn" => format!("{key} notin ({})", values.join(",")),
-            "DoesNotExist" => format!("!{key}"),
-            _ => key.to_owned(),
-        });
-    }
-    Some(parts.join(","))
 }
 
 /// The Deployment a write of `scale` asks for: `current` with the Scale's

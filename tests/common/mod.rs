@@ -192,3 +192,28 @@ pub async fn start_engine(server: &ApiServer, dir: &Path, tweak: impl FnOnce(&mu
     tokio::time::timeout(Duration::from_secs(60), e.wait_synced()).await.expect("informers sync");
     e
 }
+
+/// Whether `kubectl` is on PATH. Without it, tests of `what` skip with a message, unless
+/// `KREFLEX_REQUIRE_KUBECTL=1` (CI), where a missing kubectl fails them.
+pub fn have_kubectl(what: &str) -> bool {
+    let ok =
+        std::process::Command::new("kubectl").args(["version", "--client"]).output().is_ok_and(|o| o.status.success());
+    if !ok {
+        let required = std::env::var("KREFLEX_REQUIRE_KUBECTL").is_ok_and(|v| v == "1");
+        assert!(!required, "kubectl is not on PATH and KREFLEX_REQUIRE_KUBECTL=1: {what} must run");
+        eprintln!("SKIP: kubectl is not on PATH; {what} did not run");
+    }
+    ok
+}
+
+/// The first line of an engine's metrics exposition starting with `prefix`, as a number (0
+/// if absent).
+pub fn metric(e: &Engine, prefix: &str) -> f64 {
+    e.metrics
+        .encode()
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit_once(' '))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0.0)
+}
