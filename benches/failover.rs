@@ -79,7 +79,7 @@ async fn handover(c: &kube::Client, replicas: &mut Vec<Replica>, kill: bool, gen
     } else {
         Some(tokio::spawn(old.terminate()))
     };
-    let size = format!("{generation}Gi");
+    let size = format!("{}Gi", *generation + 1);
     databases(c)
         .patch("probe", &PatchParams::default(), &Patch::Merge(json!({"spec": {"size": size}})))
         .await

@@ -169,8 +169,10 @@ async fn host_reads_outside_the_watched_namespaces_are_refused_and_lists_see_onl
     let reads = [
         ("get-b", "get:stable.example.com/v1:Database:b:b1"),
         ("get-c", "get:stable.example.com/v1:Database:c:c1"),
-        ("list-all", "list:stable.example.com:v1:Database:"),
         ("list-c", "list:stable.example.com:v1:Database:c"),
+        // Created last: the watch delivers it after the others, so when the plugin lists on
+        // its event, every Database above is cached.
+        ("list-all", "list:stable.example.com:v1:Database:"),
     ];
     for (name, what) in reads {
         create_in(&c, "a", name, Some(what)).await;
