@@ -77,7 +77,9 @@ async fn handover(c: &kube::Client, replicas: &mut Vec<Replica>, kill: bool, gen
         old.kill();
         None
     } else {
-        Some(tokio::spawn(old.terminate()))
+        Some(tokio::spawn(async move {
+            old.terminate().await;
+        }))
     };
     let size = format!("{}Gi", *generation + 1);
     databases(c)
@@ -140,7 +142,7 @@ async fn main() {
         if kill { killed.push(took) } else { terminated.push(took) }
     }
     for r in replicas.drain(..) {
-        r.terminate().await;
+        let _ = r.terminate().await;
     }
     row("leader killed -> first action of the new one", &mut killed);
     if !terminated.is_empty() {
@@ -169,7 +171,7 @@ async fn main() {
     println!("  3 replicas start -> 4 shards held, <= 2 each     {:>7.2} s", t.as_secs_f64());
     let leaving = replicas.remove(0);
     let t0 = Instant::now();
-    leaving.terminate().await;
+    let _ = leaving.terminate().await;
     until("2 replicas hold 2 shards each", || balanced(ids(&replicas), 2)).await;
     println!("  a replica leaves (SIGTERM) -> 2 + 2             {:>7.2} s", t0.elapsed().as_secs_f64());
     let t0 = Instant::now();
@@ -182,6 +184,6 @@ async fn main() {
     until("2 replicas hold 2 shards each", || balanced(ids(&replicas), 2)).await;
     println!("  a replica is killed -> 2 + 2                     {:>7.2} s", t0.elapsed().as_secs_f64());
     for r in replicas {
-        r.terminate().await;
+        let _ = r.terminate().await;
     }
 }

@@ -212,7 +212,8 @@ impl Engine {
             async move { d.route_events(rx, router_cancel).await }
         }));
         if let Some(gained) = gained {
-            engine.tasks.push(tokio::spawn(replay_gained(gained, engine.registry.clone(), dispatcher.clone())));
+            let replay = replay_gained(gained, engine.registry.clone(), dispatcher.clone(), cancel.child_token());
+            engine.tasks.push(tokio::spawn(replay));
         }
         engine.tasks.push(tokio::spawn(async move { dispatcher.run_workers().await }));
 
@@ -306,8 +307,14 @@ async fn replay_gained(
     mut gained: tokio::sync::mpsc::UnboundedReceiver<Gained>,
     registry: SharedRegistry,
     dispatcher: Dispatcher,
+    cancel: CancellationToken,
 ) {
-    while let Some(g) = gained.recv().await {
+    // Ends with intake on shutdown: the drain waits for this task, and the Leases (whose
+    // task holds the sender) are released only after the drain.
+    while let Some(g) = tokio::select! {
+        _ = cancel.cancelled() => None,
+        g = gained.recv() => g,
+    } {
         let registry = registry.load();
         for lp in registry.plugins.values() {
             for route in &lp.routes {

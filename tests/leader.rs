@@ -276,7 +276,8 @@ async fn one_leader_applies_and_a_killed_or_terminated_leader_is_replaced() {
 
     // The new leader is terminated: it drains, releases, and the last replica takes over.
     let i = replicas.iter().position(|r| r.id == second).expect("leader is ours");
-    replicas.remove(i).terminate().await;
+    let log = replicas.remove(i).terminate().await;
+    assert!(!log.contains("did not finish in time"), "the terminated leader drained:\n{log}");
     bump(&c, &setup.names, "3Gi").await;
     within("the last replica handles the change", || logs(&replicas), || converged(&c, 1)).await;
     assert_eq!(holders(&c, 1).await[0].as_deref(), Some(replicas[0].id.as_str()));
@@ -319,7 +320,8 @@ async fn shards_spread_over_replicas_move_when_one_leaves_and_rebalance_when_one
     let h = holders(&c, 4).await;
     let busiest = spread(&h, &ids).into_iter().max_by_key(|(_, n)| *n).map(|(id, _)| id).expect("one");
     let i = replicas.iter().position(|r| r.id == busiest).expect("ours");
-    replicas.remove(i).terminate().await;
+    let log = replicas.remove(i).terminate().await;
+    assert!(!log.contains("did not finish in time"), "the leaving replica drained:\n{log}");
     bump(&c, &setup.names, "2Gi").await;
     let ids: Vec<String> = replicas.iter().map(|r| r.id.clone()).collect();
     within(

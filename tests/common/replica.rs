@@ -70,14 +70,15 @@ impl Replica {
         assert_eq!(rc, 0, "signal {sig} to {}", self.id);
     }
 
-    /// SIGTERM, then waits for the process to drain, release its Leases and exit.
-    pub async fn terminate(mut self) {
+    /// SIGTERM, then waits for the process to drain, release its Leases and exit; its log.
+    pub async fn terminate(mut self) -> String {
         self.signal(libc::SIGTERM);
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
-                assert!(status.success(), "{} exited with {status} after SIGTERM:\n{}", self.id, self.log_text());
-                return;
+                let log = self.log_text();
+                assert!(status.success(), "{} exited with {status} after SIGTERM:\n{log}", self.id);
+                return log;
             }
             assert!(std::time::Instant::now() < deadline, "{} did not exit after SIGTERM", self.id);
             tokio::time::sleep(Duration::from_millis(50)).await;
