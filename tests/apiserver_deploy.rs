@@ -14,7 +14,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kreflex::apiserver::ApiServer;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// The objects, in the order `kubectl apply -f` sends them. `WASM_BASE64` stands for the
 /// plugin's bytes.
@@ -248,17 +248,6 @@ impl Workdir {
         assert!(out.status.success(), "kubectl {args:?} failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
         stdout
     }
-}
-
-fn kubectl(kubeconfig: &Path, args: &[String]) -> Output {
-    Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--cache-dir")
-        .arg(kubeconfig.with_extension("cache"))
-        .args(args)
-        .output()
-        .expect("kubectl runs")
 }
 
 fn path(p: &Path) -> &str {

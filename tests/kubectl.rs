@@ -5,21 +5,8 @@
 mod common;
 
 use common::*;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
-
-fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
-    Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--cache-dir")
-        .arg(kubeconfig.with_extension("cache"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("kubectl runs")
-}
 
 /// A kubeconfig for `server` in a temporary folder (kept while the folder lives).
 fn kubeconfig_for(server: &kreflex::apiserver::ApiServer) -> (tempfile::TempDir, std::path::PathBuf) {

@@ -217,3 +217,17 @@ pub fn metric(e: &Engine, prefix: &str) -> f64 {
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0.0)
 }
+
+/// Runs the real `kubectl` with `kubeconfig` (and a discovery cache beside it), in the
+/// repository root.
+pub fn kubectl<S: AsRef<std::ffi::OsStr>>(kubeconfig: &Path, args: &[S]) -> Output {
+    std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(kubeconfig.with_extension("cache"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("kubectl runs")
+}
