@@ -595,7 +595,7 @@ fn guess_plural(g: &crate::model::Gvk) -> String {
 /// The load-time judgment of the engine ([`crate::rbac::check_declared`]): the flags'
 /// allow list plus `allowSensitive` of the `NAME.json` next to the component, if any.
 fn judge(plugin: &Plugin, path: &Path, sandbox: &SandboxArgs) -> anyhow::Result<()> {
-    let side = path.with_extension("json");
+    let side = crate::plugins::dir::config_path(path);
     let file: crate::plugins::PluginFile = match std::fs::read(&side) {
         Ok(bytes) => {
             serde_json::from_slice(&bytes).with_context(|| format!("{}: invalid plugin file", side.display()))?
@@ -637,8 +637,9 @@ fn plugins(args: PluginsArgs) -> anyhow::Result<ExitCode> {
 
 fn load_plugin(path: &Path, sandbox: &SandboxArgs) -> anyhow::Result<Plugin> {
     let runtime = Runtime::new(sandbox.one_shot_config()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read plugin {}", path.display()))?;
-    Ok(Plugin::load(&runtime, &bytes, &path.display().to_string())?)
+    // `NAME.wasm` or a zstd-compressed `NAME.wasm.zst`, as the engine reads them.
+    let source = crate::plugins::load::PluginSource::read(path)?;
+    Ok(Plugin::load(&runtime, &source.wasm, &path.display().to_string())?)
 }
 
 fn precompile(args: PrecompileArgs) -> anyhow::Result<ExitCode> {

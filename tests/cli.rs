@@ -26,6 +26,18 @@ fn example(path: &str) -> String {
 }
 
 #[test]
+fn inspect_reads_a_zstd_compressed_plugin_as_the_engine_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let zst = dir.path().join("database-status.wasm.zst");
+    let plain = std::fs::read(guest::wasm("database_status")).expect("component");
+    std::fs::write(&zst, zstd::encode_all(plain.as_slice(), 3).expect("compress")).expect("write");
+    let out = kreflex(&["inspect", zst.to_str().expect("utf8")], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(info["name"], "database-status");
+}
+
+#[test]
 fn inspect_prints_the_declared_contract_as_json() {
     let wasm = guest::wasm("database_status");
     let out = kreflex(&["inspect", wasm.to_str().expect("utf8")], None);
