@@ -148,7 +148,9 @@ async fn main() {
     if !terminated.is_empty() {
         row("leader SIGTERM -> first action of the new one", &mut terminated);
     }
-    println!("  bounds: killed <= lease duration + retry period + 1 s = 18 s; SIGTERM ~ retry period (2 s)");
+    println!(
+        "  bounds: killed <= lease duration + retry period + 1 s = 18 s; SIGTERM <= retry period (2 s; the standby watches the release)"
+    );
 
     println!("shard rebalance, --shards 4");
     let shards = ["--shards", "4"];
